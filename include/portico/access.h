@@ -9,12 +9,14 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "portico/util.h"
+
 struct access_rule {
 	bool allow;
-	bool all;	 /* "all": matches every address */
-	int family;	 /* AF_INET or AF_INET6 */
+	bool all;	  /* "all": matches every address */
+	int family;	  /* AF_INET or AF_INET6 */
 	uint8_t addr[16]; /* network address, host bits cleared */
-	unsigned prefix; /* 0..32 or 0..128 */
+	unsigned prefix;  /* 0..32 or 0..128 */
 };
 
 struct access_list {
@@ -29,6 +31,10 @@ int access_rule_parse(const char *text, bool allow, struct access_rule *r, const
  * access rules configured) allows.  IPv4-mapped IPv6 addresses match as IPv4.
  */
 bool access_is_allowed(const struct access_list *l, const struct sockaddr *sa);
+/* The index of the first rule matching `sa`, or -1 when none does (or `l` is NULL). */
+long access_first_match(const struct access_list *l, const struct sockaddr *sa);
+/* Appends the rule as written in the configuration ("allow: 10.0.0.0/8", "deny: all"). */
+void access_rule_format(const struct access_rule *r, struct buf *out);
 void access_list_free(struct access_list *l);
 
 #endif
