@@ -1,0 +1,179 @@
+/*
+ * path.c: request path normalization (SPEC section 3) and the
+ * percent-encoding of paths sent upstream.
+ *
+ * Normalization runs in two passes over the caller's output buffer: first the
+ * bytes and escapes are checked and unreserved escapes decoded (so "%2E"
+ * counts as "."), then "." and ".." segments are removed in place.  Runs of
+ * "/" are kept as they are: an empty segment is a segment like any other.
+ */
+#include <string.h>
+
+#include "portico/path.h"
+
+static const char hexdigits[] = "0123456789ABCDEF";
+
+static bool
+is_unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+bool
+path_is_pchar(unsigned char c)
+{
+	if (is_unreserved(c))
+		return true;
+	return c != '\0' && strchr("!$&'()*+,;=:@", c) != NULL;
+}
+
+/* True when p[i] starts a "%XX" escape with two hex digits inside len. */
+static bool
+is_escape(const char *p, size_t len, size_t i)
+{
+	return p[i] == '%' && i + 2 < len && hex_value((unsigned char)p[i + 1]) >= 0 &&
+	       hex_value((unsigned char)p[i + 2]) >= 0;
+}
+
+/* Checks one escape at in[i] and writes its normalized form at out[*w]. */
+static int
+decode_escape(const char *in, size_t len, size_t i, char *out, size_t *w, const char **err)
+{
+	int v;
+
+	if (!is_escape(in, len, i)) {
+		*err = "invalid percent escape";
+		return -1;
+	}
+	v = hex_value((unsigned char)in[i + 1]) * 16 + hex_value((unsigned char)in[i + 2]);
+	if (v == 0 || v == '/' || v == '\\') {
+		*err = v == 0	  ? "encoded NUL (%00) in path"
+		       : v == '/' ? "encoded slash (%2F) in path"
+				  : "encoded backslash (%5C) in path";
+		return -1;
+	}
+	if (is_unreserved((unsigned char)v)) {
+		out[(*w)++] = (char)v;
+		return 0;
+	}
+	out[(*w)++] = '%';
+	out[(*w)++] = hexdigits[v >> 4];
+	out[(*w)++] = hexdigits[v & 15];
+	return 0;
+}
+
+/* First pass: validates bytes and escapes, decodes unreserved escapes. */
+static int
+decode_path(const char *in, size_t len, char *out, size_t *outlen, const char **err)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '%') {
+			if (decode_escape(in, len, i, out, &w, err) == -1)
+				return -1;
+			i += 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			*err = "control byte in path";
+			return -1;
+		} else if (c == '#') {
+			*err = "fragment (#) in path";
+			return -1;
+		} else {
+			out[w++] = (char)c;
+		}
+	}
+	*outlen = w;
+	return 0;
+}
+
+static bool
+is_dot(const char *s, size_t n)
+{
+	return n == 1 && s[0] == '.';
+}
+
+static bool
+is_dotdot(const char *s, size_t n)
+{
+	return n == 2 && s[0] == '.' && s[1] == '.';
+}
+
+/*
+ * Second pass, RFC 3986 section 5.2.4 in place: p[0..len) starts with "/";
+ * each segment is "/" and the bytes up to the next "/".  A "." or ".." that is
+ * the last segment leaves a trailing "/".  ".." with nothing left to remove
+ * climbs above the root.
+ */
+static int
+remove_dot_segments(char *p, size_t len, size_t *outlen, const char **err)
+{
+	size_t r = 0, w = 0;
+
+	while (r < len) {
+		size_t start = r + 1, end = start;
+
+		while (end < len && p[end] != '/')
+			end++;
+		if (is_dotdot(p + start, end - start)) {
+			if (w == 0) {
+				*err = "path climbs above the root (..)";
+				return -1;
+			}
+			while (p[--w] != '/')
+				;
+		} else if (!is_dot(p + start, end - start)) {
+			memmove(p + w, p + r, end - r);
+			w += end - r;
+			r = end;
+			continue;
+		}
+		if (end == len)
+			p[w++] = '/';
+		r = end;
+	}
+	*outlen = w;
+	return 0;
+}
+
+int
+path_normalize(const char *in, size_t len, char *out, size_t *outlen, const char **err)
+{
+	size_t n;
+
+	if (len == 0 || in[0] != '/') {
+		*err = "path does not start with /";
+		goto fail;
+	}
+	if (decode_path(in, len, out, &n, err) == -1)
+		goto fail;
+	if (remove_dot_segments(out, n, &n, err) == -1)
+		goto fail;
+	out[n] = '\0';
+	*outlen = n;
+	return 0;
+fail:
+	out[0] = '\0';
+	*outlen = 0;
+	return -1;
+}
+
+void
+path_encode(struct buf *b, const char *p, size_t len, bool keep_slash)
+{
+	buf_reserve(b, len);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (path_is_pchar(c) || (c == '/' && keep_slash) || is_escape(p, len, i)) {
+			buf_addc(b, (char)c);
+			continue;
+		}
+		buf_addc(b, '%');
+		buf_addc(b, hexdigits[c >> 4]);
+		buf_addc(b, hexdigits[c & 15]);
+	}
+}
