@@ -16,10 +16,15 @@ struct resolver;
 struct resolve_req;
 
 /* err is 0 on success, else a static reason ("name not found", "timeout"). */
-typedef void (*resolve_cb)(const char *err, const struct sockaddr *sa, socklen_t salen,
-			   void *arg);
+typedef void (*resolve_cb)(const char *err, const struct sockaddr *sa, socklen_t salen, void *arg);
 
+/* Nameservers from /etc/resolv.conf; names from /etc/hosts answer at once. */
 struct resolver *resolver_new(struct event_base *base);
+/*
+ * Like resolver_new() but asks only `nameserver` ("ip" or "ip:port"), with no
+ * search domains.  NULL when the address is not numeric.
+ */
+struct resolver *resolver_new_with_nameserver(struct event_base *base, const char *nameserver);
 void resolver_free(struct resolver *r);
 /* Takes the `hosts:` overrides of a (new) snapshot; drops cached answers. */
 void resolver_set_config(struct resolver *r, const struct config *cfg);
