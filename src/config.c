@@ -1,0 +1,1819 @@
+/*
+ * config.c: portico.yaml into an immutable, reference-counted snapshot
+ * (SPEC section 2).  The YAML document is walked along the key table of
+ * config_keys.h: every key is checked against the table (unknown keys get a
+ * "did you mean"), every value is parsed, bounds-checked and stored where
+ * its row says, and absent keys get the row's default.  Errors carry the
+ * libyaml mark of the offending node: "file:line:col: key.path: message".
+ * The -t warnings (shadowed rules, slash mismatches, unverified upstreams,
+ * open public listeners) are collected on the snapshot.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <yaml.h>
+
+#include "portico/config.h"
+
+struct warning {
+	int line, col;
+	char *text;
+};
+
+/* The state of one load: the document, the snapshot being filled, the first error. */
+struct cctx {
+	const char *file;
+	yaml_document_t *doc;
+	struct config *cfg;
+	char *err;
+	struct warning *warns;
+	size_t nwarns, capwarns;
+};
+
+enum ktype {
+	KT_SECTION, /* a mapping of further keys */
+	KT_BOOL,
+	KT_UINT,
+	KT_SIZE,
+	KT_DURATION,
+	KT_STRING,
+	KT_ENUM,
+	KT_PATH,    /* a string starting with "/" */
+	KT_URL,	    /* struct url */
+	KT_FILE,    /* a file name; read by whoever checks it */
+	KT_LOGDEST, /* one of the choices or an absolute path */
+	KT_CUSTOM,  /* the row's parse function */
+};
+
+struct kchoice {
+	const char *name;
+	int value;
+};
+
+struct ckey;
+/* Parses `node` (NULL when the key is absent) into `base`; `kp` is the key path shown. */
+typedef int key_parse_fn(struct cctx *c, const struct ckey *k, yaml_node_t *node, void *base,
+			 const char *kp);
+
+#define KEY_REQUIRED 0x1
+
+struct ckey {
+	const char *path; /* "limits.header_size", "routes[].pass" */
+	enum ktype type;
+	const char *tname;  /* type shown in the man page when not implied by `type` */
+	const char *def;    /* default as text, NULL: none (or computed, see defdoc) */
+	const char *defdoc; /* the default in words when `def` is NULL */
+	uint64_t min, max;  /* KT_UINT, KT_SIZE (bytes), KT_DURATION (ms) */
+	const struct kchoice *choices;
+	size_t off; /* where the value goes in the scope's struct */
+	size_t aux; /* key_access: the has_access flag */
+	key_parse_fn *parse;
+	unsigned flags;
+	const char *help;
+};
+
+static key_parse_fn key_listen, key_address, key_listen_tls, key_certificates, key_workers,
+    key_admin_listen, key_hosts, key_access, key_reverse, key_routes, key_match, key_pass,
+    key_route_host, key_html, key_html_map, key_route_tls;
+
+#include "config_keys.h"
+
+#define KP_MAX 256
+
+/* Errors and warnings */
+
+static int
+node_line(const yaml_node_t *n)
+{
+	return n ? (int)n->start_mark.line + 1 : 1;
+}
+
+static int
+node_col(const yaml_node_t *n)
+{
+	return n ? (int)n->start_mark.column + 1 : 1;
+}
+
+/* Records the first error as "file:line:col: kp: message"; returns -1. */
+PRINTF_LIKE(4, 5)
+static int
+fail(struct cctx *c, const yaml_node_t *n, const char *kp, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (c->err != NULL)
+		return -1;
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	if (kp != NULL && *kp != '\0')
+		c->err = xasprintf("%s:%d:%d: %s: %s", c->file, node_line(n), node_col(n), kp, msg);
+	else
+		c->err = xasprintf("%s:%d:%d: %s", c->file, node_line(n), node_col(n), msg);
+	xfree(msg);
+	return -1;
+}
+
+PRINTF_LIKE(4, 5)
+static void
+warn(struct cctx *c, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+	struct warning *w;
+
+	c->warns = xgrow(c->warns, &c->capwarns, c->nwarns, sizeof(*c->warns));
+	w = &c->warns[c->nwarns++];
+	w->line = line;
+	w->col = col;
+	va_start(ap, fmt);
+	w->text = xvasprintf(fmt, ap);
+	va_end(ap);
+}
+
+static bool
+node_is_null(const yaml_node_t *n)
+{
+	return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	       (n->data.scalar.length == 0 || strcmp((char *)n->data.scalar.value, "~") == 0 ||
+		strcmp((char *)n->data.scalar.value, "null") == 0);
+}
+
+/* What was found, for "expected X; got Y". */
+static char *
+node_describe(const yaml_node_t *n)
+{
+	if (n->type == YAML_MAPPING_NODE)
+		return xstrdup("a mapping");
+	if (n->type == YAML_SEQUENCE_NODE)
+		return xstrdup("a list");
+	if (node_is_null(n))
+		return xstrdup("an empty value");
+	return xasprintf("\"%s\"", (const char *)n->data.scalar.value);
+}
+
+static int
+fail_expected(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected)
+{
+	char *got = node_describe(n);
+
+	fail(c, n, kp, "expected %s; got %s", expected, got);
+	xfree(got);
+	return -1;
+}
+
+/* Key paths: "routes[2]" + "pass" -> "routes[2].pass" */
+static void
+kp_join(char *out, const char *dpath, const char *key)
+{
+	if (*dpath == '\0')
+		snprintf(out, KP_MAX, "%s", key);
+	else
+		snprintf(out, KP_MAX, "%s.%s", dpath, key);
+}
+
+static void
+kp_index(char *out, const char *dpath, size_t i)
+{
+	snprintf(out, KP_MAX, "%s[%zu]", dpath, i);
+}
+
+/* YAML nodes */
+
+static yaml_node_t *
+node_get(struct cctx *c, int id)
+{
+	return yaml_document_get_node(c->doc, id);
+}
+
+static const char *
+scalar(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+/* The value of key `name` in mapping `map` (keys are unique by then), or NULL. */
+static yaml_node_t *
+map_get(struct cctx *c, const yaml_node_t *map, const char *name)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = node_get(c, p->key);
+
+		if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), name) == 0)
+			return node_get(c, p->value);
+	}
+	return NULL;
+}
+
+static yaml_node_t *
+map_get_key(struct cctx *c, const yaml_node_t *map, const char *name)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = node_get(c, p->key);
+
+		if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), name) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+static size_t
+seq_len(const yaml_node_t *n)
+{
+	return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static yaml_node_t *
+seq_item(struct cctx *c, const yaml_node_t *n, size_t i)
+{
+	return node_get(c, n->data.sequence.items.start[i]);
+}
+
+static int
+need_scalar(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected)
+{
+	if (n->type != YAML_SCALAR_NODE || node_is_null(n))
+		return fail_expected(c, n, kp, expected);
+	return 0;
+}
+
+static int
+need_mapping(struct cctx *c, const yaml_node_t *n, const char *kp)
+{
+	if (n->type != YAML_MAPPING_NODE)
+		return fail_expected(c, n, kp, "a mapping");
+	return 0;
+}
+
+static int
+need_list(struct cctx *c, const yaml_node_t *n, const char *kp, bool nonempty)
+{
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail_expected(c, n, kp, "a list");
+	if (nonempty && seq_len(n) == 0)
+		return fail(c, n, kp, "expected at least one item; got an empty list");
+	return 0;
+}
+
+/* The key table */
+
+/* The row's key name relative to `scope` ("limits."), or NULL when not a direct child. */
+static const char *
+key_child_name(const struct ckey *k, const char *scope)
+{
+	size_t n = strlen(scope);
+	const char *rest;
+
+	if (strncmp(k->path, scope, n) != 0)
+		return NULL;
+	rest = k->path + n;
+	if (*rest == '\0' || strchr(rest, '.') != NULL || strchr(rest, '[') != NULL)
+		return NULL;
+	return rest;
+}
+
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
+
+	if (la >= 63 || lb >= 63)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+	}
+	return prev[lb];
+}
+
+/* The closest key of `scope` to `typo`: edit distance <= 2, or one a prefix of the other. */
+static const char *
+key_suggest(const char *scope, const char *typo)
+{
+	const char *best = NULL;
+	size_t bestd = 3;
+
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const char *name = key_child_name(&config_keys[i], scope);
+		size_t d;
+
+		if (name == NULL)
+			continue;
+		d = edit_distance(typo, name);
+		if (d > 2 && *typo != '\0' &&
+		    (strncmp(name, typo, strlen(typo)) == 0 ||
+		     strncmp(typo, name, strlen(name)) == 0))
+			d = 2;
+		if (d < bestd) {
+			best = name;
+			bestd = d;
+		}
+	}
+	return best;
+}
+
+static const struct ckey *
+key_find(const char *scope, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const char *child = key_child_name(&config_keys[i], scope);
+
+		if (child != NULL && strcmp(child, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+/* Every key of `map` must be a scalar, known in `scope` and unique. */
+static int
+keys_check(struct cctx *c, const char *scope, const yaml_node_t *map, const char *dpath)
+{
+	char kp[KP_MAX];
+
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = node_get(c, p->key);
+		const char *hint;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return fail_expected(c, k, dpath, "a key name");
+		kp_join(kp, dpath, scalar(k));
+		if (key_find(scope, scalar(k)) == NULL) {
+			hint = key_suggest(scope, scalar(k));
+			if (hint != NULL)
+				return fail(c, k, kp, "unknown key; did you mean \"%s\"?", hint);
+			return fail(c, k, kp, "unknown key");
+		}
+		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *prev = node_get(c, q->key);
+
+			if (prev->type == YAML_SCALAR_NODE && strcmp(scalar(prev), scalar(k)) == 0)
+				return fail(c, k, kp, "duplicate key (first at line %d)",
+					    node_line(prev));
+		}
+	}
+	return 0;
+}
+
+/* Scalar values */
+
+static int
+parse_uint(const char *s, uint64_t *out, const char **end)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*out = v;
+	*end = p;
+	return 0;
+}
+
+static int
+scale(uint64_t v, uint64_t unit, uint64_t *out)
+{
+	if (v != 0 && unit > UINT64_MAX / v)
+		return -1;
+	*out = v * unit;
+	return 0;
+}
+
+int
+config_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t unit;
+	} units[] = {
+	    {"", 1},	{"k", KIB},   {"K", KIB}, {"KiB", KIB}, {"m", MIB},
+	    {"M", MIB}, {"MiB", MIB}, {"g", GIB}, {"G", GIB},	{"GiB", GIB},
+	};
+	const char *end;
+	uint64_t v;
+
+	if (parse_uint(s, &v, &end) < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+		if (strcmp(end, units[i].suffix) == 0)
+			return scale(v, units[i].unit, out);
+	return -1;
+}
+
+int
+config_parse_duration(const char *s, uint64_t *out_ms)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t unit;
+	} units[] = {
+	    {"ms", 1},
+	    {"s", SEC},
+	    {"m", MIN},
+	    {"h", HOUR},
+	};
+	const char *end;
+	uint64_t v;
+
+	if (parse_uint(s, &v, &end) < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+		if (strcmp(end, units[i].suffix) == 0)
+			return scale(v, units[i].unit, out_ms);
+	return -1;
+}
+
+/* A bound in the unit a person would write it in. */
+static void
+size_text(char *out, size_t len, uint64_t v)
+{
+	if (v != 0 && v % GIB == 0)
+		snprintf(out, len, "%" PRIu64 "GiB", v / GIB);
+	else if (v != 0 && v % MIB == 0)
+		snprintf(out, len, "%" PRIu64 "MiB", v / MIB);
+	else if (v != 0 && v % KIB == 0)
+		snprintf(out, len, "%" PRIu64 "KiB", v / KIB);
+	else
+		snprintf(out, len, "%" PRIu64, v);
+}
+
+static void
+duration_text(char *out, size_t len, uint64_t ms)
+{
+	if (ms != 0 && ms % HOUR == 0)
+		snprintf(out, len, "%" PRIu64 "h", ms / HOUR);
+	else if (ms != 0 && ms % MIN == 0)
+		snprintf(out, len, "%" PRIu64 "m", ms / MIN);
+	else if (ms != 0 && ms % SEC == 0)
+		snprintf(out, len, "%" PRIu64 "s", ms / SEC);
+	else
+		snprintf(out, len, "%" PRIu64 "ms", ms);
+}
+
+static void
+bound_text(const struct ckey *k, char *out, size_t len, uint64_t v)
+{
+	if (k->type == KT_SIZE)
+		size_text(out, len, v);
+	else if (k->type == KT_DURATION)
+		duration_text(out, len, v);
+	else
+		snprintf(out, len, "%" PRIu64, v);
+}
+
+static const char *
+type_noun(const struct ckey *k)
+{
+	if (k->type == KT_SIZE)
+		return "a size";
+	if (k->type == KT_DURATION)
+		return "a duration";
+	return "a number";
+}
+
+static int
+check_bounds(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const char *kp, uint64_t v)
+{
+	char lo[32], hi[32], want[128];
+
+	if (v >= k->min && v <= k->max)
+		return 0;
+	bound_text(k, lo, sizeof(lo), k->min);
+	bound_text(k, hi, sizeof(hi), k->max);
+	if (k->max == UINT64_MAX)
+		snprintf(want, sizeof(want), "%s of at least %s", type_noun(k), lo);
+	else
+		snprintf(want, sizeof(want), "%s from %s to %s", type_noun(k), lo, hi);
+	return fail_expected(c, n, kp, want);
+}
+
+static int
+parse_bool_text(const char *s, bool *out)
+{
+	static const char *const yes[] = {"true", "True", "TRUE"};
+	static const char *const no[] = {"false", "False", "FALSE"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void
+choices_text(const struct kchoice *ch, char *out, size_t len, const char *sep)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; ch[i].name != NULL && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? sep : "", ch[i].name);
+}
+
+static int
+scalar_enum(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const char *kp,
+	    const char *s, void *dst)
+{
+	char list[128], want[160];
+
+	for (size_t i = 0; k->choices[i].name != NULL; i++) {
+		if (strcmp(s, k->choices[i].name) == 0) {
+			*(int *)dst = k->choices[i].value;
+			return 0;
+		}
+	}
+	choices_text(k->choices, list, sizeof(list), ", ");
+	snprintf(want, sizeof(want), "one of %s", list);
+	return fail_expected(c, n, kp, want);
+}
+
+static int
+scalar_logdest(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const char *kp,
+	       const char *s, void *dst)
+{
+	char list[128], want[192];
+
+	for (size_t i = 0; k->choices[i].name != NULL; i++)
+		if (strcmp(s, k->choices[i].name) == 0)
+			goto ok;
+	if (s[0] != '/') {
+		choices_text(k->choices, list, sizeof(list), ", ");
+		snprintf(want, sizeof(want), "%s or an absolute file path", list);
+		return fail_expected(c, n, kp, want);
+	}
+ok:
+	*(char **)dst = xstrdup(s);
+	return 0;
+}
+
+static int
+scalar_number(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const char *kp,
+	      const char *s, void *dst)
+{
+	uint64_t v;
+	int rc;
+
+	if (k->type == KT_SIZE) {
+		rc = config_parse_size(s, &v);
+		if (rc < 0)
+			return fail_expected(c, n, kp,
+					     "a size like 512, 16k, 16KiB, 1m, 1MiB or 1GiB");
+	} else if (k->type == KT_DURATION) {
+		rc = config_parse_duration(s, &v);
+		if (rc < 0)
+			return fail_expected(c, n, kp,
+					     "a duration with a unit (ms, s, m or h), like 500ms, "
+					     "10s, 5m or 1h");
+	} else {
+		const char *end;
+
+		rc = parse_uint(s, &v, &end);
+		if (rc < 0 || *end != '\0')
+			return fail_expected(c, n, kp, "a whole number");
+	}
+	if (check_bounds(c, k, n, kp, v) < 0)
+		return -1;
+	*(uint64_t *)dst = v;
+	return 0;
+}
+
+static int
+scalar_url(struct cctx *c, const yaml_node_t *n, const char *kp, const char *s, void *dst)
+{
+	const char *why;
+
+	if (url_parse(s, dst, &why) < 0) {
+		char *got = node_describe(n);
+
+		fail(c, n, kp, "%s; got %s", why, got);
+		xfree(got);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Parses the text `s` of a simple row into `base`.  `n` is the node the text
+ * came from, or NULL when `s` is the row's default (which cannot fail).
+ */
+static int
+scalar_store(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const char *kp,
+	     const char *s, void *base)
+{
+	void *dst = (char *)base + k->off;
+
+	switch (k->type) {
+	case KT_BOOL:
+		if (parse_bool_text(s, dst) < 0)
+			return fail_expected(c, n, kp, "true or false");
+		return 0;
+	case KT_UINT:
+	case KT_SIZE:
+	case KT_DURATION:
+		return scalar_number(c, k, n, kp, s, dst);
+	case KT_ENUM:
+		return scalar_enum(c, k, n, kp, s, dst);
+	case KT_LOGDEST:
+		return scalar_logdest(c, k, n, kp, s, dst);
+	case KT_PATH:
+		if (s[0] != '/')
+			return fail_expected(c, n, kp, "a path starting with \"/\"");
+		/* fallthrough */
+	case KT_STRING:
+	case KT_FILE:
+		xfree(*(char **)dst);
+		*(char **)dst = xstrdup(s);
+		return 0;
+	case KT_URL:
+		return scalar_url(c, n, kp, s, dst);
+	case KT_SECTION:
+	case KT_CUSTOM:
+		break;
+	}
+	abort(); /* a table row with a composite type and no parse function */
+}
+
+static int
+scalar_parse(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const char *kp, void *base)
+{
+	const char *expected = k->type == KT_BOOL ? "true or false" : "a value";
+
+	if (need_scalar(c, n, kp, expected) < 0)
+		return -1;
+	return scalar_store(c, k, n, kp, scalar(n), base);
+}
+
+/*
+ * Walks the keys of `scope` ("", "limits.", "routes[].") over `map` (NULL:
+ * absent, so every key takes its default) into `base`.  `dpath` is the key
+ * path shown in errors ("routes[2]").
+ */
+static int
+scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base, const char *dpath)
+{
+	char kp[KP_MAX], sub[KP_MAX];
+
+	if (map != NULL &&
+	    (need_mapping(c, map, dpath) < 0 || keys_check(c, scope, map, dpath) < 0))
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const struct ckey *k = &config_keys[i];
+		const char *name = key_child_name(k, scope);
+		yaml_node_t *v;
+		int rc = 0;
+
+		if (name == NULL)
+			continue;
+		v = map != NULL ? map_get(c, map, name) : NULL;
+		kp_join(kp, dpath, name);
+		if (v == NULL && (k->flags & KEY_REQUIRED))
+			return fail(c, map, kp, "required key is missing");
+		if (k->parse != NULL) {
+			rc = k->parse(c, k, v, base, kp);
+		} else if (k->type == KT_SECTION) {
+			snprintf(sub, sizeof(sub), "%s.", k->path);
+			rc = scope_parse(c, sub, v, base, kp);
+		} else if (v != NULL) {
+			rc = scalar_parse(c, k, v, kp, base);
+		} else if (k->def != NULL) {
+			rc = scalar_store(c, k, NULL, kp, k->def, base);
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Addresses */
+
+static bool
+addr_is_loopback(const struct sockaddr_storage *ss)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+	if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+		return true;
+	return memcmp(in6->sin6_addr.s6_addr, mapped, 12) == 0 && in6->sin6_addr.s6_addr[12] == 127;
+}
+
+static int
+addr_port(const char *s, uint16_t *port)
+{
+	const char *end;
+	uint64_t v;
+
+	if (parse_uint(s, &v, &end) < 0 || *end != '\0' || v < 1 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* "host:port", "[v6]:port" or "*:port", numeric only. */
+static int
+addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *salen, bool *any)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *h = s;
+	size_t hlen;
+	uint16_t port;
+
+	memset(ss, 0, sizeof(*ss));
+	*any = false;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host) || addr_port(colon + 1, &port) < 0)
+		return -1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (s[0] != '[' && strcmp(host, "*") == 0) {
+		struct sockaddr_in6 *in6 = (void *)ss;
+
+		*any = true;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = in6addr_any;
+		in6->sin6_port = htons(port);
+		*salen = sizeof(*in6);
+		return 0;
+	}
+	if (s[0] != '[') {
+		struct sockaddr_in *in = (void *)ss;
+
+		if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+			return -1;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		*salen = sizeof(*in);
+		return 0;
+	}
+	struct sockaddr_in6 *in6 = (void *)ss;
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+		return -1;
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(port);
+	*salen = sizeof(*in6);
+	return 0;
+}
+
+#define ADDR_EXPECTED                                                                              \
+	"\"host:port\", \"[v6]:port\" or \"*:port\" with a numeric address and a port in 1..65535"
+
+static int
+key_address(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config_listen *l = base;
+
+	(void)k;
+	if (n == NULL)
+		return 0; /* required: caught by the walker */
+	if (need_scalar(c, n, kp, ADDR_EXPECTED) < 0)
+		return -1;
+	if (addr_parse(scalar(n), &l->sa, &l->salen, &l->any) < 0)
+		return fail_expected(c, n, kp, ADDR_EXPECTED);
+	l->address = xstrdup(scalar(n));
+	l->public = !addr_is_loopback(&l->sa);
+	return 0;
+}
+
+static int
+key_admin_listen(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config *cfg = base;
+	bool any;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_scalar(c, n, kp, ADDR_EXPECTED) < 0)
+		return -1;
+	if (addr_parse(scalar(n), &cfg->admin.sa, &cfg->admin.salen, &any) < 0)
+		return fail_expected(c, n, kp, ADDR_EXPECTED);
+	cfg->admin.listen = xstrdup(scalar(n));
+	return 0;
+}
+
+static int
+key_workers(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config *cfg = base;
+	const char *s = k->def, *end;
+	char want[64];
+	uint64_t v;
+
+	if (n != NULL) {
+		if (need_scalar(c, n, kp, "auto or a number") < 0)
+			return -1;
+		s = scalar(n);
+	}
+	if (strcmp(s, "auto") == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg->workers = cpus < 1		     ? 1
+			       : cpus > (long)k->max ? (unsigned)k->max
+						     : (unsigned)cpus;
+		return 0;
+	}
+	snprintf(want, sizeof(want), "auto or a number from %" PRIu64 " to %" PRIu64, k->min,
+		 k->max);
+	if (parse_uint(s, &v, &end) < 0 || *end != '\0' || v < k->min || v > k->max)
+		return fail_expected(c, n, kp, want);
+	cfg->workers = (unsigned)v;
+	return 0;
+}
+
+/* TLS files, checked with OpenSSL */
+
+static const char *
+ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "unknown error";
+}
+
+static int
+file_readable(struct cctx *c, const yaml_node_t *n, const char *kp, const char *path)
+{
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return fail(c, n, kp, "cannot open \"%s\": %s", path, strerror(errno));
+	fclose(f);
+	return 0;
+}
+
+/*
+ * Loads a certificate chain and its key into a throwaway context and checks
+ * that they belong together; errors point at the node of the failing file.
+ */
+static int
+tls_check_pair(struct cctx *c, const yaml_node_t *map, const char *dpath, const char *cert,
+	       const char *key)
+{
+	yaml_node_t *cn = map ? map_get(c, map, "cert") : NULL;
+	yaml_node_t *kn = map ? map_get(c, map, "key") : NULL;
+	char ckp[KP_MAX], kkp[KP_MAX];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	int rc = -1;
+
+	kp_join(ckp, dpath, "cert");
+	kp_join(kkp, dpath, "key");
+	if (ctx == NULL)
+		fatal("SSL_CTX_new: out of memory");
+	ERR_clear_error();
+	if (file_readable(c, cn, ckp, cert) < 0 || file_readable(c, kn, kkp, key) < 0)
+		goto fail;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		fail(c, cn, ckp, "cannot load a PEM certificate chain from \"%s\": %s", cert,
+		     ssl_reason());
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		fail(c, kn, kkp, "cannot load a PEM private key from \"%s\": %s", key,
+		     ssl_reason());
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		fail(c, kn, kkp, "the key in \"%s\" does not match the certificate in \"%s\": %s",
+		     key, cert, ssl_reason());
+		goto fail;
+	}
+	rc = 0;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+static int
+tls_check_ciphers(struct cctx *c, const yaml_node_t *map, const char *dpath,
+		  const struct config_listen *l)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	char kp[KP_MAX];
+	int rc = -1;
+
+	if (ctx == NULL)
+		fatal("SSL_CTX_new: out of memory");
+	if (l->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, l->ciphers) != 1) {
+		kp_join(kp, dpath, "ciphers");
+		fail_expected(c, map_get(c, map, "ciphers"), kp, "an OpenSSL cipher list");
+		goto fail;
+	}
+	if (l->ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, l->ciphersuites) != 1) {
+		kp_join(kp, dpath, "ciphersuites");
+		fail_expected(c, map_get(c, map, "ciphersuites"), kp,
+			      "OpenSSL TLS 1.3 cipher suites");
+		goto fail;
+	}
+	rc = 0;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+/* Listeners */
+
+static int
+key_certificates(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config_listen *l = base;
+	char ikp[KP_MAX], scope[KP_MAX];
+	size_t len;
+
+	if (n == NULL)
+		return 0;
+	if (need_list(c, n, kp, true) < 0)
+		return -1;
+	len = seq_len(n);
+	l->certs = xcalloc(len, sizeof(*l->certs));
+	l->ncerts = len;
+	snprintf(scope, sizeof(scope), "%s[].", k->path);
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *item = seq_item(c, n, i);
+
+		kp_index(ikp, kp, i);
+		if (need_mapping(c, item, ikp) < 0 ||
+		    scope_parse(c, scope, item, &l->certs[i], ikp) < 0 ||
+		    tls_check_pair(c, item, ikp, l->certs[i].cert, l->certs[i].key) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+key_listen_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config_listen *l = base;
+	char scope[KP_MAX];
+
+	l->tls_min_version = TLS1_2_VERSION;
+	if (n == NULL)
+		return 0;
+	l->tls = true;
+	snprintf(scope, sizeof(scope), "%s.", k->path);
+	if (scope_parse(c, scope, n, l, kp) < 0)
+		return -1;
+	return tls_check_ciphers(c, n, kp, l);
+}
+
+static int
+key_listen(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config *cfg = base;
+	char ikp[KP_MAX], scope[KP_MAX];
+	size_t len;
+
+	if (n == NULL)
+		return 0;
+	if (need_list(c, n, kp, true) < 0)
+		return -1;
+	len = seq_len(n);
+	cfg->listen = xcalloc(len, sizeof(*cfg->listen));
+	cfg->nlisten = len;
+	snprintf(scope, sizeof(scope), "%s[].", k->path);
+	for (size_t i = 0; i < len; i++) {
+		struct config_listen *l = &cfg->listen[i];
+		yaml_node_t *item = seq_item(c, n, i);
+
+		kp_index(ikp, kp, i);
+		l->line = node_line(item);
+		l->col = node_col(item);
+		l->tls_min_version = TLS1_2_VERSION;
+		if (item->type == YAML_SCALAR_NODE) {
+			if (key_address(c, key_find(scope, "address"), item, l, ikp) < 0)
+				return -1;
+		} else if (item->type != YAML_MAPPING_NODE) {
+			return fail_expected(c, item, ikp, "an address or a mapping with address");
+		} else if (scope_parse(c, scope, item, l, ikp) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* hosts, access, reverse */
+
+static bool
+hostname_is_valid(const char *s, bool wildcard)
+{
+	if (wildcard && s[0] == '*' && s[1] == '.')
+		s += 2;
+	if (*s == '\0' || *s == '.')
+		return false;
+	for (; *s; s++) {
+		char ch = ascii_lower(*s);
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '.' || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+static char *
+lower_dup(const char *s)
+{
+	char *d = xstrdup(s);
+
+	for (char *p = d; *p; p++)
+		*p = ascii_lower(*p);
+	return d;
+}
+
+static int
+key_hosts(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config *cfg = base;
+	char ikp[KP_MAX];
+	size_t len, i = 0;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_mapping(c, n, kp) < 0)
+		return -1;
+	len = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	cfg->hosts = xcalloc(len, sizeof(*cfg->hosts));
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++, i++) {
+		yaml_node_t *name = node_get(c, p->key), *addr = node_get(c, p->value);
+		uint8_t tmp[16];
+
+		if (need_scalar(c, name, kp, "a host name") < 0)
+			return -1;
+		kp_join(ikp, kp, scalar(name));
+		if (!hostname_is_valid(scalar(name), false))
+			return fail_expected(c, name, ikp, "a host name");
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(cfg->hosts[j].name, scalar(name)) == 0)
+				return fail(c, name, ikp, "duplicate host name");
+		if (need_scalar(c, addr, ikp, "a numeric IPv4 or IPv6 address") < 0)
+			return -1;
+		if (inet_pton(AF_INET, scalar(addr), tmp) != 1 &&
+		    inet_pton(AF_INET6, scalar(addr), tmp) != 1)
+			return fail_expected(c, addr, ikp, "a numeric IPv4 or IPv6 address");
+		cfg->hosts[i].name = lower_dup(scalar(name));
+		cfg->hosts[i].addr = xstrdup(scalar(addr));
+		cfg->nhosts = i + 1;
+	}
+	return 0;
+}
+
+/* One access item: a mapping with exactly one of allow and deny. */
+static int
+access_item(struct cctx *c, yaml_node_t *item, const char *ikp, struct access_rule *r)
+{
+	yaml_node_t *allow, *deny, *v;
+	const char *why;
+	char kp[KP_MAX];
+
+	if (need_mapping(c, item, ikp) < 0 || keys_check(c, "access[].", item, ikp) < 0)
+		return -1;
+	allow = map_get(c, item, "allow");
+	deny = map_get(c, item, "deny");
+	if (allow != NULL && deny != NULL)
+		return fail(c, map_get_key(c, item, "deny"), ikp,
+			    "expected exactly one of allow or deny; got both");
+	if (allow == NULL && deny == NULL)
+		return fail(c, item, ikp, "expected allow or deny; got neither");
+	v = allow ? allow : deny;
+	kp_join(kp, ikp, allow ? "allow" : "deny");
+	if (need_scalar(c, v, kp, "an address, a CIDR block or all") < 0)
+		return -1;
+	if (access_rule_parse(scalar(v), allow != NULL, r, &why) < 0) {
+		char *got = node_describe(v);
+
+		fail(c, v, kp, "%s; got %s", why, got);
+		xfree(got);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+key_access(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct access_list *l = (void *)((char *)base + k->off);
+	char ikp[KP_MAX];
+	size_t len;
+
+	if (n == NULL)
+		return 0;
+	if (need_list(c, n, kp, false) < 0)
+		return -1;
+	*(bool *)((char *)base + k->aux) = true;
+	len = seq_len(n);
+	l->rules = xcalloc(len ? len : 1, sizeof(*l->rules));
+	for (size_t i = 0; i < len; i++) {
+		kp_index(ikp, kp, i);
+		if (access_item(c, seq_item(c, n, i), ikp, &l->rules[i]) < 0)
+			return -1;
+		l->n = i + 1;
+	}
+	return 0;
+}
+
+static int
+key_reverse(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config *cfg = base;
+	char ikp[KP_MAX], scope[KP_MAX];
+	size_t len;
+
+	if (n == NULL)
+		return 0;
+	if (need_list(c, n, kp, false) < 0)
+		return -1;
+	len = seq_len(n);
+	cfg->reverse = xcalloc(len ? len : 1, sizeof(*cfg->reverse));
+	cfg->nreverse = len;
+	snprintf(scope, sizeof(scope), "%s[].", k->path);
+	for (size_t i = 0; i < len; i++) {
+		kp_index(ikp, kp, i);
+		if (scope_parse(c, scope, seq_item(c, n, i), &cfg->reverse[i], ikp) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Routes */
+
+static int
+key_match(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+	PCRE2_UCHAR msg[256];
+	PCRE2_SIZE erroff;
+	int errcode;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_scalar(c, n, kp, "a regular expression") < 0)
+		return -1;
+	if (r->path != NULL)
+		return fail(c, n, kp, "a route has either path or match, not both");
+	r->kind = ROUTE_MATCH;
+	r->match = xstrdup(scalar(n));
+	r->re =
+	    pcre2_compile((PCRE2_SPTR)r->match, PCRE2_ZERO_TERMINATED, 0, &errcode, &erroff, NULL);
+	if (r->re == NULL) {
+		yaml_node_t at = *n;
+
+		pcre2_get_error_message(errcode, msg, sizeof(msg));
+		/* Point at the offending character when the pattern sits on one line. */
+		if (n->start_mark.line == n->end_mark.line &&
+		    (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ||
+		     n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE) &&
+		    strchr(r->match, '\'') == NULL)
+			at.start_mark.column +=
+			    erroff + (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE);
+		return fail(c, &at, kp, "invalid regular expression at offset %zu: %s",
+			    (size_t)erroff, (const char *)msg);
+	}
+	(void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+	return 0;
+}
+
+/* The highest $N in a pass template, -1 when none. */
+static int
+pass_max_ref(const char *s)
+{
+	int max = -1;
+
+	for (const char *p = s; (p = strchr(p, '$')) != NULL; p++)
+		if (p[1] >= '0' && p[1] <= '9' && p[1] - '0' > max)
+			max = p[1] - '0';
+	return max;
+}
+
+static int
+pass_check_refs(struct cctx *c, const yaml_node_t *n, const char *kp, struct route *r)
+{
+	int ref = pass_max_ref(r->pass);
+	uint32_t groups = 0;
+
+	r->pass_has_ref = ref >= 0;
+	if (ref < 0)
+		return 0;
+	if (r->kind != ROUTE_MATCH)
+		return fail(c, n, kp,
+			    "$%d is only allowed in match routes; a path route appends "
+			    "the rest of the request path",
+			    ref);
+	pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+	if ((uint32_t)ref > groups)
+		return fail(c, n, kp,
+			    "$%d refers to capture group %d, but the match has %u group%s", ref,
+			    ref, groups, groups == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	static const char expected[] = "an http:// or https:// URL, or off";
+	struct route *r = base;
+	const char *why;
+	char *got;
+	bool b;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_scalar(c, n, kp, expected) < 0)
+		return -1;
+	if (strcmp(scalar(n), "off") == 0 || (parse_bool_text(scalar(n), &b) == 0 && !b)) {
+		r->pass_off = true;
+		return 0;
+	}
+	if (url_parse(scalar(n), &r->upstream, &why) < 0) {
+		got = node_describe(n);
+		if (strncmp(why, "expected ", 9) == 0)
+			fail(c, n, kp, "expected %s; got %s", expected, got);
+		else
+			fail(c, n, kp, "%s; got %s", why, got);
+		xfree(got);
+		return -1;
+	}
+	r->pass = xstrdup(scalar(n));
+	return pass_check_refs(c, n, kp, r);
+}
+
+static int
+key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_scalar(c, n, kp, "a host name or *.suffix") < 0)
+		return -1;
+	if (!hostname_is_valid(scalar(n), true))
+		return fail_expected(c, n, kp, "a host name or *.suffix, without a port");
+	r->host = lower_dup(scalar(n));
+	return 0;
+}
+
+static int
+key_html_map(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+	char ikp[KP_MAX], scope[KP_MAX];
+	size_t len;
+
+	if (n == NULL)
+		return 0;
+	if (need_list(c, n, kp, true) < 0)
+		return -1;
+	len = seq_len(n);
+	r->html_maps = xcalloc(len, sizeof(*r->html_maps));
+	r->html_nmaps = len;
+	snprintf(scope, sizeof(scope), "%s[].", k->path);
+	for (size_t i = 0; i < len; i++) {
+		kp_index(ikp, kp, i);
+		if (scope_parse(c, scope, seq_item(c, n, i), &r->html_maps[i], ikp) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+key_html(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	static const char expected[] = "true, false or a mapping with map and extended";
+	struct route *r = base;
+	char scope[KP_MAX];
+
+	if (n == NULL)
+		return parse_bool_text(k->def, &r->html);
+	if (n->type == YAML_SCALAR_NODE) {
+		if (node_is_null(n) || parse_bool_text(scalar(n), &r->html) < 0)
+			return fail_expected(c, n, kp, expected);
+		return 0;
+	}
+	if (n->type != YAML_MAPPING_NODE)
+		return fail_expected(c, n, kp, expected);
+	r->html = true;
+	snprintf(scope, sizeof(scope), "%s.", k->path);
+	return scope_parse(c, scope, n, r, kp);
+}
+
+static int
+key_route_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+	char scope[KP_MAX], vkp[KP_MAX];
+	yaml_node_t *v;
+
+	snprintf(scope, sizeof(scope), "%s.", k->path);
+	if (scope_parse(c, scope, n, r, kp) < 0)
+		return -1;
+	if (n == NULL)
+		return 0;
+	if (r->pass_off || !r->upstream.tls)
+		return fail(c, n, kp, "tls is only for https:// upstreams");
+	if (r->tls.ca != NULL) {
+		kp_join(vkp, kp, "ca");
+		if (file_readable(c, map_get(c, n, "ca"), vkp, r->tls.ca) < 0)
+			return -1;
+	}
+	if ((r->tls.cert == NULL) != (r->tls.key == NULL)) {
+		kp_join(vkp, kp, r->tls.cert ? "cert" : "key");
+		return fail(c, map_get(c, n, r->tls.cert ? "cert" : "key"), vkp,
+			    "cert and key go together; got only %s", r->tls.cert ? "cert" : "key");
+	}
+	if (r->tls.cert != NULL && tls_check_pair(c, n, kp, r->tls.cert, r->tls.key) < 0)
+		return -1;
+	v = map_get(c, n, "verify");
+	if (!r->tls.verify)
+		warn(c, node_line(v), node_col(v),
+		     "%s.verify: the https upstream %s is not verified; anyone on the path can "
+		     "impersonate it",
+		     kp, r->upstream.authority);
+	return 0;
+}
+
+/* After a route's keys: the rules that span several keys, and computed defaults. */
+static int
+route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r)
+{
+	yaml_node_t *rev = map_get(c, item, "reverse");
+
+	if (r->path == NULL && r->match == NULL)
+		return fail(c, item, ikp, "expected a path or a match key; got neither");
+	if (r->name == NULL)
+		r->name = xasprintf("%u", r->index);
+	if (rev == NULL)
+		r->reverse = r->kind == ROUTE_PATH;
+	else if (r->reverse && r->pass_has_ref)
+		return fail(c, rev, ikp,
+			    "reverse: true needs a fixed pass URL; this pass uses $N, so no URL "
+			    "maps back");
+	if (r->pass_off)
+		r->reverse = false;
+	if (r->html && r->html_nmaps == 0 && !r->pass_off) {
+		if (r->kind == ROUTE_MATCH)
+			return fail(c, map_get(c, item, "html"), ikp,
+				    "html on a match route needs html.map: the route has no fixed "
+				    "public path");
+		r->html_maps = xcalloc(2, sizeof(*r->html_maps));
+		r->html_nmaps = 2;
+		r->html_maps[0].from = xstrdup(r->pass);
+		r->html_maps[0].to = xstrdup(r->path);
+		r->html_maps[1].from = xstrdup(*r->upstream.path ? r->upstream.path : "/");
+		r->html_maps[1].to = xstrdup(r->path);
+	}
+	return 0;
+}
+
+static void
+warn_slash(struct cctx *c, const char *ikp, const struct route *r)
+{
+	size_t pl, ul;
+	bool ps, us;
+
+	if (r->kind != ROUTE_PATH || r->pass_off)
+		return;
+	pl = strlen(r->path);
+	ul = strlen(r->upstream.path);
+	ps = pl > 0 && r->path[pl - 1] == '/';
+	us = ul > 0 && r->upstream.path[ul - 1] == '/';
+
+	if (ps == us)
+		return;
+	warn(c, r->line, r->col,
+	     "%s: path \"%s\" %s with \"/\" but pass \"%s\" %s; requests map to URLs like "
+	     "\"%s%s\"",
+	     ikp, r->path, ps ? "ends" : "does not end", r->pass, us ? "does" : "does not", r->pass,
+	     ps ? "x" : "/x");
+}
+
+static int
+key_routes(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct config *cfg = base;
+	char ikp[KP_MAX], scope[KP_MAX];
+	size_t len;
+
+	if (n == NULL)
+		return 0;
+	if (need_list(c, n, kp, true) < 0)
+		return -1;
+	len = seq_len(n);
+	cfg->routes = xcalloc(len, sizeof(*cfg->routes));
+	cfg->nroutes = len;
+	snprintf(scope, sizeof(scope), "%s[].", k->path);
+	for (size_t i = 0; i < len; i++) {
+		struct route *r = &cfg->routes[i];
+		yaml_node_t *item = seq_item(c, n, i);
+
+		kp_index(ikp, kp, i);
+		r->index = (unsigned)i;
+		r->line = node_line(item);
+		r->col = node_col(item);
+		r->upstream_connect_ms = cfg->timeouts.upstream_connect;
+		r->upstream_read_ms = cfg->timeouts.upstream_read;
+		r->tunnel_ms = cfg->timeouts.tunnel;
+		if (need_mapping(c, item, ikp) < 0 || scope_parse(c, scope, item, r, ikp) < 0 ||
+		    route_finish(c, item, ikp, r) < 0)
+			return -1;
+		warn_slash(c, ikp, r);
+	}
+	return 0;
+}
+
+/* The whole snapshot */
+
+/* Route mappings (path routes with reverse, in order) go before the `reverse` list. */
+static void
+reverse_build(struct config *cfg)
+{
+	size_t n = 0, j = 0;
+	struct reverse_map *all;
+
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		n += cfg->routes[i].reverse;
+	all = xcalloc(n + cfg->nreverse + 1, sizeof(*all));
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct route *r = &cfg->routes[i];
+
+		if (!r->reverse)
+			continue;
+		all[j].public_path = xstrdup(r->kind == ROUTE_PATH ? r->path : "");
+		url_copy(&all[j].upstream, &r->upstream);
+		j++;
+	}
+	if (cfg->nreverse > 0)
+		memcpy(all + j, cfg->reverse, cfg->nreverse * sizeof(*all));
+	xfree(cfg->reverse);
+	cfg->reverse = all;
+	cfg->nreverse += j;
+}
+
+static void
+warn_shadowed(struct cctx *c, const struct config *cfg)
+{
+	for (size_t i = 1; i < cfg->nroutes; i++) {
+		int j = route_table_shadowed_by(cfg->table, i);
+		const struct route *r = &cfg->routes[i];
+
+		if (j < 0)
+			continue;
+		warn(c, r->line, r->col,
+		     "routes[%zu] (line %d) can never match: routes[%d] (line %d) matches every "
+		     "request it could",
+		     i, r->line, j, cfg->routes[j].line);
+	}
+}
+
+static void
+warn_open_listeners(struct cctx *c, const struct config *cfg)
+{
+	bool every_route = true;
+
+	if (cfg->has_access)
+		return;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		every_route = every_route && cfg->routes[i].has_access;
+	if (every_route)
+		return;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct config_listen *l = &cfg->listen[i];
+
+		if (l->public)
+			warn(c, l->line, l->col,
+			     "listen[%zu]: %s is a public address and no access rules are set: "
+			     "every client may use every route",
+			     i, l->address);
+	}
+}
+
+static int
+warning_cmp(const void *a, const void *b)
+{
+	const struct warning *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if (x->col != y->col)
+		return x->col < y->col ? -1 : 1;
+	return x < y ? -1 : 1;
+}
+
+/* Sorted by position in the file, as "file:line:col: warning: text". */
+static void
+warnings_move(struct cctx *c, struct config *cfg)
+{
+	qsort(c->warns, c->nwarns, sizeof(*c->warns), warning_cmp);
+	cfg->warnings = xcalloc(c->nwarns + 1, sizeof(char *));
+	for (size_t i = 0; i < c->nwarns; i++) {
+		cfg->warnings[i] = xasprintf("%s:%d:%d: warning: %s", c->file, c->warns[i].line,
+					     c->warns[i].col, c->warns[i].text);
+		xfree(c->warns[i].text);
+	}
+	cfg->nwarnings = c->nwarns;
+	c->nwarns = 0;
+}
+
+static int
+config_build(struct cctx *c, yaml_node_t *root)
+{
+	struct config *cfg = c->cfg;
+
+	if (root == NULL)
+		return fail(c, NULL, NULL,
+			    "expected a mapping with listen and routes; got an "
+			    "empty file");
+	if (root->type != YAML_MAPPING_NODE)
+		return fail_expected(c, root, NULL, "a mapping with listen and routes");
+	if (scope_parse(c, "", root, cfg, "") < 0)
+		return -1;
+	reverse_build(cfg);
+	cfg->table = route_table_build(cfg->routes, cfg->nroutes);
+	if (cfg->table == NULL)
+		return fail(c, root, "routes", "cannot build the routing table");
+	warn_shadowed(c, cfg);
+	warn_open_listeners(c, cfg);
+	warnings_move(c, cfg);
+	return 0;
+}
+
+static char *
+yaml_error(const char *file, const yaml_parser_t *p)
+{
+	const yaml_mark_t *m = p->problem ? &p->problem_mark : &p->mark;
+
+	if (p->error == YAML_READER_ERROR)
+		return xasprintf("%s:%zu:%zu: YAML syntax error: %s", file, p->mark.line + 1,
+				 p->mark.column + 1, p->problem ? p->problem : "cannot read");
+	if (p->context != NULL)
+		return xasprintf("%s:%zu:%zu: YAML syntax error: %s (%s started at line %zu, "
+				 "column %zu)",
+				 file, m->line + 1, m->column + 1, p->problem, p->context,
+				 p->context_mark.line + 1, p->context_mark.column + 1);
+	return xasprintf("%s:%zu:%zu: YAML syntax error: %s", file, m->line + 1, m->column + 1,
+			 p->problem ? p->problem : "invalid document");
+}
+
+struct config *
+config_load(const char *path, char **err)
+{
+	struct cctx c = {.file = path};
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	bool have_doc = false;
+	FILE *f;
+
+	*err = NULL;
+	c.cfg = xcalloc(1, sizeof(*c.cfg));
+	atomic_init(&c.cfg->refs, 1);
+	c.cfg->path = xstrdup(path);
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		c.err = xasprintf("%s: cannot open: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!yaml_parser_initialize(&parser))
+		fatal("yaml_parser_initialize: out of memory");
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		c.err = yaml_error(path, &parser);
+	} else {
+		have_doc = true;
+		c.doc = &doc;
+		config_build(&c, yaml_document_get_root_node(&doc));
+	}
+	yaml_parser_delete(&parser);
+	fclose(f);
+	if (have_doc)
+		yaml_document_delete(&doc);
+	if (c.err != NULL)
+		goto fail;
+	xfree(c.warns);
+	return c.cfg;
+fail:
+	for (size_t i = 0; i < c.nwarns; i++)
+		xfree(c.warns[i].text);
+	xfree(c.warns);
+	config_unref(c.cfg);
+	*err = c.err;
+	return NULL;
+}
+
+/* Reference counting and teardown */
+
+struct config *
+config_ref(struct config *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+static void
+route_free(struct route *r)
+{
+	xfree(r->path);
+	xfree(r->match);
+	pcre2_code_free(r->re);
+	xfree(r->pass);
+	url_free(&r->upstream);
+	xfree(r->name);
+	xfree(r->host);
+	for (size_t i = 0; i < r->html_nmaps; i++) {
+		xfree(r->html_maps[i].from);
+		xfree(r->html_maps[i].to);
+	}
+	xfree(r->html_maps);
+	access_list_free(&r->access);
+	xfree(r->tls.ca);
+	xfree(r->tls.server_name);
+	xfree(r->tls.cert);
+	xfree(r->tls.key);
+}
+
+static void
+listen_free(struct config_listen *l)
+{
+	xfree(l->address);
+	for (size_t i = 0; i < l->ncerts; i++) {
+		xfree(l->certs[i].cert);
+		xfree(l->certs[i].key);
+	}
+	xfree(l->certs);
+	xfree(l->ciphers);
+	xfree(l->ciphersuites);
+}
+
+static void
+config_free(struct config *c)
+{
+	if (c->table != NULL)
+		route_table_free(c->table);
+	for (size_t i = 0; i < c->nroutes; i++)
+		route_free(&c->routes[i]);
+	xfree(c->routes);
+	for (size_t i = 0; i < c->nreverse; i++) {
+		xfree(c->reverse[i].public_path);
+		url_free(&c->reverse[i].upstream);
+	}
+	xfree(c->reverse);
+	for (size_t i = 0; i < c->nlisten; i++)
+		listen_free(&c->listen[i]);
+	xfree(c->listen);
+	for (size_t i = 0; i < c->nhosts; i++) {
+		xfree(c->hosts[i].name);
+		xfree(c->hosts[i].addr);
+	}
+	xfree(c->hosts);
+	access_list_free(&c->access);
+	for (size_t i = 0; i < c->nwarnings; i++)
+		xfree(c->warnings[i]);
+	xfree(c->warnings);
+	xfree(c->user);
+	xfree(c->group);
+	xfree(c->server_name);
+	xfree(c->log.access);
+	xfree(c->log.error);
+	xfree(c->admin.listen);
+	xfree(c->path);
+	xfree(c);
+}
+
+void
+config_unref(struct config *c)
+{
+	if (c == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		config_free(c);
+}
+
+const struct access_list *
+config_route_access(const struct config *c, const struct route *r)
+{
+	if (r->has_access)
+		return &r->access;
+	if (c->has_access)
+		return &c->access;
+	return NULL;
+}
+
+/* The man page key list */
+
+static void
+mdoc_type(FILE *out, const struct ckey *k)
+{
+	static const char *const names[] = {
+	    [KT_SECTION] = "mapping", [KT_BOOL] = "bool",	  [KT_UINT] = "number",
+	    [KT_SIZE] = "size",	      [KT_DURATION] = "duration", [KT_STRING] = "string",
+	    [KT_PATH] = "path",	      [KT_URL] = "URL",		  [KT_FILE] = "file",
+	};
+	char list[128];
+
+	if (k->tname != NULL) {
+		fprintf(out, " Ar %s", k->tname);
+	} else if (k->type == KT_ENUM) {
+		choices_text(k->choices, list, sizeof(list), " | ");
+		fprintf(out, " Ar %s", list);
+	} else if (k->type == KT_LOGDEST) {
+		choices_text(k->choices, list, sizeof(list), " | ");
+		fprintf(out, " Ar %s | path", list);
+	} else {
+		fprintf(out, " Ar %s", names[k->type]);
+	}
+}
+
+static void
+mdoc_default(FILE *out, const struct ckey *k)
+{
+	if (k->flags & KEY_REQUIRED)
+		fprintf(out, "Required.\n");
+	else if (k->def != NULL)
+		fprintf(out, "Default:\n.Ql %s .\n", k->def);
+	else if (k->defdoc != NULL)
+		fprintf(out, "Default: %s.\n", k->defdoc);
+}
+
+static void
+mdoc_bounds(FILE *out, const struct ckey *k)
+{
+	char lo[32], hi[32];
+
+	if (k->type != KT_UINT && k->type != KT_SIZE && k->type != KT_DURATION &&
+	    k->parse != key_workers)
+		return;
+	bound_text(k, lo, sizeof(lo), k->min);
+	bound_text(k, hi, sizeof(hi), k->max);
+	if (k->max == UINT64_MAX)
+		fprintf(out, "At least %s.\n", lo);
+	else
+		fprintf(out, "From %s to %s.\n", lo, hi);
+}
+
+void
+config_write_mdoc_keys(FILE *out)
+{
+	fprintf(out, ".Bl -tag -width Ds\n");
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const struct ckey *k = &config_keys[i];
+
+		fprintf(out, ".It Ic %s", k->path);
+		mdoc_type(out, k);
+		fprintf(out, "\n%s\n", k->help);
+		mdoc_default(out, k);
+		mdoc_bounds(out, k);
+	}
+	fprintf(out, ".El\n");
+}
