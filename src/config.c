@@ -870,13 +870,24 @@ key_workers(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, co
 
 /* TLS files, checked with OpenSSL */
 
+/* The first (most specific) OpenSSL error of the failed call. */
 static const char *
 ssl_reason(void)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error();
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
 
 	return r ? r : "unknown error";
+}
+
+static SSL_CTX *
+ssl_ctx_new(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+
+	if (ctx == NULL)
+		fatal("SSL_CTX_new: out of memory");
+	return ctx;
 }
 
 static int
@@ -891,37 +902,35 @@ file_readable(struct cctx *c, const yaml_node_t *n, const char *kp, const char *
 }
 
 /*
- * Loads a certificate chain and its key into a throwaway context and checks
+ * Loads a certificate chain and, in a second context, its key, then checks
  * that they belong together; errors point at the node of the failing file.
  */
 static int
 tls_check_pair(struct cctx *c, const yaml_node_t *map, const char *dpath, const char *cert,
 	       const char *key)
 {
-	yaml_node_t *cn = map ? map_get(c, map, "cert") : NULL;
-	yaml_node_t *kn = map ? map_get(c, map, "key") : NULL;
+	yaml_node_t *cn = map_get(c, map, "cert"), *kn = map_get(c, map, "key");
+	SSL_CTX *cctx = ssl_ctx_new(), *kctx = ssl_ctx_new();
 	char ckp[KP_MAX], kkp[KP_MAX];
-	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 	int rc = -1;
 
 	kp_join(ckp, dpath, "cert");
 	kp_join(kkp, dpath, "key");
-	if (ctx == NULL)
-		fatal("SSL_CTX_new: out of memory");
 	ERR_clear_error();
 	if (file_readable(c, cn, ckp, cert) < 0 || file_readable(c, kn, kkp, key) < 0)
 		goto fail;
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+	if (SSL_CTX_use_certificate_chain_file(cctx, cert) != 1) {
 		fail(c, cn, ckp, "cannot load a PEM certificate chain from \"%s\": %s", cert,
 		     ssl_reason());
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+	if (SSL_CTX_use_PrivateKey_file(kctx, key, SSL_FILETYPE_PEM) != 1) {
 		fail(c, kn, kkp, "cannot load a PEM private key from \"%s\": %s", key,
 		     ssl_reason());
 		goto fail;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (SSL_CTX_use_PrivateKey(cctx, SSL_CTX_get0_privatekey(kctx)) != 1 ||
+	    SSL_CTX_check_private_key(cctx) != 1) {
 		fail(c, kn, kkp, "the key in \"%s\" does not match the certificate in \"%s\": %s",
 		     key, cert, ssl_reason());
 		goto fail;
@@ -929,7 +938,8 @@ tls_check_pair(struct cctx *c, const yaml_node_t *map, const char *dpath, const 
 	rc = 0;
 fail:
 	ERR_clear_error();
-	SSL_CTX_free(ctx);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(kctx);
 	return rc;
 }
 
@@ -937,12 +947,10 @@ static int
 tls_check_ciphers(struct cctx *c, const yaml_node_t *map, const char *dpath,
 		  const struct config_listen *l)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	SSL_CTX *ctx = ssl_ctx_new();
 	char kp[KP_MAX];
 	int rc = -1;
 
-	if (ctx == NULL)
-		fatal("SSL_CTX_new: out of memory");
 	if (l->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, l->ciphers) != 1) {
 		kp_join(kp, dpath, "ciphers");
 		fail_expected(c, map_get(c, map, "ciphers"), kp, "an OpenSSL cipher list");
@@ -1390,16 +1398,18 @@ static int
 route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r)
 {
 	yaml_node_t *rev = map_get(c, item, "reverse");
+	char kp[KP_MAX];
 
 	if (r->path == NULL && r->match == NULL)
 		return fail(c, item, ikp, "expected a path or a match key; got neither");
 	if (r->name == NULL)
 		r->name = xasprintf("%u", r->index);
+	kp_join(kp, ikp, "reverse");
 	if (rev == NULL)
 		r->reverse = r->kind == ROUTE_PATH;
 	else if (r->reverse && r->pass_has_ref)
-		return fail(c, rev, ikp,
-			    "reverse: true needs a fixed pass URL; this pass uses $N, so no URL "
+		return fail(c, rev, kp,
+			    "true needs a fixed pass URL; this pass uses $N, so no URL "
 			    "maps back");
 	if (r->pass_off)
 		r->reverse = false;
