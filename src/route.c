@@ -1,0 +1,517 @@
+/*
+ * route.c: the ordered rule table (SPEC section 3): Apache ProxyPass prefix
+ * matching, ProxyPassMatch regular expressions, host restrictions, and the
+ * mapping of a matched request to its upstream request target.
+ *
+ * Prefix rules are compiled into a byte trie in which every run of "/" is one
+ * "/" edge, in rules and in request paths alike.  Each node lists, in file
+ * order, the rules whose prefix ends there.  A lookup walks the trie once
+ * along the path to find the first prefix rule that matches, then tries only
+ * the regular expressions that come before it in the file.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "portico/path.h"
+#include "portico/route.h"
+
+#define NO_RULE UINT32_MAX
+
+struct trie_node {
+	unsigned char *keys; /* edge bytes, ascending */
+	uint32_t *kids;	     /* child node for each key */
+	size_t nkids, capkids;
+	uint32_t *cands; /* positions of the rules ending here, ascending */
+	size_t ncands, capcands;
+	bool slash; /* reached by a "/" edge (or the root): always at a boundary */
+};
+
+struct route_regex {
+	uint32_t pos; /* position in the rule array */
+	bool jit;     /* compiled by pcre2_jit_compile */
+};
+
+struct route_table {
+	const struct route *routes;
+	size_t n;
+	struct trie_node *nodes; /* nodes[0] is the root */
+	size_t nnodes, capnodes;
+	struct route_regex *regexes; /* ascending positions */
+	size_t nregexes;
+};
+
+/* One pcre2_match_data per thread, freed when the thread exits. */
+static pthread_once_t match_data_once = PTHREAD_ONCE_INIT;
+static pthread_key_t match_data_key;
+static _Thread_local pcre2_match_data *match_data;
+
+static void
+match_data_free(void *p)
+{
+	pcre2_match_data_free(p);
+}
+
+static void
+match_data_key_create(void)
+{
+	if (pthread_key_create(&match_data_key, match_data_free) != 0)
+		fatal("pthread_key_create failed");
+}
+
+static pcre2_match_data *
+thread_match_data(void)
+{
+	if (match_data == NULL) {
+		pthread_once(&match_data_once, match_data_key_create);
+		match_data = pcre2_match_data_create(ROUTE_MAX_CAPTURES, NULL);
+		if (match_data == NULL)
+			fatal("out of memory");
+		pthread_setspecific(match_data_key, match_data);
+	}
+	return match_data;
+}
+
+/*
+ * Apache's alias_match(): the number of path bytes a prefix rule consumes, or
+ * -1.  A run of "/" in the rule consumes a run of "/" in the path; the match
+ * ends at the end of the path, before a "/", or after a rule ending in "/".
+ */
+static long
+prefix_match(const char *rule, size_t rlen, const char *path, size_t plen)
+{
+	size_t a = 0, u = 0;
+
+	if (rlen == 0)
+		return 0;
+	while (a < rlen && u < plen) {
+		if (rule[a] == '/') {
+			if (path[u] != '/')
+				return -1;
+			while (a < rlen && rule[a] == '/')
+				a++;
+			while (u < plen && path[u] == '/')
+				u++;
+		} else if (rule[a++] != path[u++]) {
+			return -1;
+		}
+	}
+	if (a != rlen)
+		return -1;
+	if (rule[rlen - 1] != '/' && u < plen && path[u] != '/')
+		return -1;
+	return (long)u;
+}
+
+bool
+route_host_matches(const char *pattern, const char *host, size_t hostlen)
+{
+	size_t plen;
+
+	if (pattern == NULL)
+		return true;
+	if (host == NULL)
+		return false;
+	if (hostlen > 0 && host[hostlen - 1] == '.') /* fully qualified form */
+		hostlen--;
+	plen = strlen(pattern);
+	if (plen >= 2 && pattern[0] == '*' && pattern[1] == '.') {
+		/* "*.example.com": any name ending in ".example.com", not the bare suffix. */
+		return hostlen > plen - 1 && ascii_casecmp_eq(host + hostlen - (plen - 1), plen - 1,
+							      pattern + 1, plen - 1);
+	}
+	return ascii_casecmp_eq(pattern, plen, host, hostlen);
+}
+
+/* For route_table_shadowed_by: every host pattern `inner` accepts, `outer` accepts. */
+static bool
+host_covers(const char *outer, const char *inner)
+{
+	if (outer == NULL)
+		return true;
+	if (inner == NULL)
+		return false;
+	if (ascii_casecmp_eq(outer, strlen(outer), inner, strlen(inner)))
+		return true;
+	return outer[0] == '*' && outer[1] == '.' &&
+	       route_host_matches(outer, inner, strlen(inner));
+}
+
+/* ---- the trie ---- */
+
+static uint32_t
+trie_child(const struct trie_node *node, unsigned char c)
+{
+	size_t lo = 0, hi = node->nkids;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (node->keys[mid] == c)
+			return node->kids[mid];
+		if (node->keys[mid] < c)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NO_RULE;
+}
+
+static uint32_t
+trie_new_node(struct route_table *t, bool slash)
+{
+	t->nodes = xgrow(t->nodes, &t->capnodes, t->nnodes, sizeof(*t->nodes));
+	memset(&t->nodes[t->nnodes], 0, sizeof(t->nodes[0]));
+	t->nodes[t->nnodes].slash = slash;
+	return (uint32_t)t->nnodes++;
+}
+
+/* The child of node `at` along byte c, created when missing. */
+static uint32_t
+trie_step(struct route_table *t, uint32_t at, unsigned char c)
+{
+	uint32_t kid = trie_child(&t->nodes[at], c);
+	struct trie_node *node;
+	size_t k;
+
+	if (kid != NO_RULE)
+		return kid;
+	kid = trie_new_node(t, c == '/');
+	node = &t->nodes[at];
+	if (node->nkids == node->capkids) {
+		node->keys = xgrow(node->keys, &node->capkids, node->nkids, sizeof(*node->keys));
+		node->kids = xrealloc(node->kids, node->capkids * sizeof(*node->kids));
+	}
+	for (k = node->nkids; k > 0 && node->keys[k - 1] > c; k--) {
+		node->keys[k] = node->keys[k - 1];
+		node->kids[k] = node->kids[k - 1];
+	}
+	node->keys[k] = c;
+	node->kids[k] = kid;
+	node->nkids++;
+	return kid;
+}
+
+/* Adds the prefix rule at `pos`; rules arrive in ascending positions. */
+static void
+trie_insert(struct route_table *t, const char *prefix, uint32_t pos)
+{
+	uint32_t at = 0;
+	struct trie_node *node;
+
+	for (size_t i = 0; prefix[i] != '\0'; i++) {
+		if (prefix[i] == '/') {
+			while (prefix[i + 1] == '/')
+				i++;
+		}
+		at = trie_step(t, at, (unsigned char)prefix[i]);
+	}
+	node = &t->nodes[at];
+	node->cands = xgrow(node->cands, &node->capcands, node->ncands, sizeof(*node->cands));
+	node->cands[node->ncands++] = pos;
+}
+
+/*
+ * What a trie walk looks for: the lowest rule position below `best` whose host
+ * pattern accepts `host` (lookups), or covers `shadow_host` (shadowing).
+ */
+struct walk {
+	const struct route_table *t;
+	bool shadow;
+	const char *host;
+	size_t hostlen;
+	const char *shadow_host;
+	uint32_t best;
+};
+
+static void
+walk_visit(struct walk *w, const struct trie_node *node)
+{
+	for (size_t k = 0; k < node->ncands && node->cands[k] < w->best; k++) {
+		const struct route *r = &w->t->routes[node->cands[k]];
+		bool ok = w->shadow ? host_covers(r->host, w->shadow_host)
+				    : route_host_matches(r->host, w->host, w->hostlen);
+
+		if (ok) {
+			w->best = node->cands[k];
+			return;
+		}
+	}
+}
+
+/* Visits every node whose rules match `path` at a segment boundary. */
+static void
+trie_walk(struct walk *w, const char *path, size_t len)
+{
+	const struct trie_node *nodes = w->t->nodes;
+	uint32_t at = 0;
+	size_t i = 0;
+
+	if (nodes[0].ncands > 0)
+		walk_visit(w, &nodes[0]);
+	while (i < len) {
+		unsigned char c = (unsigned char)path[i++];
+
+		if (c == '/') {
+			while (i < len && path[i] == '/')
+				i++;
+		}
+		at = trie_child(&nodes[at], c);
+		if (at == NO_RULE)
+			return;
+		if (nodes[at].ncands > 0 && (nodes[at].slash || i == len || path[i] == '/'))
+			walk_visit(w, &nodes[at]);
+	}
+}
+
+/* ---- building ---- */
+
+static void
+table_add_regex(struct route_table *t, const struct route *r, uint32_t pos)
+{
+	size_t jitsize = 0;
+	struct route_regex *x;
+
+	t->regexes = xrealloc(t->regexes, (t->nregexes + 1) * sizeof(*t->regexes));
+	x = &t->regexes[t->nregexes++];
+	x->pos = pos;
+	x->jit = pcre2_pattern_info(r->re, PCRE2_INFO_JITSIZE, &jitsize) == 0 && jitsize > 0;
+}
+
+struct route_table *
+route_table_build(const struct route *routes, size_t n)
+{
+	struct route_table *t = xcalloc(1, sizeof(*t));
+
+	t->routes = routes;
+	t->n = n;
+	trie_new_node(t, true);
+	for (size_t pos = 0; pos < n; pos++) {
+		const struct route *r = &routes[pos];
+
+		if (r->kind == ROUTE_PATH && r->path != NULL)
+			trie_insert(t, r->path, (uint32_t)pos);
+		else if (r->kind == ROUTE_MATCH && r->re != NULL)
+			table_add_regex(t, r, (uint32_t)pos);
+	}
+	return t;
+}
+
+void
+route_table_free(struct route_table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nnodes; i++) {
+		xfree(t->nodes[i].keys);
+		xfree(t->nodes[i].kids);
+		xfree(t->nodes[i].cands);
+	}
+	xfree(t->nodes);
+	xfree(t->regexes);
+	xfree(t);
+}
+
+/* ---- lookup ---- */
+
+/* Runs one regular expression; on a match fills `caps` when not NULL. */
+static bool
+regex_matches(const pcre2_code *re, bool jit, const char *path, size_t len,
+	      struct route_captures *caps)
+{
+	pcre2_match_data *md = thread_match_data();
+	int rc;
+
+	if (jit)
+		rc = pcre2_jit_match(re, (PCRE2_SPTR)path, len, 0, 0, md, NULL);
+	else
+		rc = pcre2_match(re, (PCRE2_SPTR)path, len, 0, 0, md, NULL);
+	if (rc < 0)
+		return false;
+	if (caps != NULL) {
+		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+
+		/* rc == 0: more groups than the vector holds; the first ones are set. */
+		caps->n = rc == 0 ? ROUTE_MAX_CAPTURES : rc;
+		for (int k = 0; k < 2 * ROUTE_MAX_CAPTURES; k++)
+			caps->ovector[k] = k < 2 * caps->n ? ov[k] : PCRE2_UNSET;
+	}
+	return true;
+}
+
+const struct route *
+route_table_lookup(const struct route_table *t, const char *host, size_t hostlen, const char *path,
+		   size_t pathlen, struct route_captures *caps)
+{
+	struct walk w = {.t = t, .host = host, .hostlen = hostlen, .best = NO_RULE};
+
+	trie_walk(&w, path, pathlen);
+	for (size_t k = 0; k < t->nregexes && t->regexes[k].pos < w.best; k++) {
+		const struct route *r = &t->routes[t->regexes[k].pos];
+
+		if (route_host_matches(r->host, host, hostlen) &&
+		    regex_matches(r->re, t->regexes[k].jit, path, pathlen, caps))
+			return r;
+	}
+	return w.best == NO_RULE ? NULL : &t->routes[w.best];
+}
+
+int
+route_table_shadowed_by(const struct route_table *t, size_t i)
+{
+	const struct route *r = &t->routes[i];
+	struct walk w = {.t = t, .shadow = true, .shadow_host = r->host, .best = (uint32_t)i};
+
+	/* Any rule: an earlier "/" matches everything.  Prefix rules: an earlier prefix of it. */
+	if (r->kind == ROUTE_PATH && r->path != NULL)
+		trie_walk(&w, r->path, strlen(r->path));
+	else
+		trie_walk(&w, "/", 1);
+	return w.best == (uint32_t)i ? -1 : (int)w.best;
+}
+
+/* ---- mapping to the upstream target ---- */
+
+static bool
+has_capture_ref(const char *s)
+{
+	for (; (s = strchr(s, '$')) != NULL; s++)
+		if (s[1] >= '0' && s[1] <= '9')
+			return true;
+	return false;
+}
+
+/* The length of "scheme://authority" at the start of a URL. */
+static size_t
+authority_end(const char *s)
+{
+	const char *p = strstr(s, "://");
+
+	if (p == NULL)
+		return 0;
+	return (size_t)(p + 3 - s) + strcspn(p + 3, "/?#");
+}
+
+/* Appends `tmpl` with $0..$9 replaced by the percent-encoded captures. */
+static void
+substitute(struct buf *out, const char *tmpl, const char *path, const struct route_captures *caps)
+{
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		int d;
+
+		if (p[0] != '$' || p[1] < '0' || p[1] > '9') {
+			buf_addc(out, *p);
+			continue;
+		}
+		d = *++p - '0';
+		if (d < caps->n && caps->ovector[2 * d] != PCRE2_UNSET)
+			path_encode(out, path + caps->ovector[2 * d],
+				    caps->ovector[2 * d + 1] - caps->ovector[2 * d], true);
+	}
+}
+
+/*
+ * Substitutes over the whole pass URL, checks that the scheme and authority
+ * came out unchanged, and appends what follows them.
+ */
+static int
+map_captures(const struct route *r, const char *path, const struct route_captures *caps,
+	     struct buf *out, const char **err)
+{
+	size_t tend = authority_end(r->pass), rend;
+	struct buf url;
+	int rc = 0;
+
+	buf_init(&url);
+	substitute(&url, r->pass, path, caps);
+	rend = authority_end(url.data);
+	if (!ascii_casecmp_eq(url.data, rend, r->pass, tend)) {
+		*err = "substitution changed the upstream authority";
+		rc = -1;
+	} else {
+		buf_add(out, url.data + rend, url.len - rend);
+	}
+	buf_free(&url);
+	return rc;
+}
+
+static int
+map_match(const struct route *r, const char *path, size_t len, const struct route_captures *caps,
+	  struct buf *out, const char **err)
+{
+	struct route_captures own;
+
+	if (!has_capture_ref(r->pass)) {
+		/* Apache: a pass with no reference gets the whole path appended. */
+		buf_adds(out, r->upstream.path);
+		path_encode(out, path, len, true);
+		return 0;
+	}
+	if (caps == NULL) {
+		bool jit = false;
+		size_t jitsize = 0;
+
+		if (pcre2_pattern_info(r->re, PCRE2_INFO_JITSIZE, &jitsize) == 0)
+			jit = jitsize > 0;
+		if (!regex_matches(r->re, jit, path, len, &own)) {
+			*err = "path does not match the rule";
+			return -1;
+		}
+		caps = &own;
+	}
+	return map_captures(r, path, caps, out, err);
+}
+
+static int
+map_prefix(const struct route *r, const char *path, size_t len, struct buf *out, const char **err)
+{
+	long matched = prefix_match(r->path, strlen(r->path), path, len);
+
+	if (matched < 0) {
+		*err = "path does not match the rule";
+		return -1;
+	}
+	buf_adds(out, r->upstream.path);
+	path_encode(out, path + matched, len - (size_t)matched, true);
+	return 0;
+}
+
+/* The target must be origin-form: "http://h" + "" becomes "/". */
+static void
+ensure_leading_slash(struct buf *out, size_t start)
+{
+	if (out->len > start && out->data[start] == '/')
+		return;
+	buf_reserve(out, 1);
+	memmove(out->data + start + 1, out->data + start, out->len - start + 1);
+	out->data[start] = '/';
+	out->len++;
+}
+
+int
+route_target(const struct route *r, const char *path, size_t pathlen, const char *query,
+	     size_t querylen, const struct route_captures *caps, struct buf *out, const char **err)
+{
+	size_t start = out->len;
+	int rc;
+
+	if (r->kind == ROUTE_PATH)
+		rc = map_prefix(r, path, pathlen, out, err);
+	else
+		rc = map_match(r, path, pathlen, caps, out, err);
+	if (rc == -1)
+		goto fail;
+	ensure_leading_slash(out, start);
+	if (querylen > 0) {
+		bool has_query = memchr(out->data + start, '?', out->len - start) != NULL;
+
+		buf_addc(out, has_query ? '&' : '?');
+		buf_add(out, query, querylen);
+	}
+	return 0;
+fail:
+	out->len = start;
+	if (out->data != NULL)
+		out->data[start] = '\0';
+	return -1;
+}
