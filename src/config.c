@@ -26,6 +26,7 @@
 
 struct warning {
 	int line, col;
+	size_t seq; /* order of discovery, for a stable sort */
 	char *text;
 };
 
@@ -135,6 +136,7 @@ warn(struct cctx *c, int line, int col, const char *fmt, ...)
 	w = &c->warns[c->nwarns++];
 	w->line = line;
 	w->col = col;
+	w->seq = c->nwarns - 1;
 	va_start(ap, fmt);
 	w->text = xvasprintf(fmt, ap);
 	va_end(ap);
@@ -622,6 +624,17 @@ scalar_url(struct cctx *c, const yaml_node_t *n, const char *kp, const char *s, 
 	return 0;
 }
 
+/* A relative file name is relative to the directory of the configuration file. */
+static char *
+file_resolve(const char *conf, const char *name)
+{
+	const char *slash = strrchr(conf, '/');
+
+	if (name[0] == '/' || slash == NULL)
+		return xstrdup(name);
+	return xasprintf("%.*s/%s", (int)(slash - conf), conf, name);
+}
+
 /*
  * Parses the text `s` of a simple row into `base`.  `n` is the node the text
  * came from, or NULL when `s` is the row's default (which cannot fail).
@@ -650,9 +663,12 @@ scalar_store(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const c
 			return fail_expected(c, n, kp, "a path starting with \"/\"");
 		/* fallthrough */
 	case KT_STRING:
-	case KT_FILE:
 		xfree(*(char **)dst);
 		*(char **)dst = xstrdup(s);
+		return 0;
+	case KT_FILE:
+		xfree(*(char **)dst);
+		*(char **)dst = file_resolve(c->file, s);
 		return 0;
 	case KT_URL:
 		return scalar_url(c, n, kp, s, dst);
@@ -1559,7 +1575,7 @@ warning_cmp(const void *a, const void *b)
 		return x->line < y->line ? -1 : 1;
 	if (x->col != y->col)
 		return x->col < y->col ? -1 : 1;
-	return x < y ? -1 : 1;
+	return x->seq < y->seq ? -1 : 1;
 }
 
 /* Sorted by position in the file, as "file:line:col: warning: text". */
