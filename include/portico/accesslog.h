@@ -14,26 +14,27 @@
 #include <time.h>
 
 #include "portico/config.h"
+#include "portico/util.h"
 
 struct accesslog_entry {
-	const char *client;    /* client address, text */
+	const char *client; /* client address, text */
 	const char *reqid;
-	time_t start;	       /* request start, wall clock */
+	time_t start; /* request start, wall clock */
 	const char *method;
 	size_t method_len;
-	const char *target;    /* request target as received */
+	const char *target; /* request target as received */
 	size_t target_len;
-	int http_minor;	       /* HTTP/1.<minor> */
+	int http_minor; /* HTTP/1.<minor> */
 	int status;
-	uint64_t bytes_sent;   /* response body bytes */
-	const char *referer;   /* NULL: "-" */
+	uint64_t bytes_sent; /* response body bytes */
+	const char *referer; /* NULL: "-" */
 	size_t referer_len;
 	const char *user_agent;
 	size_t user_agent_len;
 	const char *host;
 	size_t host_len;
-	const char *route;     /* route name, NULL when none */
-	const char *upstream;  /* "addr:port" or NULL */
+	const char *route;    /* route name, NULL when none */
+	const char *upstream; /* "addr:port" or NULL */
 	uint64_t duration_us;
 };
 
@@ -47,7 +48,10 @@ void accesslog_close(void);
 /* Lines dropped because the backlog was full. */
 uint64_t accesslog_dropped(void);
 
-/* Formats one line (with its newline) into `out`; exposed for tests. */
+/*
+ * Appends one line (with its newline) to `out`; exposed for tests.  The time
+ * is `e->start` in UTC, so the output depends only on the entry.
+ */
 void accesslog_format(struct buf *out, enum log_format format, const struct accesslog_entry *e);
 
 #endif
