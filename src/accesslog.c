@@ -201,6 +201,17 @@ has_request_line(const struct accesslog_entry *e)
 	return e->method != NULL && e->method_len > 0;
 }
 
+/* 10:00:00 */
+static void
+add_hms(struct buf *b, const struct tm *tm)
+{
+	add_digits(b, (unsigned)tm->tm_hour, 2);
+	buf_addc(b, ':');
+	add_digits(b, (unsigned)tm->tm_min, 2);
+	buf_addc(b, ':');
+	add_digits(b, (unsigned)tm->tm_sec, 2);
+}
+
 /* [27/Nov/2026:10:00:00 +0000] */
 static void
 add_clf_time(struct buf *b, const struct tm *tm)
@@ -212,11 +223,7 @@ add_clf_time(struct buf *b, const struct tm *tm)
 	buf_addc(b, '/');
 	add_digits(b, (unsigned)(tm->tm_year + 1900), 4);
 	buf_addc(b, ':');
-	add_digits(b, (unsigned)tm->tm_hour, 2);
-	buf_addc(b, ':');
-	add_digits(b, (unsigned)tm->tm_min, 2);
-	buf_addc(b, ':');
-	add_digits(b, (unsigned)tm->tm_sec, 2);
+	add_hms(b, tm);
 	buf_adds(b, " +0000]");
 }
 
@@ -230,25 +237,26 @@ add_iso_time(struct buf *b, const struct tm *tm)
 	buf_addc(b, '-');
 	add_digits(b, (unsigned)tm->tm_mday, 2);
 	buf_addc(b, 'T');
-	add_digits(b, (unsigned)tm->tm_hour, 2);
-	buf_addc(b, ':');
-	add_digits(b, (unsigned)tm->tm_min, 2);
-	buf_addc(b, ':');
-	add_digits(b, (unsigned)tm->tm_sec, 2);
+	add_hms(b, tm);
 	buf_addc(b, 'Z');
 }
 
-static void
-add_protocol(struct buf *b, int http_minor)
+/* "HTTP/1.1"; returns its length. */
+static size_t
+protocol_text(char *out, size_t cap, int http_minor)
 {
-	buf_adds(b, "HTTP/1.");
-	add_u64(b, (uint64_t)(http_minor < 0 ? 0 : http_minor));
+	int n = snprintf(out, cap, "HTTP/1.%d", http_minor < 0 ? 0 : http_minor);
+
+	return n < 0 ? 0 : (size_t)n;
 }
 
 /* The request line as Apache's %r: method, target and protocol, escaped. */
 static void
 add_request_line(struct buf *b, const struct accesslog_entry *e)
 {
+	char proto[32];
+	size_t plen = protocol_text(proto, sizeof(proto), e->http_minor);
+
 	if (!has_request_line(e)) {
 		buf_addc(b, '-');
 		return;
@@ -257,7 +265,7 @@ add_request_line(struct buf *b, const struct accesslog_entry *e)
 	buf_addc(b, ' ');
 	add_log_escaped(b, e->target, e->target_len);
 	buf_addc(b, ' ');
-	add_protocol(b, e->http_minor);
+	buf_add(b, proto, plen);
 }
 
 static void
@@ -297,7 +305,7 @@ format_json(struct buf *b, const struct accesslog_entry *e, const struct tm *tm)
 	add_json_field(b, "id", e->reqid, str_len(e->reqid));
 	add_json_field(b, "method", req ? e->method : NULL, e->method_len);
 	add_json_field(b, "target", req ? e->target : NULL, e->target_len);
-	add_json_field(b, "protocol", req ? proto : NULL, (size_t)plen);
+	add_json_field(b, "protocol", req ? proto : NULL, plen);
 	add_json_number(b, "status", (uint64_t)(e->status < 0 ? 0 : e->status));
 	add_json_number(b, "bytes", e->bytes_sent);
 	add_json_field(b, "referer", e->referer, e->referer_len);

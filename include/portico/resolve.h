@@ -37,7 +37,9 @@ int resolver_lookup_now(struct resolver *r, const char *host, uint16_t port,
 			struct sockaddr_storage *sa, socklen_t *salen);
 /*
  * Starts a lookup; `cb` is always called later from the event loop, never
- * from inside this call, unless resolve_cancel() is called first.
+ * from inside this call, unless resolve_cancel() is called first.  The
+ * request is freed once `cb` has run: do not cancel it after that.
+ * Concurrent lookups of one name share one DNS query.
  */
 struct resolve_req *resolver_lookup(struct resolver *r, const char *host, uint16_t port,
 				    resolve_cb cb, void *arg);
