@@ -1,0 +1,174 @@
+/*
+ * bench_route.c: the cost of one route_table_lookup() for tables of 1, 100
+ * and 10,000 prefix rules, over a mix of paths that hit and miss, next to the
+ * cost of Apache's linear loop over the same rules.
+ *
+ * Usage: bench_route [lookups]   (default 2,000,000 per table)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "portico/route.h"
+
+#define NPATHS 4096
+
+static double
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Apache's alias_match() test, for the linear baseline. */
+static bool
+linear_match(const char *rule, const char *path)
+{
+	const char *a = rule, *u = path;
+
+	while (*a != '\0' && *u != '\0') {
+		if (*a == '/') {
+			if (*u != '/')
+				return false;
+			while (*a == '/')
+				a++;
+			while (*u == '/')
+				u++;
+		} else if (*a++ != *u++) {
+			return false;
+		}
+	}
+	if (*a != '\0')
+		return false;
+	return a[-1] == '/' || *u == '\0' || *u == '/';
+}
+
+static struct route *
+make_rules(size_t n)
+{
+	struct route *routes = xcalloc(n, sizeof(*routes));
+
+	for (size_t i = 0; i < n; i++) {
+		routes[i].index = (unsigned)i;
+		routes[i].kind = ROUTE_PATH;
+		/* Every tenth rule is nested, as real tables have /app/api next to /app. */
+		if (i % 10 == 9)
+			routes[i].path = xasprintf("/app%zu/api/v%zu", i / 10, i % 7);
+		else
+			routes[i].path = xasprintf("/app%zu", i);
+	}
+	return routes;
+}
+
+/* Three hits for every miss, spread over the whole table. */
+static char **
+make_paths(size_t nrules)
+{
+	char **paths = xcalloc(NPATHS, sizeof(*paths));
+	unsigned seed = 12345;
+
+	for (size_t i = 0; i < NPATHS; i++) {
+		size_t k;
+
+		seed = seed * 1103515245u + 12345u;
+		k = (seed >> 8) % nrules;
+		switch (i % 4) {
+		case 0:
+			paths[i] = xasprintf("/app%zu/static/img/logo.png", k);
+			break;
+		case 1:
+			paths[i] = xasprintf("/app%zu/api/v%zu/users/42", k / 10, k % 7);
+			break;
+		case 2:
+			paths[i] = xasprintf("/app%zu", k);
+			break;
+		default:
+			paths[i] = xasprintf("/missing/%zu/index.html", k);
+			break;
+		}
+	}
+	return paths;
+}
+
+static double
+time_table(const struct route_table *t, char **paths, size_t *lens, long lookups, long *hits)
+{
+	double start = now_ns();
+
+	*hits = 0;
+	for (long i = 0; i < lookups; i++) {
+		size_t k = (size_t)i % NPATHS;
+
+		if (route_table_lookup(t, "www.example.com", 15, paths[k], lens[k], NULL) != NULL)
+			(*hits)++;
+	}
+	return (now_ns() - start) / (double)lookups;
+}
+
+static double
+time_linear(const struct route *routes, size_t n, char **paths, long lookups, long *hits)
+{
+	double start = now_ns();
+
+	*hits = 0;
+	for (long i = 0; i < lookups; i++) {
+		const char *p = paths[(size_t)i % NPATHS];
+
+		for (size_t r = 0; r < n; r++) {
+			if (linear_match(routes[r].path, p)) {
+				(*hits)++;
+				break;
+			}
+		}
+	}
+	return (now_ns() - start) / (double)lookups;
+}
+
+static void
+bench_one(size_t n, long lookups)
+{
+	struct route *routes = make_rules(n);
+	struct route_table *t = route_table_build(routes, n);
+	char **paths = make_paths(n);
+	size_t lens[NPATHS];
+	long hits, linear_hits;
+	long linear_lookups = n > 1000 ? lookups / 200 : lookups;
+	double ns, linear_ns;
+
+	for (size_t i = 0; i < NPATHS; i++)
+		lens[i] = strlen(paths[i]);
+	ns = time_table(t, paths, lens, lookups, &hits);
+	linear_ns = time_linear(routes, n, paths, linear_lookups, &linear_hits);
+	printf("%8zu  %12ld  %5.1f%%  %10.1f  %13.1f\n", n, lookups,
+	       100.0 * (double)hits / (double)lookups, ns, linear_ns);
+	if ((double)hits / (double)lookups - (double)linear_hits / (double)linear_lookups > 0.01 ||
+	    (double)linear_hits / (double)linear_lookups - (double)hits / (double)lookups > 0.01)
+		fprintf(stderr, "warning: hit rates of the trie and the linear loop differ\n");
+	for (size_t i = 0; i < NPATHS; i++)
+		xfree(paths[i]);
+	xfree(paths);
+	route_table_free(t);
+	for (size_t i = 0; i < n; i++)
+		xfree(routes[i].path);
+	xfree(routes);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const size_t sizes[] = {1, 100, 10000};
+	long lookups = argc > 1 ? atol(argv[1]) : 2000000;
+
+	if (lookups < 1000) {
+		fprintf(stderr, "usage: bench_route [lookups >= 1000]\n");
+		return 2;
+	}
+	printf("%8s  %12s  %6s  %10s  %13s\n", "rules", "lookups", "hits", "ns/lookup",
+	       "linear ns/lk");
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
+		bench_one(sizes[i], lookups);
+	return 0;
+}
