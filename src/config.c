@@ -321,10 +321,10 @@ key_suggest(const char *scope, const char *typo)
 		if (name == NULL)
 			continue;
 		d = edit_distance(typo, name);
-		if (d > 2 && *typo != '\0' &&
+		if (d > 1 && *typo != '\0' &&
 		    (strncmp(name, typo, strlen(typo)) == 0 ||
 		     strncmp(typo, name, strlen(name)) == 0))
-			d = 2;
+			d = 1; /* a prefix says more than two edits */
 		if (d < bestd) {
 			best = name;
 			bestd = d;
@@ -1303,7 +1303,7 @@ key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 	}
 	if (url_parse(scalar(n), &r->upstream, &why) < 0) {
 		got = node_describe(n);
-		if (strncmp(why, "expected ", 9) == 0)
+		if (strcmp(why, "expected an http:// or https:// URL") == 0)
 			fail(c, n, kp, "expected %s; got %s", expected, got);
 		else
 			fail(c, n, kp, "%s; got %s", why, got);
@@ -1430,10 +1430,11 @@ route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r
 	if (r->pass_off)
 		r->reverse = false;
 	if (r->html && r->html_nmaps == 0 && !r->pass_off) {
+		kp_join(kp, ikp, "html");
 		if (r->kind == ROUTE_MATCH)
-			return fail(c, map_get(c, item, "html"), ikp,
-				    "html on a match route needs html.map: the route has no fixed "
-				    "public path");
+			return fail(c, map_get(c, item, "html"), kp,
+				    "a match route needs html.map: it has no fixed public path to "
+				    "map to");
 		r->html_maps = xcalloc(2, sizeof(*r->html_maps));
 		r->html_nmaps = 2;
 		r->html_maps[0].from = xstrdup(r->pass);
