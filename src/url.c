@@ -101,6 +101,17 @@ fail:
 	return -1;
 }
 
+static const char *
+url_host_error(char c)
+{
+	if (c == '@')
+		return "a URL may not contain user information (user@)";
+	if (c == '$')
+		return "a $N reference may not be part of the host; write it after a \"/\" "
+		       "(http://host/$1)";
+	return "invalid character in the URL's host";
+}
+
 static int
 url_parse_name(const char *a, size_t len, struct url *u, size_t *used, const char **err)
 {
@@ -108,8 +119,7 @@ url_parse_name(const char *a, size_t len, struct url *u, size_t *used, const cha
 
 	while (n < len && a[n] != ':') {
 		if (!url_is_host_char(a[n])) {
-			*err = a[n] == '@' ? "a URL may not contain user information (user@)"
-					   : "invalid character in the URL's host";
+			*err = url_host_error(a[n]);
 			return -1;
 		}
 		n++;
