@@ -1,0 +1,553 @@
+/*
+ * main.c: the command line (SPEC section 1).  Parses the arguments and
+ * dispatches to one small function per mode: run the daemon, check the
+ * configuration (-t), explain a request target (route), print versions (-V)
+ * or usage (-h).  The route explanation uses the same functions as the
+ * proxy (path_normalize, route_table_lookup, route_target,
+ * config_route_access, access_first_match), so it cannot drift from what a
+ * request would get.
+ */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <llhttp.h>
+#include <openssl/crypto.h>
+#include <yaml.h>
+#include <zlib.h>
+
+#include "portico/config.h"
+#include "portico/daemon.h"
+#include "portico/path.h"
+
+#define EXIT_CONFIG    1
+#define EXIT_USAGE     2
+#define DEFAULT_CONFIG "/etc/portico/portico.yaml"
+
+enum cli_mode {
+	CLI_RUN,
+	CLI_TEST,
+	CLI_ROUTE,
+	CLI_VERSION,
+	CLI_HELP,
+};
+
+struct cli {
+	enum cli_mode mode;
+	const char *config;
+	const char *host;   /* route: --host, the Host header */
+	const char *method; /* route: --method */
+	const char *client; /* route: --client, an address to decide access for */
+	const char *target; /* route: TARGET */
+	struct sockaddr_storage client_sa;
+};
+
+/* A request target as the proxy would see it once parsed and normalized. */
+struct request {
+	const char *method;
+	char *host;   /* the Host header as given, NULL when none */
+	char *lookup; /* the host for rule lookup: no port, no brackets; NULL when none */
+	char *raw;    /* the path and query as received */
+	char *path;   /* normalized */
+	size_t pathlen;
+	const char *query; /* after "?", without it */
+	size_t querylen;
+};
+
+static const char usage_text[] =
+    "usage: portico [-c FILE]\n"
+    "       portico -t [-c FILE]\n"
+    "       portico route [-c FILE] [--host NAME] [--method M] [--client ADDR] TARGET\n"
+    "       portico -V | --version\n"
+    "       portico -h | --help\n";
+
+static void
+usage(FILE *out)
+{
+	fputs(usage_text, out);
+}
+
+static void
+help(void)
+{
+	usage(stdout);
+	fputs("\n"
+	      "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	      "  -t                 check the configuration and exit\n"
+	      "  route TARGET       explain how a request for TARGET would be handled\n"
+	      "      --host NAME    the request's Host header\n"
+	      "      --method M     the request method (default GET)\n"
+	      "      --client ADDR  decide access for this client address\n"
+	      "  -V, --version      print the versions of portico and its libraries\n"
+	      "  -h, --help         print this help\n",
+	      stdout);
+}
+
+static int usage_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("portico: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr);
+	return -1;
+}
+
+/* getopt_long's '?' and ':' results as a message; returns -1. */
+static int
+bad_option(int ch, char **argv)
+{
+	char shortopt[3] = {'-', (char)optopt, '\0'};
+
+	if (ch == ':')
+		return usage_error("option %s needs an argument", argv[optind - 1]);
+	return usage_error("unknown option %s", optopt ? shortopt : argv[optind - 1]);
+}
+
+static int
+parse_client(struct cli *cli)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&cli->client_sa;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&cli->client_sa;
+
+	memset(&cli->client_sa, 0, sizeof(cli->client_sa));
+	if (inet_pton(AF_INET, cli->client, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, cli->client, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return usage_error("--client: expected an IPv4 or IPv6 address, got \"%s\"", cli->client);
+}
+
+/* Checks what getopt cannot: one TARGET, a method that is a token, a numeric client. */
+static int
+check_route_args(struct cli *cli, int argc, char **argv)
+{
+	if (optind >= argc)
+		return usage_error("%s: missing TARGET", "route");
+	if (optind + 1 < argc)
+		return usage_error("unexpected argument \"%s\"", argv[optind + 1]);
+	cli->target = argv[optind];
+	if (*cli->method == '\0' ||
+	    cli->method[strspn(cli->method, "!#$%&'*+-.^_`|~"
+					    "abcdefghijklmnopqrstuvwxyz"
+					    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")] != '\0')
+		return usage_error("--method: expected an HTTP method, got \"%s\"", cli->method);
+	if (cli->client != NULL)
+		return parse_client(cli);
+	return 0;
+}
+
+/* portico route [-c FILE] [--host NAME] [--method M] [--client ADDR] TARGET */
+static int
+parse_route_args(int argc, char **argv, struct cli *cli)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'H'},
+	    {"method", required_argument, NULL, 'M'}, {"client", required_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	cli->mode = CLI_ROUTE;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cli->config = optarg;
+			break;
+		case 'H':
+			cli->host = optarg;
+			break;
+		case 'M':
+			cli->method = optarg;
+			break;
+		case 'C':
+			cli->client = optarg;
+			break;
+		case 'h':
+			cli->mode = CLI_HELP;
+			return 0;
+		default:
+			return bad_option(ch, argv);
+		}
+	}
+	return check_route_args(cli, argc, argv);
+}
+
+static int
+parse_args(int argc, char **argv, struct cli *cli)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:c:thV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cli->config = optarg;
+			break;
+		case 't':
+			cli->mode = CLI_TEST;
+			break;
+		case 'h':
+			cli->mode = CLI_HELP;
+			return 0;
+		case 'V':
+			cli->mode = CLI_VERSION;
+			return 0;
+		default:
+			return bad_option(ch, argv);
+		}
+	}
+	if (optind < argc && cli->mode == CLI_RUN && strcmp(argv[optind], "route") == 0)
+		return parse_route_args(argc - optind, argv + optind, cli);
+	if (optind < argc)
+		return usage_error("unexpected argument \"%s\"", argv[optind]);
+	return 0;
+}
+
+/* Modes */
+
+static struct config *
+load(const char *path)
+{
+	char *err = NULL;
+	struct config *cfg = config_load(path, &err);
+
+	if (cfg == NULL) {
+		fprintf(stderr, "%s\n", err ? err : "configuration could not be loaded");
+		free(err);
+	}
+	return cfg;
+}
+
+static int
+cmd_run(const struct cli *cli)
+{
+	struct config *cfg = load(cli->config);
+
+	if (cfg == NULL)
+		return EXIT_CONFIG;
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		log_warn("%s", cfg->warnings[i]);
+	return daemon_run(cli->config, cfg);
+}
+
+static int
+cmd_test(const struct cli *cli)
+{
+	struct config *cfg = load(cli->config);
+
+	if (cfg == NULL)
+		return EXIT_CONFIG;
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		fprintf(stderr, "%s\n", cfg->warnings[i]);
+	printf("%s: configuration OK\n", cli->config);
+	config_unref(cfg);
+	return EXIT_SUCCESS;
+}
+
+static int
+cmd_version(void)
+{
+	char pcre[64] = "";
+	uint32_t jit = 0;
+
+	(void)pcre2_config(PCRE2_CONFIG_VERSION, pcre);
+	(void)pcre2_config(PCRE2_CONFIG_JIT, &jit);
+	printf("portico %s\n", PORTICO_VERSION);
+	printf("libevent %s\n", event_get_version());
+	printf("llhttp %d.%d.%d\n", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+	       LLHTTP_VERSION_PATCH);
+	printf("libyaml %s\n", yaml_get_version_string());
+	printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
+	printf("PCRE2 %s (%s)\n", pcre, jit ? "JIT available" : "no JIT");
+	printf("zlib %s\n", zlibVersion());
+	return EXIT_SUCCESS;
+}
+
+/* route: the request */
+
+/* The host a rule lookup sees: the Host header without port and brackets, in its own case. */
+static char *
+host_for_lookup(const char *host)
+{
+	const char *end;
+
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		return end ? xstrndup(host + 1, (size_t)(end - host - 1)) : xstrdup(host);
+	}
+	end = strrchr(host, ':');
+	return end ? xstrndup(host, (size_t)(end - host)) : xstrdup(host);
+}
+
+/*
+ * Splits and normalizes TARGET as the proxy does: an absolute-form target's
+ * authority replaces the Host.  -1 with *err set to the reason for a 400.
+ */
+static int
+request_parse(struct request *rq, const char *target, const char *host, const char **err)
+{
+	size_t len = strlen(target);
+	bool absolute = ascii_has_prefix_case(target, len, "http://") ||
+			ascii_has_prefix_case(target, len, "https://");
+	struct url u = {0};
+	char *q;
+
+	if (absolute) {
+		if (url_parse(target, &u, err) < 0)
+			return -1;
+		host = u.authority;
+	}
+	if (host != NULL && *host != '\0') {
+		rq->host = xstrdup(host);
+		rq->lookup = host_for_lookup(host);
+	}
+	rq->raw = xstrdup(u.path ? u.path : target);
+	url_free(&u);
+	q = strchr(rq->raw, '?');
+	rq->query = q ? q + 1 : "";
+	rq->querylen = strlen(rq->query);
+	len = q ? (size_t)(q - rq->raw) : strlen(rq->raw);
+	rq->path = xmalloc(len + 2);
+	/* "http://h" and "http://h?q" have the path "/". */
+	if (absolute && len == 0)
+		return path_normalize("/", 1, rq->path, &rq->pathlen, err);
+	return path_normalize(rq->raw, len, rq->path, &rq->pathlen, err);
+}
+
+static void
+request_free(struct request *rq)
+{
+	xfree(rq->host);
+	xfree(rq->lookup);
+	xfree(rq->path);
+	xfree(rq->raw);
+}
+
+/* route: printing the explanation, one "key: value" per line */
+
+static const char *
+on_off(bool b)
+{
+	return b ? "on" : "off";
+}
+
+static void
+explain_rule(const struct route *r)
+{
+	if (r == NULL) {
+		printf("rule: none\n");
+		return;
+	}
+	printf("rule: routes[%u]\n", r->index);
+	printf("rule.line: %d\n", r->line);
+	printf("rule.kind: %s\n", r->kind == ROUTE_PATH ? "path" : "match");
+	if (r->kind == ROUTE_PATH)
+		printf("rule.path: %s\n", r->path);
+	else
+		printf("rule.match: %s\n", r->match);
+	printf("rule.name: %s\n", r->name);
+	if (r->host != NULL)
+		printf("rule.host: %s\n", r->host);
+	printf("rule.pass: %s\n", r->pass_off ? "off" : r->pass);
+}
+
+static bool
+explain_decision(const struct access_rule *rule, const char *client)
+{
+	struct buf b;
+
+	buf_init(&b);
+	access_rule_format(rule, &b);
+	printf("access: %s (%s matches \"%s\")\n", rule->allow ? "allow" : "deny", client, b.data);
+	buf_free(&b);
+	return rule->allow;
+}
+
+/* The list in force and, with a client address, the rule that decides.  False: denied. */
+static bool
+explain_access(const struct config *cfg, const struct route *r, const struct cli *cli)
+{
+	const struct access_list *l =
+	    r ? config_route_access(cfg, r) : (cfg->has_access ? &cfg->access : NULL);
+	long i;
+
+	printf("access.list: %s\n", l == NULL ? "none" : r && r->has_access ? "route" : "global");
+	for (size_t k = 0; l != NULL && k < l->n; k++) {
+		struct buf b;
+
+		buf_init(&b);
+		access_rule_format(&l->rules[k], &b);
+		printf("access.rule: %s\n", b.data);
+		buf_free(&b);
+	}
+	if (l == NULL) {
+		printf("access: allow (no access rules)\n");
+		return true;
+	}
+	if (cli->client == NULL) {
+		printf("access: the first rule matching the client address decides; "
+		       "no match denies\n");
+		return true;
+	}
+	i = access_first_match(l, (const struct sockaddr *)&cli->client_sa);
+	if (i < 0) {
+		printf("access: deny (%s matches no rule)\n", cli->client);
+		return false;
+	}
+	return explain_decision(&l->rules[i], cli->client);
+}
+
+static void
+explain_filters(const struct config *cfg, const struct route *r)
+{
+	const char *host = r->preserve_host ? "the client's Host" : r->upstream.authority;
+
+	printf("upstream.host: %s\n", host);
+	for (size_t i = 0; i < cfg->nreverse; i++)
+		printf("reverse: %s://%s%s -> %s\n", cfg->reverse[i].upstream.scheme,
+		       cfg->reverse[i].upstream.authority, cfg->reverse[i].upstream.path,
+		       cfg->reverse[i].public_path);
+	if (cfg->nreverse == 0)
+		printf("reverse: none\n");
+	printf("cookies: %s\n", on_off(r->cookies));
+	printf("html: %s\n", on_off(r->html));
+	for (size_t i = 0; r->html && i < r->html_nmaps; i++)
+		printf("html.map: %s -> %s\n", r->html_maps[i].from, r->html_maps[i].to);
+	if (r->html)
+		printf("html.extended: %s\n", on_off(r->html_extended));
+}
+
+/* The upstream URL; false (a 500) when a substitution would leave the pass URL's authority. */
+static bool
+explain_upstream(const struct route *r, const struct request *rq, const struct route_captures *caps)
+{
+	const char *err = NULL;
+	struct buf b;
+	bool ok;
+
+	buf_init(&b);
+	buf_addf(&b, "%s://%s", r->upstream.scheme, r->upstream.authority);
+	ok = route_target(r, rq->path, rq->pathlen, rq->query, rq->querylen, caps, &b, &err) == 0;
+	if (ok)
+		printf("upstream: %s\n", b.data);
+	else
+		printf("result: 500 Internal Server Error: %s\n", err ? err : "bad target");
+	buf_free(&b);
+	return ok;
+}
+
+static void
+explain_request(const struct cli *cli, const struct request *rq)
+{
+	printf("config: %s\n", cli->config);
+	printf("request: %s %s\n", rq->method, cli->target);
+	printf("host: %s\n", rq->host ? rq->host : "(none)");
+}
+
+/* Everything after a successful parse: rule, upstream, access, filters, result. */
+static void
+explain_routing(const struct config *cfg, const struct cli *cli, const struct request *rq)
+{
+	struct route_captures caps;
+	const struct route *r;
+	bool allowed;
+
+	printf("path: %s\n", rq->path);
+	printf("query: %.*s\n", rq->querylen ? (int)rq->querylen : 6,
+	       rq->querylen ? rq->query : "(none)");
+	r = route_table_lookup(cfg->table, rq->lookup, rq->lookup ? strlen(rq->lookup) : 0,
+			       rq->path, rq->pathlen, &caps);
+	explain_rule(r);
+	allowed = explain_access(cfg, r, cli);
+	if (r == NULL) {
+		printf("result: 404 Not Found: no rule matches\n");
+		return;
+	}
+	if (r->pass_off) {
+		printf("result: 404 Not Found: excluded by routes[%u] (pass: off)\n", r->index);
+		return;
+	}
+	if (!allowed) {
+		printf("result: 403 Forbidden: access denied for %s\n", cli->client);
+		return;
+	}
+	if (!explain_upstream(r, rq, &caps))
+		return;
+	explain_filters(cfg, r);
+	printf("result: proxy\n");
+}
+
+/*
+ * A request the proxy would refuse (400, 405) is an answer, not a failure of
+ * the command: it is printed as the result and the exit status is 0.
+ */
+static int
+cmd_route(const struct cli *cli)
+{
+	struct request rq = {.method = cli->method};
+	struct config *cfg = load(cli->config);
+	const char *err = NULL;
+
+	if (cfg == NULL)
+		return EXIT_CONFIG;
+	if (strcmp(cli->method, "CONNECT") == 0) {
+		rq.host = cli->host && *cli->host ? xstrdup(cli->host) : NULL;
+		explain_request(cli, &rq);
+		printf("result: 405 Method Not Allowed: CONNECT is never proxied\n");
+	} else if (request_parse(&rq, cli->target, cli->host, &err) < 0) {
+		explain_request(cli, &rq);
+		printf("result: 400 Bad Request: %s\n", err);
+	} else {
+		explain_request(cli, &rq);
+		explain_routing(cfg, cli, &rq);
+	}
+	request_free(&rq);
+	config_unref(cfg);
+	return EXIT_SUCCESS;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli cli = {.mode = CLI_RUN, .config = DEFAULT_CONFIG, .method = "GET"};
+
+	if (parse_args(argc, argv, &cli) < 0)
+		return EXIT_USAGE;
+	switch (cli.mode) {
+	case CLI_HELP:
+		help();
+		return EXIT_SUCCESS;
+	case CLI_VERSION:
+		return cmd_version();
+	case CLI_TEST:
+		return cmd_test(&cli);
+	case CLI_ROUTE:
+		return cmd_route(&cli);
+	case CLI_RUN:
+		break;
+	}
+	return cmd_run(&cli);
+}
