@@ -472,6 +472,8 @@ duration_text(char *out, size_t len, uint64_t ms)
 		snprintf(out, len, "%" PRIu64 "m", ms / MIN);
 	else if (ms != 0 && ms % SEC == 0)
 		snprintf(out, len, "%" PRIu64 "s", ms / SEC);
+	else if (ms == 0)
+		snprintf(out, len, "0s");
 	else
 		snprintf(out, len, "%" PRIu64 "ms", ms);
 }
@@ -1823,10 +1825,36 @@ mdoc_bounds(FILE *out, const struct ckey *k)
 		return;
 	bound_text(k, lo, sizeof(lo), k->min);
 	bound_text(k, hi, sizeof(hi), k->max);
+	if (k->max == UINT64_MAX && k->min == 0)
+		return;
 	if (k->max == UINT64_MAX)
 		fprintf(out, "At least %s.\n", lo);
 	else
 		fprintf(out, "From %s to %s.\n", lo, hi);
+}
+
+/* Text wrapped at 80 columns, as mandoc's style check asks. */
+static void
+mdoc_text(FILE *out, const char *text)
+{
+	size_t col = 0;
+
+	while (*text != '\0') {
+		size_t n = strcspn(text, " ");
+
+		if (col > 0 && col + 1 + n > 80) {
+			fputc('\n', out);
+			col = 0;
+		} else if (col > 0) {
+			fputc(' ', out);
+			col++;
+		}
+		fwrite(text, 1, n, out);
+		col += n;
+		text += n;
+		text += strspn(text, " ");
+	}
+	fputc('\n', out);
 }
 
 void
@@ -1838,7 +1866,8 @@ config_write_mdoc_keys(FILE *out)
 
 		fprintf(out, ".It Ic %s", k->path);
 		mdoc_type(out, k);
-		fprintf(out, "\n%s\n", k->help);
+		fputc('\n', out);
+		mdoc_text(out, k->help);
 		mdoc_default(out, k);
 		mdoc_bounds(out, k);
 	}
