@@ -47,7 +47,9 @@ The ``Portico`` object
 current text: access log on stdout, error log on stderr by default),
 ``.rss_kib()``, ``.request(method, path, body=None, headers=None)``
 (http.client, returns upstreams.HTTPResponse), ``.get(path, **kw)``,
-``.client()`` (a RawClient), ``.wait_log(regex, timeout)``,
+``.client()`` (a RawClient), ``.fetch(method, target, headers=None,
+body=b"", host="www.example.com")`` (exact target, fresh connection),
+``.send_raw(bytes)`` (exact bytes, one response), ``.wait_log(regex, timeout)``,
 ``.request_ids()`` (ids seen in the error log), ``.signal(sig)``,
 ``.reload(new_text=None, **placeholders)`` (rewrite the file and SIGHUP),
 ``.stop(expect_status=0)`` (SIGTERM, wait, assert exit status and no
@@ -290,6 +292,19 @@ class Portico:
 
     def client(self, timeout: float = 5.0) -> RawClient:
         return RawClient(self.port, timeout=timeout)
+
+    def fetch(self, method: str, target: str, headers=None, body: bytes = b"", host: Optional[str] = "www.example.com", version: str = "HTTP/1.1"):
+        """One request with an exact target on a fresh connection (RawClient):
+        Host is ``host`` (None: no Host) unless ``headers`` has one."""
+        with self.client() as c:
+            c.request(method, target, headers=headers, body=body, host=host, version=version)
+            return c.read_response(method)
+
+    def send_raw(self, data: bytes, method: str = "GET"):
+        """Sends exact bytes on a fresh connection and reads one response."""
+        with self.client() as c:
+            c.send(data)
+            return c.read_response(method)
 
 
 # --------------------------------------------------------------------------
