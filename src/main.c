@@ -407,8 +407,14 @@ explain_access(const struct config *cfg, const struct route *r, const struct cli
 		printf("access: allow (no access rules)\n");
 		return true;
 	}
+	if (l->n == 0) {
+		printf("access: deny (the list is empty)\n");
+		return false;
+	}
+	if (cli->client == NULL && l->rules[0].all)
+		return explain_decision(&l->rules[0], "every client");
 	if (cli->client == NULL) {
-		printf("access: the first rule matching the client address decides; "
+		printf("access: depends on the client address: the first matching rule decides, "
 		       "no match denies\n");
 		return true;
 	}
@@ -421,11 +427,12 @@ explain_access(const struct config *cfg, const struct route *r, const struct cli
 }
 
 static void
-explain_filters(const struct config *cfg, const struct route *r)
+explain_filters(const struct config *cfg, const struct route *r, const struct request *rq)
 {
-	const char *host = r->preserve_host ? "the client's Host" : r->upstream.authority;
-
-	printf("upstream.host: %s\n", host);
+	if (r->preserve_host)
+		printf("upstream.host: %s (preserve_host)\n", rq->host ? rq->host : "(none)");
+	else
+		printf("upstream.host: %s\n", r->upstream.authority);
 	for (size_t i = 0; i < cfg->nreverse; i++)
 		printf("reverse: %s://%s%s -> %s\n", cfg->reverse[i].upstream.scheme,
 		       cfg->reverse[i].upstream.authority, cfg->reverse[i].upstream.path,
@@ -496,7 +503,7 @@ explain_routing(const struct config *cfg, const struct cli *cli, const struct re
 	}
 	if (!explain_upstream(r, rq, &caps))
 		return;
-	explain_filters(cfg, r);
+	explain_filters(cfg, r, rq);
 	printf("result: proxy\n");
 }
 
