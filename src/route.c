@@ -18,12 +18,24 @@
 
 #define NO_RULE UINT32_MAX
 
-struct trie_node {
-	unsigned char *keys; /* edge bytes, ascending */
+/*
+ * The trie is built with growable per-node arrays, then frozen into flat
+ * arrays so that a lookup touches a few contiguous bytes per path byte.
+ */
+struct build_node {
+	unsigned char *keys; /* edge bytes */
 	uint32_t *kids;	     /* child node for each key */
 	size_t nkids, capkids;
 	uint32_t *cands; /* positions of the rules ending here, ascending */
 	size_t ncands, capcands;
+	bool slash;
+};
+
+struct trie_node {
+	uint32_t edges;	 /* first edge in keys[] and kids[] */
+	uint32_t cands;	 /* first candidate in cands[] */
+	uint32_t ncands; /* rules ending here */
+	uint16_t nedges;
 	bool slash; /* reached by a "/" edge (or the root): always at a boundary */
 };
 
@@ -35,8 +47,10 @@ struct route_regex {
 struct route_table {
 	const struct route *routes;
 	size_t n;
-	struct trie_node *nodes; /* nodes[0] is the root */
-	size_t nnodes, capnodes;
+	struct trie_node *nodes;     /* nodes[0] is the root */
+	unsigned char *keys;	     /* edge bytes, grouped by node */
+	uint32_t *kids;		     /* edge targets */
+	uint32_t *cands;	     /* rule positions, grouped by node, ascending */
 	struct route_regex *regexes; /* ascending positions */
 	size_t nregexes;
 };
@@ -139,76 +153,113 @@ host_covers(const char *outer, const char *inner)
 
 /* ---- the trie ---- */
 
-static uint32_t
-trie_child(const struct trie_node *node, unsigned char c)
-{
-	size_t lo = 0, hi = node->nkids;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (node->keys[mid] == c)
-			return node->kids[mid];
-		if (node->keys[mid] < c)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NO_RULE;
-}
+struct trie_builder {
+	struct build_node *nodes;
+	size_t n, cap;
+	size_t nedges, ncands;
+};
 
 static uint32_t
-trie_new_node(struct route_table *t, bool slash)
+build_new_node(struct trie_builder *b, bool slash)
 {
-	t->nodes = xgrow(t->nodes, &t->capnodes, t->nnodes, sizeof(*t->nodes));
-	memset(&t->nodes[t->nnodes], 0, sizeof(t->nodes[0]));
-	t->nodes[t->nnodes].slash = slash;
-	return (uint32_t)t->nnodes++;
+	b->nodes = xgrow(b->nodes, &b->cap, b->n, sizeof(*b->nodes));
+	memset(&b->nodes[b->n], 0, sizeof(b->nodes[0]));
+	b->nodes[b->n].slash = slash;
+	return (uint32_t)b->n++;
 }
 
 /* The child of node `at` along byte c, created when missing. */
 static uint32_t
-trie_step(struct route_table *t, uint32_t at, unsigned char c)
+build_step(struct trie_builder *b, uint32_t at, unsigned char c)
 {
-	uint32_t kid = trie_child(&t->nodes[at], c);
-	struct trie_node *node;
-	size_t k;
+	struct build_node *node = &b->nodes[at];
+	const unsigned char *k = node->nkids > 0 ? memchr(node->keys, c, node->nkids) : NULL;
+	uint32_t kid;
 
-	if (kid != NO_RULE)
-		return kid;
-	kid = trie_new_node(t, c == '/');
-	node = &t->nodes[at];
+	if (k != NULL)
+		return node->kids[k - node->keys];
+	kid = build_new_node(b, c == '/');
+	node = &b->nodes[at];
 	if (node->nkids == node->capkids) {
 		node->keys = xgrow(node->keys, &node->capkids, node->nkids, sizeof(*node->keys));
 		node->kids = xrealloc(node->kids, node->capkids * sizeof(*node->kids));
 	}
-	for (k = node->nkids; k > 0 && node->keys[k - 1] > c; k--) {
-		node->keys[k] = node->keys[k - 1];
-		node->kids[k] = node->kids[k - 1];
-	}
-	node->keys[k] = c;
-	node->kids[k] = kid;
-	node->nkids++;
+	node->keys[node->nkids] = c;
+	node->kids[node->nkids++] = kid;
+	b->nedges++;
 	return kid;
 }
 
 /* Adds the prefix rule at `pos`; rules arrive in ascending positions. */
 static void
-trie_insert(struct route_table *t, const char *prefix, uint32_t pos)
+build_insert(struct trie_builder *b, const char *prefix, uint32_t pos)
 {
 	uint32_t at = 0;
-	struct trie_node *node;
+	struct build_node *node;
 
 	for (size_t i = 0; prefix[i] != '\0'; i++) {
 		if (prefix[i] == '/') {
 			while (prefix[i + 1] == '/')
 				i++;
 		}
-		at = trie_step(t, at, (unsigned char)prefix[i]);
+		at = build_step(b, at, (unsigned char)prefix[i]);
 	}
-	node = &t->nodes[at];
+	node = &b->nodes[at];
 	node->cands = xgrow(node->cands, &node->capcands, node->ncands, sizeof(*node->cands));
 	node->cands[node->ncands++] = pos;
+	b->ncands++;
+}
+
+/* Moves the builder's nodes into the table's flat arrays and frees the builder. */
+static void
+build_freeze(struct trie_builder *b, struct route_table *t)
+{
+	size_t e = 0, c = 0;
+
+	t->nodes = xcalloc(b->n, sizeof(*t->nodes));
+	t->keys = xmalloc(b->nedges + 1);
+	t->kids = xcalloc(b->nedges + 1, sizeof(*t->kids));
+	t->cands = xcalloc(b->ncands + 1, sizeof(*t->cands));
+	for (size_t i = 0; i < b->n; i++) {
+		struct build_node *from = &b->nodes[i];
+		struct trie_node *to = &t->nodes[i];
+
+		to->edges = (uint32_t)e;
+		to->nedges = (uint16_t)from->nkids;
+		to->cands = (uint32_t)c;
+		to->ncands = (uint32_t)from->ncands;
+		to->slash = from->slash;
+		if (from->nkids > 0) {
+			memcpy(t->keys + e, from->keys, from->nkids);
+			memcpy(t->kids + e, from->kids, from->nkids * sizeof(*t->kids));
+		}
+		if (from->ncands > 0)
+			memcpy(t->cands + c, from->cands, from->ncands * sizeof(*t->cands));
+		e += from->nkids;
+		c += from->ncands;
+		xfree(from->keys);
+		xfree(from->kids);
+		xfree(from->cands);
+	}
+	xfree(b->nodes);
+}
+
+/* Most nodes have a handful of edges: a plain loop beats a memchr() call. */
+static uint32_t
+trie_child(const struct route_table *t, uint32_t at, unsigned char c)
+{
+	const struct trie_node *node = &t->nodes[at];
+	const unsigned char *keys = t->keys + node->edges;
+	const unsigned char *k;
+
+	if (node->nedges <= 16) {
+		for (size_t i = 0; i < node->nedges; i++)
+			if (keys[i] == c)
+				return t->kids[node->edges + i];
+		return NO_RULE;
+	}
+	k = memchr(keys, c, node->nedges);
+	return k != NULL ? t->kids[k - t->keys] : NO_RULE;
 }
 
 /*
@@ -227,13 +278,15 @@ struct walk {
 static void
 walk_visit(struct walk *w, const struct trie_node *node)
 {
-	for (size_t k = 0; k < node->ncands && node->cands[k] < w->best; k++) {
-		const struct route *r = &w->t->routes[node->cands[k]];
+	const uint32_t *cands = w->t->cands + node->cands;
+
+	for (size_t k = 0; k < node->ncands && cands[k] < w->best; k++) {
+		const struct route *r = &w->t->routes[cands[k]];
 		bool ok = w->shadow ? host_covers(r->host, w->shadow_host)
 				    : route_host_matches(r->host, w->host, w->hostlen);
 
 		if (ok) {
-			w->best = node->cands[k];
+			w->best = cands[k];
 			return;
 		}
 	}
@@ -256,7 +309,7 @@ trie_walk(struct walk *w, const char *path, size_t len)
 			while (i < len && path[i] == '/')
 				i++;
 		}
-		at = trie_child(&nodes[at], c);
+		at = trie_child(w->t, at, c);
 		if (at == NO_RULE)
 			return;
 		if (nodes[at].ncands > 0 && (nodes[at].slash || i == len || path[i] == '/'))
@@ -282,18 +335,20 @@ struct route_table *
 route_table_build(const struct route *routes, size_t n)
 {
 	struct route_table *t = xcalloc(1, sizeof(*t));
+	struct trie_builder b = {.nodes = NULL};
 
 	t->routes = routes;
 	t->n = n;
-	trie_new_node(t, true);
+	build_new_node(&b, true);
 	for (size_t pos = 0; pos < n; pos++) {
 		const struct route *r = &routes[pos];
 
 		if (r->kind == ROUTE_PATH && r->path != NULL)
-			trie_insert(t, r->path, (uint32_t)pos);
+			build_insert(&b, r->path, (uint32_t)pos);
 		else if (r->kind == ROUTE_MATCH && r->re != NULL)
 			table_add_regex(t, r, (uint32_t)pos);
 	}
+	build_freeze(&b, t);
 	return t;
 }
 
@@ -302,12 +357,10 @@ route_table_free(struct route_table *t)
 {
 	if (t == NULL)
 		return;
-	for (size_t i = 0; i < t->nnodes; i++) {
-		xfree(t->nodes[i].keys);
-		xfree(t->nodes[i].kids);
-		xfree(t->nodes[i].cands);
-	}
 	xfree(t->nodes);
+	xfree(t->keys);
+	xfree(t->kids);
+	xfree(t->cands);
 	xfree(t->regexes);
 	xfree(t);
 }
