@@ -268,6 +268,33 @@ need_list(struct cctx *c, const yaml_node_t *n, const char *kp, bool nonempty)
 	return 0;
 }
 
+/* Parses item `i` of a list, whose key path is `ikp`, into the array its caller sized. */
+typedef int list_item_fn(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base);
+
+/* Checks that `n` is a list (not empty when `nonempty`); its length goes to *len. */
+static int
+list_begin(struct cctx *c, const yaml_node_t *n, const char *kp, bool nonempty, size_t *len)
+{
+	if (need_list(c, n, kp, nonempty) < 0)
+		return -1;
+	*len = seq_len(n);
+	return 0;
+}
+
+/* Gives every item of the list `n` to `fn`, with its key path "kp[i]". */
+static int
+list_walk(struct cctx *c, const yaml_node_t *n, const char *kp, void *base, list_item_fn *fn)
+{
+	char ikp[KP_MAX];
+
+	for (size_t i = 0; i < seq_len(n); i++) {
+		kp_index(ikp, kp, i);
+		if (fn(c, seq_item(c, n, i), i, ikp, base) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* The key table */
 
 /* The row's key name relative to `scope` ("limits."), or NULL when not a direct child. */
@@ -990,30 +1017,29 @@ fail:
 /* Listeners */
 
 static int
+cert_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+{
+	struct config_cert *cert = &((struct config_listen *)base)->certs[i];
+
+	if (scope_parse(c, "listen[].tls.certificates[].", item, cert, ikp) < 0)
+		return -1;
+	return tls_check_pair(c, item, ikp, cert->cert, cert->key);
+}
+
+static int
 key_certificates(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct config_listen *l = base;
-	char ikp[KP_MAX], scope[KP_MAX];
 	size_t len;
 
+	(void)k;
 	if (n == NULL)
 		return 0;
-	if (need_list(c, n, kp, true) < 0)
+	if (list_begin(c, n, kp, true, &len) < 0)
 		return -1;
-	len = seq_len(n);
 	l->certs = xcalloc(len, sizeof(*l->certs));
 	l->ncerts = len;
-	snprintf(scope, sizeof(scope), "%s[].", k->path);
-	for (size_t i = 0; i < len; i++) {
-		yaml_node_t *item = seq_item(c, n, i);
-
-		kp_index(ikp, kp, i);
-		if (need_mapping(c, item, ikp) < 0 ||
-		    scope_parse(c, scope, item, &l->certs[i], ikp) < 0 ||
-		    tls_check_pair(c, item, ikp, l->certs[i].cert, l->certs[i].key) < 0)
-			return -1;
-	}
-	return 0;
+	return list_walk(c, n, kp, l, cert_item);
 }
 
 static int
@@ -1033,38 +1059,44 @@ key_listen_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
 }
 
 static int
+listen_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+{
+	struct config *cfg = base;
+	struct config_listen *l = &cfg->listen[i];
+
+	l->line = node_line(item);
+	l->col = node_col(item);
+	l->tls_min_version = TLS1_2_VERSION;
+	if (item->type == YAML_SCALAR_NODE) {
+		if (key_address(c, NULL, item, l, ikp) < 0)
+			return -1;
+	} else if (item->type != YAML_MAPPING_NODE) {
+		return fail_expected(c, item, ikp, "an address or a mapping with address");
+	} else if (scope_parse(c, "listen[].", item, l, ikp) < 0) {
+		return -1;
+	}
+	for (size_t j = 0; j < i; j++)
+		if (cfg->listen[j].salen == l->salen &&
+		    memcmp(&cfg->listen[j].sa, &l->sa, l->salen) == 0)
+			return fail(c, item, ikp, "the same address as listen[%zu] (line %d)", j,
+				    cfg->listen[j].line);
+	return 0;
+}
+
+static int
 key_listen(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct config *cfg = base;
-	char ikp[KP_MAX], scope[KP_MAX];
 	size_t len;
 
+	(void)k;
 	if (n == NULL)
 		return 0;
-	if (need_list(c, n, kp, true) < 0)
+	if (list_begin(c, n, kp, true, &len) < 0)
 		return -1;
-	len = seq_len(n);
 	cfg->listen = xcalloc(len, sizeof(*cfg->listen));
 	cfg->nlisten = len;
-	snprintf(scope, sizeof(scope), "%s[].", k->path);
-	for (size_t i = 0; i < len; i++) {
-		struct config_listen *l = &cfg->listen[i];
-		yaml_node_t *item = seq_item(c, n, i);
-
-		kp_index(ikp, kp, i);
-		l->line = node_line(item);
-		l->col = node_col(item);
-		l->tls_min_version = TLS1_2_VERSION;
-		if (item->type == YAML_SCALAR_NODE) {
-			if (key_address(c, key_find(scope, "address"), item, l, ikp) < 0)
-				return -1;
-		} else if (item->type != YAML_MAPPING_NODE) {
-			return fail_expected(c, item, ikp, "an address or a mapping with address");
-		} else if (scope_parse(c, scope, item, l, ikp) < 0) {
-			return -1;
-		}
-	}
-	return 0;
+	return list_walk(c, n, kp, cfg, listen_item);
 }
 
 /* hosts, access, reverse */
@@ -1137,8 +1169,9 @@ key_hosts(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, cons
 
 /* One access item: a mapping with exactly one of allow and deny. */
 static int
-access_item(struct cctx *c, yaml_node_t *item, const char *ikp, struct access_rule *r)
+access_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
 {
+	struct access_rule *r = &((struct access_list *)base)->rules[i];
 	yaml_node_t *allow, *deny, *v;
 	const char *why;
 	char kp[KP_MAX];
@@ -1170,46 +1203,38 @@ static int
 key_access(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct access_list *l = (void *)((char *)base + k->off);
-	char ikp[KP_MAX];
 	size_t len;
 
 	if (n == NULL)
 		return 0;
-	if (need_list(c, n, kp, false) < 0)
+	if (list_begin(c, n, kp, false, &len) < 0)
 		return -1;
 	*(bool *)((char *)base + k->aux) = true;
-	len = seq_len(n);
-	l->rules = xcalloc(len ? len : 1, sizeof(*l->rules));
-	for (size_t i = 0; i < len; i++) {
-		kp_index(ikp, kp, i);
-		if (access_item(c, seq_item(c, n, i), ikp, &l->rules[i]) < 0)
-			return -1;
-		l->n = i + 1;
-	}
-	return 0;
+	l->rules = xcalloc(len, sizeof(*l->rules));
+	l->n = len;
+	return list_walk(c, n, kp, l, access_item);
+}
+
+static int
+reverse_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+{
+	return scope_parse(c, "reverse[].", item, &((struct config *)base)->reverse[i], ikp);
 }
 
 static int
 key_reverse(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct config *cfg = base;
-	char ikp[KP_MAX], scope[KP_MAX];
 	size_t len;
 
+	(void)k;
 	if (n == NULL)
 		return 0;
-	if (need_list(c, n, kp, false) < 0)
+	if (list_begin(c, n, kp, false, &len) < 0)
 		return -1;
-	len = seq_len(n);
-	cfg->reverse = xcalloc(len ? len : 1, sizeof(*cfg->reverse));
+	cfg->reverse = xcalloc(len, sizeof(*cfg->reverse));
 	cfg->nreverse = len;
-	snprintf(scope, sizeof(scope), "%s[].", k->path);
-	for (size_t i = 0; i < len; i++) {
-		kp_index(ikp, kp, i);
-		if (scope_parse(c, scope, seq_item(c, n, i), &cfg->reverse[i], ikp) < 0)
-			return -1;
-	}
-	return 0;
+	return list_walk(c, n, kp, cfg, reverse_item);
 }
 
 /* Routes */
@@ -1333,26 +1358,26 @@ key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
 }
 
 static int
+html_map_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+{
+	return scope_parse(c, "routes[].html.map[].", item, &((struct route *)base)->html_maps[i],
+			   ikp);
+}
+
+static int
 key_html_map(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct route *r = base;
-	char ikp[KP_MAX], scope[KP_MAX];
 	size_t len;
 
+	(void)k;
 	if (n == NULL)
 		return 0;
-	if (need_list(c, n, kp, true) < 0)
+	if (list_begin(c, n, kp, true, &len) < 0)
 		return -1;
-	len = seq_len(n);
 	r->html_maps = xcalloc(len, sizeof(*r->html_maps));
 	r->html_nmaps = len;
-	snprintf(scope, sizeof(scope), "%s[].", k->path);
-	for (size_t i = 0; i < len; i++) {
-		kp_index(ikp, kp, i);
-		if (scope_parse(c, scope, seq_item(c, n, i), &r->html_maps[i], ikp) < 0)
-			return -1;
-	}
-	return 0;
+	return list_walk(c, n, kp, r, html_map_item);
 }
 
 static int
@@ -1470,37 +1495,37 @@ warn_slash(struct cctx *c, const char *ikp, const struct route *r)
 }
 
 static int
+route_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+{
+	struct config *cfg = base;
+	struct route *r = &cfg->routes[i];
+
+	r->index = (unsigned)i;
+	r->line = node_line(item);
+	r->col = node_col(item);
+	r->upstream_connect_ms = cfg->timeouts.upstream_connect;
+	r->upstream_read_ms = cfg->timeouts.upstream_read;
+	r->tunnel_ms = cfg->timeouts.tunnel;
+	if (scope_parse(c, "routes[].", item, r, ikp) < 0 || route_finish(c, item, ikp, r) < 0)
+		return -1;
+	warn_slash(c, ikp, r);
+	return 0;
+}
+
+static int
 key_routes(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct config *cfg = base;
-	char ikp[KP_MAX], scope[KP_MAX];
 	size_t len;
 
+	(void)k;
 	if (n == NULL)
 		return 0;
-	if (need_list(c, n, kp, true) < 0)
+	if (list_begin(c, n, kp, true, &len) < 0)
 		return -1;
-	len = seq_len(n);
 	cfg->routes = xcalloc(len, sizeof(*cfg->routes));
 	cfg->nroutes = len;
-	snprintf(scope, sizeof(scope), "%s[].", k->path);
-	for (size_t i = 0; i < len; i++) {
-		struct route *r = &cfg->routes[i];
-		yaml_node_t *item = seq_item(c, n, i);
-
-		kp_index(ikp, kp, i);
-		r->index = (unsigned)i;
-		r->line = node_line(item);
-		r->col = node_col(item);
-		r->upstream_connect_ms = cfg->timeouts.upstream_connect;
-		r->upstream_read_ms = cfg->timeouts.upstream_read;
-		r->tunnel_ms = cfg->timeouts.tunnel;
-		if (need_mapping(c, item, ikp) < 0 || scope_parse(c, scope, item, r, ikp) < 0 ||
-		    route_finish(c, item, ikp, r) < 0)
-			return -1;
-		warn_slash(c, ikp, r);
-	}
-	return 0;
+	return list_walk(c, n, kp, cfg, route_item);
 }
 
 /* The whole snapshot */
@@ -1772,11 +1797,11 @@ config_unref(struct config *c)
 const struct access_list *
 config_route_access(const struct config *c, const struct route *r)
 {
-	if (r->has_access)
-		return &r->access;
-	if (c->has_access)
-		return &c->access;
-	return NULL;
+	const struct access_list *l = r->has_access   ? &r->access
+				      : c->has_access ? &c->access
+						      : NULL;
+
+	return l != NULL && l->n > 0 ? l : NULL;
 }
 
 /* The man page key list */

@@ -128,7 +128,11 @@ struct config *config_load(const char *path, char **err);
 struct config *config_ref(struct config *c);
 void config_unref(struct config *c);
 
-/* The access list in force for a route: its own, else the global one, else NULL (allow). */
+/*
+ * The access list in force for a route: its own, else the global one.  NULL
+ * (every client allowed) when neither exists or the one in force is empty
+ * (`access: []` says deliberately that a route or the site is open).
+ */
 const struct access_list *config_route_access(const struct config *c, const struct route *r);
 
 /* Writes the key list of portico.yaml.5 (mdoc) generated from the key table. */

@@ -469,7 +469,7 @@ test_routes(void **state)
 	assert_null(r->pass);
 	assert_false(r->reverse);
 	assert_string_equal(r->path, "/internal/excluded");
-	assert_ptr_equal(config_route_access(c, r), &c->access);
+	assert_null(config_route_access(c, r)); /* the global list is empty */
 
 	r = &c->routes[1];
 	assert_int_equal(r->kind, ROUTE_MATCH);
@@ -518,9 +518,33 @@ test_routes(void **state)
 	assert_string_equal(c->reverse[0].public_path, "");
 	assert_string_equal(c->reverse[0].upstream.host, "app.example.com");
 
-	/* An empty global list exists and denies: no warning, lists are set. */
+	/* An empty global list exists and allows every client, like no list. */
 	assert_true(c->has_access);
 	assert_int_equal(c->access.n, 0);
+	assert_null(config_route_access(c, &c->routes[0]));
+	assert_int_equal(c->nwarnings, 0);
+	config_unref(c);
+}
+
+/* A route's list replaces the global one; an empty list opens the route. */
+static void
+test_access_lists(void **state)
+{
+	struct config *c = load_ok("listen: [\"*:8080\"]\n"
+				   "access: [{allow: 10.0.0.0/8}]\n"
+				   "routes:\n"
+				   "  - {path: /open, pass: http://x, access: []}\n"
+				   "  - {path: /own, pass: http://x, access: [{deny: all}]}\n"
+				   "  - {path: /global, pass: http://x}\n");
+
+	(void)state;
+	assert_true(c->routes[0].has_access);
+	assert_null(config_route_access(c, &c->routes[0]));
+	assert_ptr_equal(config_route_access(c, &c->routes[1]), &c->routes[1].access);
+	assert_true(c->routes[1].access.rules[0].all);
+	assert_false(c->routes[1].access.rules[0].allow);
+	assert_ptr_equal(config_route_access(c, &c->routes[2]), &c->access);
+	assert_int_equal(c->nwarnings, 0);
 	config_unref(c);
 }
 
@@ -812,6 +836,7 @@ main(void)
 	    cmocka_unit_test(test_listen),
 	    cmocka_unit_test(test_hosts_access_reverse),
 	    cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_access_lists),
 	    cmocka_unit_test(test_route_tls_files),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_missing_file),
