@@ -1,13 +1,400 @@
 /*
- * daemon.c: placeholder until the data path lands.
+ * daemon.c: running portico.  Opens the logs, binds the listening sockets
+ * (one per listener per worker, SO_REUSEPORT), drops privileges, starts the
+ * workers and then handles signals on the main thread: SIGTERM/SIGINT
+ * graceful stop, SIGHUP reload (SPEC section 10), SIGUSR1 log reopening.
+ * Speaks the systemd notify protocol when NOTIFY_SOCKET is set.
  */
+#include <errno.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "portico/accesslog.h"
+#include "portico/config.h"
 #include "portico/daemon.h"
+#include "portico/log.h"
+#include "portico/worker.h"
+
+#define LISTEN_BACKLOG 4096
+
+struct daemon {
+	const char *path;
+	struct config *cfg;
+	struct listen_set *set;
+	struct worker *workers;
+	unsigned nworkers;
+	struct event_base *base;
+	unsigned generation;
+};
+
+/* --- systemd notify -------------------------------------------------------- */
+
+static void
+sd_notify_send(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	size_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@'))
+		return;
+	len = strlen(path);
+	if (len >= sizeof(sun.sun_path))
+		return;
+	memcpy(sun.sun_path, path, len);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0'; /* abstract namespace */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == -1)
+		log_warn("sd_notify: %s", strerror(errno));
+	close(fd);
+}
+
+static void
+sd_notify_reloading(void)
+{
+	struct timespec ts;
+	char msg[96];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull +
+		     (unsigned long long)ts.tv_nsec / 1000);
+	sd_notify_send(msg);
+}
+
+/* --- listening sockets ----------------------------------------------------- */
+
+static int
+listen_socket(const struct config_listen *l, const char **why)
+{
+	struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	const struct sockaddr *sa = (const struct sockaddr *)&l->sa;
+	socklen_t salen = l->salen;
+	int one = 1, zero = 0, fd;
+
+	if (l->any) {
+		any.sin6_port = ((const struct sockaddr_in *)&l->sa)->sin_port;
+		sa = (const struct sockaddr *)&any;
+		salen = sizeof(any);
+	}
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		*why = "socket";
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail_opt;
+	if (sa->sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, l->any ? &zero : &one, sizeof(one)) == -1)
+		goto fail_opt;
+	if (bind(fd, sa, salen) == -1) {
+		*why = "bind";
+		goto fail;
+	}
+	if (listen(fd, LISTEN_BACKLOG) == -1) {
+		*why = "listen";
+		goto fail;
+	}
+	return fd;
+fail_opt:
+	*why = "setsockopt";
+fail : {
+	int e = errno;
+
+	close(fd);
+	errno = e;
+}
+	return -1;
+}
+
+static void
+listen_set_free(struct listen_set *set, bool close_fds, unsigned nworkers)
+{
+	if (set == NULL)
+		return;
+	for (size_t i = 0; i < set->n; i++) {
+		if (close_fds)
+			for (unsigned w = 0; w < nworkers; w++)
+				if (set->socks[i].fds[w] >= 0)
+					close(set->socks[i].fds[w]);
+		free(set->socks[i].address);
+		free(set->socks[i].fds);
+	}
+	free(set->socks);
+	free(set);
+}
+
+static const struct listen_sock *
+listen_set_find(const struct listen_set *old, const struct config_listen *l)
+{
+	for (size_t i = 0; old && i < old->n; i++) {
+		const struct listen_sock *s = &old->socks[i];
+
+		if (s->salen == l->salen && s->any == l->any && s->tls == l->tls &&
+		    memcmp(&s->sa, &l->sa, l->salen) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/*
+ * The sockets of `cfg`'s listeners: those also in `old` are shared (same
+ * fds), the others bound now.  NULL when a bind fails (logged); new sockets
+ * are then closed again.
+ */
+static struct listen_set *
+listen_set_build(const struct config *cfg, const struct listen_set *old, unsigned nworkers)
+{
+	struct listen_set *set = xcalloc(1, sizeof(*set));
+	const char *why = NULL;
+
+	set->socks = xcalloc(cfg->nlisten ? cfg->nlisten : 1, sizeof(*set->socks));
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct config_listen *l = &cfg->listen[i];
+		const struct listen_sock *prev = listen_set_find(old, l);
+		struct listen_sock *s = &set->socks[set->n++];
+
+		s->address = xstrdup(l->address);
+		s->sa = l->sa;
+		s->salen = l->salen;
+		s->any = l->any;
+		s->tls = l->tls;
+		s->fds = xmalloc(nworkers * sizeof(int));
+		for (unsigned w = 0; w < nworkers; w++) {
+			s->fds[w] = prev ? prev->fds[w] : listen_socket(l, &why);
+			if (s->fds[w] == -1) {
+				log_error("%s:%d:%d: listen %s: %s: %s", cfg->path, l->line, l->col,
+					  l->address, why, strerror(errno));
+				goto fail;
+			}
+		}
+	}
+	return set;
+fail:
+	/* Close only what this call opened. */
+	for (size_t i = 0; i < set->n; i++) {
+		struct listen_sock *s = &set->socks[i];
+
+		for (unsigned w = 0; w < nworkers; w++)
+			if (s->fds[w] == -1)
+				break;
+			else if (!listen_set_find(old, &cfg->listen[i]))
+				close(s->fds[w]);
+		free(s->address);
+		free(s->fds);
+	}
+	free(set->socks);
+	free(set);
+	return NULL;
+}
+
+/* --- privileges ------------------------------------------------------------ */
+
+static int
+drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+	struct group *gr;
+	gid_t gid;
+
+	if (getuid() != 0 || cfg->user == NULL)
+		return 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		log_error("user %s: no such user", cfg->user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (cfg->group != NULL) {
+		gr = getgrnam(cfg->group);
+		if (gr == NULL) {
+			log_error("group %s: no such group", cfg->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(pw->pw_uid) == -1) {
+		log_error("dropping privileges to %s: %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- signals ----------------------------------------------------------------- */
+
+static void
+daemon_reload(struct daemon *d)
+{
+	struct listen_set *set, *old = d->set;
+	struct config *cfg;
+	char *err = NULL;
+
+	sd_notify_reloading();
+	cfg = config_load(d->path, &err);
+	if (cfg == NULL) {
+		log_error("reload failed, keeping the running configuration: %s",
+			  err ? err : "unknown error");
+		free(err);
+		sd_notify_send("READY=1\nSTATUS=reload failed");
+		return;
+	}
+	set = listen_set_build(cfg, old, d->nworkers);
+	if (set == NULL) {
+		log_error("reload failed, keeping the running configuration");
+		config_unref(cfg);
+		sd_notify_send("READY=1\nSTATUS=reload failed");
+		return;
+	}
+	cfg->generation = ++d->generation;
+	log_set_level(cfg->log.level);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_post_config(&d->workers[i], cfg, set);
+	/* Workers own their fds now: removed ones are closed by the workers. */
+	listen_set_free(old, false, d->nworkers);
+	d->set = set;
+	config_unref(d->cfg);
+	d->cfg = cfg;
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		log_warn("%s", cfg->warnings[i]);
+	log_info("configuration reloaded generation=%u", cfg->generation);
+	sd_notify_send("READY=1\nSTATUS=running");
+}
+
+static void
+daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("stopping on signal %d", (int)sig);
+		sd_notify_send("STOPPING=1");
+		for (unsigned i = 0; i < d->nworkers; i++)
+			worker_post_stop(&d->workers[i]);
+		event_base_loopexit(d->base, NULL);
+		break;
+	case SIGHUP:
+		daemon_reload(d);
+		break;
+	case SIGUSR1:
+		if (log_reopen() == -1)
+			log_error("reopening the error log: %s", strerror(errno));
+		accesslog_reopen();
+		break;
+	}
+}
+
+static int
+daemon_start_workers(struct daemon *d)
+{
+	uint64_t start = (uint64_t)time(NULL);
+
+	d->workers = xcalloc(d->nworkers, sizeof(*d->workers));
+	for (unsigned i = 0; i < d->nworkers; i++)
+		if (worker_init(&d->workers[i], i, d->nworkers, d->cfg, d->set, start) == -1) {
+			log_error("worker %u: cannot start", i);
+			return -1;
+		}
+	for (unsigned i = 0; i < d->nworkers; i++)
+		if (worker_start(&d->workers[i]) == -1) {
+			log_error("worker %u: cannot create its thread", i);
+			return -1;
+		}
+	return 0;
+}
+
+static int
+daemon_open_logs(const struct config *cfg)
+{
+	if (log_open(cfg->log.error) == -1) {
+		log_error("error log %s: %s", cfg->log.error, strerror(errno));
+		return -1;
+	}
+	log_set_level(cfg->log.level);
+	if (accesslog_open(cfg->log.access ? cfg->log.access : "stdout", cfg->log.format) == -1) {
+		log_error("access log %s: %s", cfg->log.access, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+daemon_loop(struct daemon *d)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	struct event *ev[ARRAY_SIZE(sigs)];
+
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+		ev[i] = evsignal_new(d->base, sigs[i], daemon_signal_cb, d);
+		evsignal_add(ev[i], NULL);
+	}
+	sd_notify_send("READY=1\nSTATUS=running");
+	log_info("portico %s running with %u workers", PORTICO_VERSION, d->nworkers);
+	event_base_dispatch(d->base);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		event_free(ev[i]);
+}
 
 int
 daemon_run(const char *path, struct config *cfg)
 {
-	(void)path;
-	config_unref(cfg);
-	log_error("the proxy is not built yet");
-	return 1;
+	struct daemon d = {.path = path, .cfg = cfg};
+	int status = 1;
+	unsigned started;
+
+	evthread_use_pthreads();
+	signal(SIGPIPE, SIG_IGN);
+	d.nworkers = cfg->workers ? cfg->workers : 1;
+	d.generation = cfg->generation = 1;
+	d.base = event_base_new();
+	if (d.base == NULL || daemon_open_logs(cfg) == -1)
+		goto out;
+	d.set = listen_set_build(cfg, NULL, d.nworkers);
+	if (d.set == NULL || drop_privileges(cfg) == -1)
+		goto out;
+	if (daemon_start_workers(&d) == -1) {
+		for (unsigned i = 0; i < d.nworkers; i++)
+			if (d.workers[i].base)
+				worker_post_stop(&d.workers[i]);
+		goto out;
+	}
+	daemon_loop(&d);
+	status = 0;
+out:
+	started = d.workers ? d.nworkers : 0;
+	for (unsigned i = 0; i < started; i++)
+		if (d.workers[i].thread)
+			worker_join(&d.workers[i]);
+	for (unsigned i = 0; i < started; i++)
+		if (d.workers[i].base)
+			worker_destroy(&d.workers[i]);
+	free(d.workers);
+	/* Every worker closed its own sockets; on a failed start close them here. */
+	listen_set_free(d.set, started == 0, d.nworkers);
+	accesslog_close();
+	config_unref(d.cfg);
+	if (d.base)
+		event_base_free(d.base);
+	if (status == 0)
+		log_info("stopped");
+	return status;
 }

@@ -1,0 +1,22 @@
+/*
+ * errpage.h: the small HTML responses portico generates itself (SPEC
+ * section 9): status, reason and request id.
+ */
+#ifndef PORTICO_ERRPAGE_H
+#define PORTICO_ERRPAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+/*
+ * Appends a complete response (head and body) to `out`.  `close` adds
+ * "Connection: close"; `keep_alive_10` adds "Connection: keep-alive" for an
+ * HTTP/1.0 client that asked for it.  `head_only` omits the body (HEAD).
+ * Returns the number of body bytes.
+ */
+uint64_t errpage_write(struct evbuffer *out, int status, const char *reqid, bool close,
+		       bool keep_alive_10, bool head_only);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * errpage.c: the small HTML responses portico generates (SPEC section 9).
+ */
+#include <stdio.h>
+
+#include <event2/buffer.h>
+
+#include "portico/errpage.h"
+#include "portico/http.h"
+
+uint64_t
+errpage_write(struct evbuffer *out, int status, const char *reqid, bool close, bool keep_alive_10,
+	      bool head_only)
+{
+	const char *reason = http_reason(status);
+	char body[512];
+	int n;
+
+	n = snprintf(body, sizeof(body),
+		     "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
+		     "<body><h1>%d %s</h1>\n<p>Request id: %s</p>\n"
+		     "<hr><address>portico</address></body></html>\n",
+		     status, reason, status, reason, reqid);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = 0;
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 %d %s\r\n"
+			    "Content-Type: text/html; charset=utf-8\r\n"
+			    "Content-Length: %d\r\n"
+			    "Cache-Control: no-store\r\n"
+			    "X-Request-Id: %s\r\n"
+			    "%s\r\n",
+			    status, reason, n, reqid,
+			    close ? "Connection: close\r\n"
+				  : (keep_alive_10 ? "Connection: keep-alive\r\n" : ""));
+	if (head_only)
+		return 0;
+	evbuffer_add(out, body, (size_t)n);
+	return (uint64_t)n;
+}

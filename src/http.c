@@ -1,0 +1,405 @@
+/*
+ * http.c: pure HTTP/1.1 helpers (byte classes, special headers, Connection
+ * lists, framing decisions, reason phrases, request ids).
+ */
+#include <string.h>
+
+#include "portico/http.h"
+#include "portico/util.h"
+
+bool
+http_is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+bool
+http_name_is_valid(const char *p, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!http_is_tchar((unsigned char)p[i]))
+			return false;
+	return true;
+}
+
+bool
+http_value_is_valid(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static bool
+host_char_ok(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c != 0 && strchr("-._~!$&'()*+,;=%", c) != NULL;
+}
+
+static bool
+port_ok(const char *p, size_t len)
+{
+	if (len > 5)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
+bool
+http_host_is_valid(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	if (len == 0)
+		return false;
+	if (p[0] == '[') {
+		for (i = 1; i < len && p[i] != ']'; i++)
+			if (!(hex_value((unsigned char)p[i]) >= 0 || p[i] == ':' || p[i] == '.'))
+				return false;
+		if (i == len || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < len && p[i] != ':'; i++)
+			if (!host_char_ok((unsigned char)p[i]))
+				return false;
+		if (i == 0)
+			return false;
+	}
+	if (i == len)
+		return true;
+	if (p[i] != ':')
+		return false;
+	return port_ok(p + i + 1, len - i - 1);
+}
+
+size_t
+http_host_strip_port(const char *p, size_t len)
+{
+	if (len > 0 && p[0] == '[') {
+		const char *e = memchr(p, ']', len);
+
+		return e ? (size_t)(e - p) + 1 : len;
+	}
+	const char *colon = memchr(p, ':', len);
+
+	return colon ? (size_t)(colon - p) : len;
+}
+
+static const struct {
+	const char *name;
+	size_t len;
+	enum http_hdr id;
+} header_names[] = {
+#define H(s, id)                                                                                   \
+	{                                                                                          \
+		s, sizeof(s) - 1, id                                                               \
+	}
+    H("host", HTTP_HDR_HOST),
+    H("content-length", HTTP_HDR_CONTENT_LENGTH),
+    H("transfer-encoding", HTTP_HDR_TRANSFER_ENCODING),
+    H("connection", HTTP_HDR_CONNECTION),
+    H("keep-alive", HTTP_HDR_KEEP_ALIVE),
+    H("proxy-connection", HTTP_HDR_PROXY_CONNECTION),
+    H("te", HTTP_HDR_TE),
+    H("trailer", HTTP_HDR_TRAILER),
+    H("upgrade", HTTP_HDR_UPGRADE),
+    H("proxy-authorization", HTTP_HDR_PROXY_AUTHORIZATION),
+    H("expect", HTTP_HDR_EXPECT),
+    H("x-forwarded-for", HTTP_HDR_X_FORWARDED_FOR),
+    H("x-forwarded-host", HTTP_HDR_X_FORWARDED_HOST),
+    H("x-forwarded-proto", HTTP_HDR_X_FORWARDED_PROTO),
+    H("forwarded", HTTP_HDR_FORWARDED),
+    H("via", HTTP_HDR_VIA),
+    H("referer", HTTP_HDR_REFERER),
+    H("user-agent", HTTP_HDR_USER_AGENT),
+#undef H
+};
+
+enum http_hdr
+http_header_id(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(header_names); i++)
+		if (header_names[i].len == len &&
+		    ascii_casecmp_eq(name, len, header_names[i].name, len))
+			return header_names[i].id;
+	return HTTP_HDR_OTHER;
+}
+
+bool
+http_header_is_hop_by_hop(enum http_hdr id)
+{
+	switch (id) {
+	case HTTP_HDR_CONNECTION:
+	case HTTP_HDR_KEEP_ALIVE:
+	case HTTP_HDR_PROXY_CONNECTION:
+	case HTTP_HDR_TE:
+	case HTTP_HDR_TRAILER:
+	case HTTP_HDR_TRANSFER_ENCODING:
+	case HTTP_HDR_UPGRADE:
+	case HTTP_HDR_PROXY_AUTHORIZATION:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool
+is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+bool
+http_list_next(const char *v, size_t len, size_t *pos, const char **tok, size_t *toklen)
+{
+	size_t i = *pos;
+
+	while (i < len) {
+		size_t start, end;
+
+		while (i < len && (is_ows(v[i]) || v[i] == ','))
+			i++;
+		start = i;
+		while (i < len && v[i] != ',')
+			i++;
+		end = i;
+		while (end > start && is_ows(v[end - 1]))
+			end--;
+		if (end > start) {
+			*tok = v + start;
+			*toklen = end - start;
+			*pos = i;
+			return true;
+		}
+	}
+	*pos = len;
+	return false;
+}
+
+bool
+http_list_has(const char *v, size_t len, const char *token)
+{
+	size_t pos = 0, tlen = strlen(token), n;
+	const char *t;
+
+	while (http_list_next(v, len, &pos, &t, &n))
+		if (ascii_casecmp_eq(t, n, token, tlen))
+			return true;
+	return false;
+}
+
+unsigned
+http_connection_flags(const char *v, size_t len)
+{
+	size_t pos = 0, n;
+	const char *t;
+	unsigned flags = 0;
+
+	while (http_list_next(v, len, &pos, &t, &n)) {
+		if (ascii_casecmp_eq(t, n, "close", 5))
+			flags |= HTTP_CONN_CLOSE;
+		else if (ascii_casecmp_eq(t, n, "keep-alive", 10))
+			flags |= HTTP_CONN_KEEP_ALIVE;
+		else if (ascii_casecmp_eq(t, n, "upgrade", 7))
+			flags |= HTTP_CONN_UPGRADE;
+		else
+			flags |= HTTP_CONN_OTHER;
+	}
+	return flags;
+}
+
+int
+http_parse_length(const char *v, size_t len, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (len == 0 || len > 19)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+void
+http_framing_add_length(struct http_framing *f, const char *v, size_t len)
+{
+	size_t pos = 0, n;
+	const char *t;
+	uint64_t value;
+	bool any = false;
+
+	/* "Content-Length: 5, 5" is one length; "5, 6" a conflict. */
+	while (http_list_next(v, len, &pos, &t, &n)) {
+		any = true;
+		if (http_parse_length(t, n, &value) == -1 ||
+		    (f->has_length && f->length != value)) {
+			f->bad = true;
+			return;
+		}
+		f->has_length = true;
+		f->length = value;
+	}
+	if (!any)
+		f->bad = true;
+}
+
+void
+http_framing_add_te(struct http_framing *f, const char *v, size_t len)
+{
+	size_t pos = 0, n, count = 0;
+	const char *t;
+
+	while (http_list_next(v, len, &pos, &t, &n)) {
+		count++;
+		if (!ascii_casecmp_eq(t, n, "chunked", 7))
+			f->bad = true;
+	}
+	if (count != 1 || f->has_te)
+		f->bad = true;
+	f->has_te = true;
+	f->chunked = !f->bad;
+}
+
+enum http_framing_verdict
+http_framing_check(const struct http_framing *f)
+{
+	if (f->bad || (f->has_te && f->has_length))
+		return HTTP_FRAMING_INVALID;
+	if (f->has_te)
+		return f->chunked ? HTTP_FRAMING_CHUNKED : HTTP_FRAMING_INVALID;
+	if (f->has_length)
+		return HTTP_FRAMING_LENGTH;
+	return HTTP_FRAMING_NONE;
+}
+
+const char *
+http_head_scan(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\r' && (i + 1 == len || p[i + 1] != '\n'))
+			return "bare CR";
+		if (p[i] == '\n') {
+			if (i == 0 || p[i - 1] != '\r')
+				return "bare LF";
+			if (i + 1 < len && (p[i + 1] == ' ' || p[i + 1] == '\t'))
+				return "obs-fold";
+		}
+		if (p[i] == '\0')
+			return "NUL in head";
+	}
+	return NULL;
+}
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 103:
+		return "Early Hints";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 417:
+		return "Expectation Failed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
+	}
+}
+
+static const char hexdigits[] = "0123456789abcdef";
+
+void
+http_reqid_format(char out[HTTP_REQID_LEN + 1], uint64_t v)
+{
+	for (int i = HTTP_REQID_LEN - 1; i >= 0; i--) {
+		out[i] = hexdigits[v & 0xf];
+		v >>= 4;
+	}
+	out[HTTP_REQID_LEN] = '\0';
+}
+
+size_t
+http_hex(char *out, uint64_t v)
+{
+	char tmp[16];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = hexdigits[v & 0xf];
+		v >>= 4;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}

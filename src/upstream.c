@@ -1,0 +1,415 @@
+/*
+ * upstream.c: connections to upstreams and the per-worker pool of idle
+ * kept-alive ones.  Owns name resolution (never blocking), connecting, the
+ * connect/read/idle timeouts and the pool; the HTTP exchange on a busy
+ * connection belongs to proxy.c.  An idle pooled connection keeps reading
+ * enabled with upstream_idle as its read timeout, so an upstream close,
+ * unexpected bytes or expiry all drop it at once.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "portico/config.h"
+#include "portico/log.h"
+#include "portico/proxy.h"
+#include "portico/resolve.h"
+#include "portico/route.h"
+#include "portico/upstream.h"
+#include "portico/worker.h"
+
+/* Idle connections kept per upstream per worker. */
+#define POOL_IDLE_MAX 256
+
+/* Upstream identity: connections are only shared between equal keys. */
+struct upstream_key {
+	struct upstream_key *next;
+	char *host;
+	uint16_t port;
+	bool tls;
+	char *tls_id;	       /* TLS settings folded into one string; NULL for http */
+	struct upstream *idle; /* most recently used first */
+	unsigned nidle;
+};
+
+struct upstream_pool {
+	struct worker *w;
+	struct upstream_key *keys;
+};
+
+struct upstream_pool *
+upstream_pool_new(struct worker *w)
+{
+	struct upstream_pool *p = xcalloc(1, sizeof(*p));
+
+	p->w = w;
+	return p;
+}
+
+void
+upstream_pool_close_idle(struct upstream_pool *p)
+{
+	for (struct upstream_key *k = p->keys; k; k = k->next)
+		while (k->idle != NULL)
+			upstream_close(k->idle, "pool closed");
+}
+
+void
+upstream_pool_free(struct upstream_pool *p)
+{
+	struct upstream_key *k, *next;
+
+	if (p == NULL)
+		return;
+	upstream_pool_close_idle(p);
+	for (k = p->keys; k; k = next) {
+		next = k->next;
+		free(k->host);
+		free(k->tls_id);
+		free(k);
+	}
+	free(p);
+}
+
+static char *
+tls_id_of(const struct route *r)
+{
+	const struct route_tls *t = &r->tls;
+
+	if (!r->upstream.tls)
+		return NULL;
+	return xasprintf("%d|%s|%s|%s|%s", t->verify, t->ca ? t->ca : "",
+			 t->server_name ? t->server_name : "", t->cert ? t->cert : "",
+			 t->key ? t->key : "");
+}
+
+static bool
+key_matches(const struct upstream_key *k, const struct route *r, const char *tls_id)
+{
+	if (k->port != r->upstream.port || k->tls != r->upstream.tls ||
+	    strcmp(k->host, r->upstream.host) != 0)
+		return false;
+	if (!k->tls)
+		return true;
+	return strcmp(k->tls_id, tls_id) == 0;
+}
+
+static struct upstream_key *
+pool_key(struct upstream_pool *p, const struct route *r)
+{
+	char *tls_id = tls_id_of(r);
+	struct upstream_key *k;
+
+	for (k = p->keys; k; k = k->next)
+		if (key_matches(k, r, tls_id)) {
+			free(tls_id);
+			return k;
+		}
+	k = xcalloc(1, sizeof(*k));
+	k->host = xstrdup(r->upstream.host);
+	k->port = r->upstream.port;
+	k->tls = r->upstream.tls;
+	k->tls_id = tls_id;
+	k->next = p->keys;
+	p->keys = k;
+	return k;
+}
+
+static void
+idle_unlink(struct upstream *u)
+{
+	struct upstream_key *k = u->key;
+
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		k->idle = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->next = u->prev = NULL;
+	k->nidle--;
+}
+
+static void
+idle_push(struct upstream *u)
+{
+	struct upstream_key *k = u->key;
+
+	u->prev = NULL;
+	u->next = k->idle;
+	if (k->idle)
+		k->idle->prev = u;
+	k->idle = u;
+	k->nidle++;
+}
+
+static void
+tv_from_ms(struct timeval *tv, uint64_t ms)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static void
+upstream_set_state(struct upstream *u, enum upstream_state s)
+{
+	static const char *const names[] = {"resolving", "connecting", "busy", "idle", "closing"};
+
+	if (u->state != s && log_is_enabled(LOG_LEVEL_DEBUG))
+		log_debug("upstream %s:%u: %s -> %s", u->key->host, u->key->port, names[u->state],
+			  names[s]);
+	u->state = s;
+}
+
+void
+upstream_set_read_timeout(struct upstream *u, uint64_t ms)
+{
+	struct timeval tv;
+
+	if (u->state == UPSTREAM_RESOLVING || u->state == UPSTREAM_CONNECTING) {
+		u->read_ms = ms; /* applied once connected */
+		return;
+	}
+	tv_from_ms(&tv, ms);
+	bufferevent_set_timeouts(u->bev, &tv, &tv);
+}
+
+static struct upstream *
+upstream_from_arg(void *arg)
+{
+	struct upstream *u = arg;
+
+	assert(u->magic == UPSTREAM_MAGIC);
+	return u;
+}
+
+static void
+upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct upstream *u = upstream_from_arg(arg);
+
+	switch (u->state) {
+	case UPSTREAM_BUSY:
+		proxy_upstream_read(u);
+		break;
+	case UPSTREAM_IDLE:
+		upstream_close(u, "unexpected bytes on an idle connection");
+		break;
+	default:
+		evbuffer_drain(bufferevent_get_input(bev),
+			       evbuffer_get_length(bufferevent_get_input(bev)));
+		break;
+	}
+}
+
+static void
+upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct upstream *u = upstream_from_arg(arg);
+
+	(void)bev;
+	if (u->state == UPSTREAM_BUSY && u->req != NULL)
+		proxy_upstream_writable(u);
+}
+
+static void
+upstream_connected(struct upstream *u)
+{
+	struct timeval tv;
+	int one = 1;
+
+	upstream_set_state(u, UPSTREAM_BUSY);
+	setsockopt(bufferevent_getfd(u->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (u->read_ms) {
+		tv_from_ms(&tv, u->read_ms);
+		bufferevent_set_timeouts(u->bev, &tv, &tv);
+	} else {
+		bufferevent_set_timeouts(u->bev, NULL, NULL);
+	}
+}
+
+static void
+upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upstream *u = upstream_from_arg(arg);
+	bool connecting = u->state == UPSTREAM_CONNECTING;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		upstream_connected(u);
+		return;
+	}
+	if (u->state == UPSTREAM_IDLE) {
+		upstream_close(u,
+			       (what & BEV_EVENT_TIMEOUT) ? "idle timeout" : "closed while idle");
+		return;
+	}
+	if (u->req == NULL || u->state == UPSTREAM_CLOSING)
+		return;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (u->req->tunnel) {
+			proxy_tunnel_timeout(u->req, false);
+			return;
+		}
+		proxy_upstream_failed(u, 504, connecting ? "connect timeout" : "read timeout");
+	} else if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		proxy_upstream_failed(
+		    u, 502, err ? evutil_socket_error_to_string(err) : "connection failed");
+	} else if (what & BEV_EVENT_EOF) {
+		proxy_upstream_eof(u);
+	}
+}
+
+/* The socket side of an upstream connection; https:// upstreams will wrap it here. */
+static struct bufferevent *
+upstream_bev_new(struct worker *w, const struct route *r)
+{
+	(void)r;
+	return bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
+static void
+upstream_format_addr(struct upstream *u, const struct sockaddr *sa)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	const void *p;
+
+	if (sa->sa_family == AF_INET6)
+		p = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else
+		p = &((const struct sockaddr_in *)sa)->sin_addr;
+	evutil_inet_ntop(sa->sa_family, p, a, sizeof(a));
+	snprintf(u->addr, sizeof(u->addr), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
+		 u->key->port);
+}
+
+static void
+upstream_connect(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
+{
+	struct timeval tv;
+
+	upstream_format_addr(u, sa);
+	upstream_set_state(u, UPSTREAM_CONNECTING);
+	tv_from_ms(&tv, u->connect_ms);
+	bufferevent_set_timeouts(u->bev, NULL, &tv);
+	if (bufferevent_socket_connect(u->bev, sa, (int)salen) == -1)
+		bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void
+upstream_resolved(const char *err, const struct sockaddr *sa, socklen_t salen, void *arg)
+{
+	struct upstream *u = upstream_from_arg(arg);
+
+	u->rq = NULL;
+	if (err != NULL) {
+		upstream_set_state(u, UPSTREAM_CONNECTING);
+		proxy_upstream_failed(u, 502, err);
+		return;
+	}
+	upstream_connect(u, sa, salen);
+}
+
+static struct upstream *
+upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
+{
+	struct upstream *u = xcalloc(1, sizeof(*u));
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+
+	u->magic = UPSTREAM_MAGIC;
+	u->w = w;
+	u->key = k;
+	u->connect_ms = r->upstream_connect_ms;
+	u->bev = upstream_bev_new(w, r);
+	bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, u);
+	bufferevent_setwatermark(u->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	u->state = UPSTREAM_RESOLVING;
+	if (resolver_lookup_now(w->resolver, k->host, k->port, &sa, &salen) == 0)
+		upstream_connect(u, (struct sockaddr *)&sa, salen);
+	else
+		u->rq = resolver_lookup(w->resolver, k->host, k->port, upstream_resolved, u);
+	return u;
+}
+
+struct upstream *
+upstream_get(struct worker *w, const struct route *r, struct request *req, bool fresh)
+{
+	struct upstream_key *k = pool_key(w->pool, r);
+	struct upstream *u = fresh ? NULL : k->idle;
+
+	if (u != NULL) {
+		idle_unlink(u);
+		u->reused = true;
+		upstream_set_state(u, UPSTREAM_BUSY);
+		bufferevent_set_timeouts(u->bev, NULL, NULL);
+	} else {
+		u = upstream_new(w, r, k);
+	}
+	u->req = req;
+	u->got_bytes = false;
+	u->read_ms = 0;
+	return u;
+}
+
+void
+upstream_release(struct upstream *u, bool reuse)
+{
+	struct timeval tv;
+
+	if (!reuse || u->w->draining || u->key->nidle >= POOL_IDLE_MAX ||
+	    u->state != UPSTREAM_BUSY) {
+		upstream_close(u, "not reusable");
+		return;
+	}
+	u->req = NULL;
+	upstream_set_state(u, UPSTREAM_IDLE);
+	tv_from_ms(&tv, u->w->cfg->timeouts.upstream_idle);
+	bufferevent_set_timeouts(u->bev, &tv, NULL);
+	bufferevent_enable(u->bev, EV_READ);
+	idle_push(u);
+}
+
+void
+upstream_close(struct upstream *u, const char *reason)
+{
+	struct worker *w = u->w;
+
+	if (u->state == UPSTREAM_CLOSING)
+		return;
+	if (u->state == UPSTREAM_IDLE)
+		idle_unlink(u);
+	if (u->rq != NULL) {
+		resolve_cancel(u->rq);
+		u->rq = NULL;
+	}
+	log_debug("upstream %s closed: %s", u->addr[0] ? u->addr : u->key->host, reason);
+	upstream_set_state(u, UPSTREAM_CLOSING);
+	u->close_reason = reason;
+	u->req = NULL;
+	bufferevent_disable(u->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+	u->next = w->up_closing;
+	w->up_closing = u;
+	worker_schedule_reap(w);
+}
+
+void
+upstream_free(struct upstream *u)
+{
+	assert(u->magic == UPSTREAM_MAGIC && u->state == UPSTREAM_CLOSING);
+	bufferevent_free(u->bev);
+	u->magic = 0;
+	free(u);
+}
