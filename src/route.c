@@ -137,6 +137,20 @@ route_host_matches(const char *pattern, const char *host, size_t hostlen)
 	return ascii_casecmp_eq(pattern, plen, host, hostlen);
 }
 
+bool
+route_has_slash_mismatch(const struct route *r)
+{
+	size_t plen, ulen;
+
+	if (r->kind != ROUTE_PATH || r->pass_off || r->path == NULL || r->upstream.path == NULL)
+		return false;
+	plen = strlen(r->path);
+	ulen = strcspn(r->upstream.path, "?"); /* the path part, before any query */
+	if (plen == 0 || ulen == 0)
+		return false;
+	return (r->path[plen - 1] == '/') != (r->upstream.path[ulen - 1] == '/');
+}
+
 /* For route_table_shadowed_by: every host pattern `inner` accepts, `outer` accepts. */
 static bool
 host_covers(const char *outer, const char *inner)

@@ -42,17 +42,17 @@ struct route {
 	unsigned index; /* position in `routes`, from 0 */
 	int line, col;	/* where the rule starts in the file */
 	enum route_kind kind;
-	char *path;	  /* ROUTE_PATH: the prefix as written */
-	char *match;	  /* ROUTE_MATCH: the pattern as written */
-	pcre2_code *re;	  /* ROUTE_MATCH: compiled (JIT when available) */
-	bool pass_off;	  /* exclusion: 404, never proxied */
-	char *pass;	  /* the pass URL as written; NULL when pass_off */
+	char *path;	     /* ROUTE_PATH: the prefix as written */
+	char *match;	     /* ROUTE_MATCH: the pattern as written */
+	pcre2_code *re;	     /* ROUTE_MATCH: compiled (JIT when available) */
+	bool pass_off;	     /* exclusion: 404, never proxied */
+	char *pass;	     /* the pass URL as written; NULL when pass_off */
 	struct url upstream; /* pass parsed; upstream.path is the template path */
-	bool pass_has_ref; /* pass holds $0..$9 */
-	char *name;	  /* label for logs and metrics; the index when not set */
-	char *host;	  /* NULL: any; "name" or "*.suffix", lower case */
-	bool reverse;	  /* contributes a reverse mapping */
-	bool cookies;	  /* rewrite Set-Cookie Path= and Domain= */
+	bool pass_has_ref;   /* pass holds $0..$9 */
+	char *name;	     /* label for logs and metrics; the index when not set */
+	char *host;	     /* NULL: any; "name" or "*.suffix", lower case */
+	bool reverse;	     /* contributes a reverse mapping */
+	bool cookies;	     /* rewrite Set-Cookie Path= and Domain= */
 	bool preserve_host;
 	bool html; /* body rewriting on (section 6.3) */
 	bool html_extended;
@@ -94,14 +94,29 @@ const struct route *route_table_lookup(const struct route_table *t, const char *
  * percent-encoded, or the whole path appended to a pass with no $), then the
  * query when not empty (joined with "?" or "&").  Returns 0, or -1 with *err
  * set when a substitution would change the pass URL's scheme or authority
- * (a 500).
+ * (a 500).  The part taken from the request path is re-encoded so that it
+ * holds only pchar, "/" and "%XX"; a target that would not start with "/"
+ * (pass "http://h" for "/x") gets one.  `caps` may be NULL for a ROUTE_MATCH
+ * rule: the expression is then run again.  On error `out` is left as it was.
  */
 int route_target(const struct route *r, const char *path, size_t pathlen, const char *query,
 		 size_t querylen, const struct route_captures *caps, struct buf *out,
 		 const char **err);
 
-/* True when a rule's host pattern accepts `host` (no port, any case). */
+/*
+ * True when a rule's host pattern accepts `host` (no port, any case; one
+ * trailing dot of a fully qualified name is ignored).  "*.example.com"
+ * accepts names ending in ".example.com" but not "example.com" itself.
+ */
 bool route_host_matches(const char *pattern, const char *host, size_t hostlen);
+
+/*
+ * For `portico -t`: true when a proxied ROUTE_PATH rule's `path` and the path
+ * of its pass URL disagree about a trailing "/" (path "/internal/" with pass
+ * ".../public" maps "/internal/logo.png" to ".../publiclogo.png").  A pass
+ * URL with an empty path never disagrees.
+ */
+bool route_has_slash_mismatch(const struct route *r);
 
 /*
  * For `portico -t`: the index of an earlier rule that always matches every

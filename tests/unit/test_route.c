@@ -3,6 +3,7 @@
  * against the examples of the specification and against a linear reference
  * implementation of first-match order.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -540,6 +541,140 @@ test_shadowed_by(void **state)
 	free_rules(&s);
 }
 
+static void
+test_slash_mismatch(void **state)
+{
+	struct rules s = {.n = 0};
+
+	(void)state;
+	add_path(&s, "/internal/", "http://h/public", NULL);  /* 0: mismatch */
+	add_path(&s, "/internal", "http://h/public/", NULL);  /* 1: mismatch */
+	add_path(&s, "/internal/", "http://h/public/", NULL); /* 2 */
+	add_path(&s, "/internal", "http://h/public", NULL);   /* 3 */
+	add_path(&s, "/", "http://h", NULL);		      /* 4: empty pass path */
+	add_path(&s, "/x", "http://h/", NULL);		      /* 5: mismatch */
+	add_path(&s, "/x/", NULL, NULL);		      /* 6: exclusion */
+	add_path(&s, "/q/", "http://h/p/?a=b", NULL);	      /* 7: query ignored */
+	add_match(&s, "^/m/", "http://h/p", NULL);	      /* 8: regex */
+	static const bool want[] = {true, true, false, false, false, true, false, false, false};
+	assert_int_equal(s.n, ARRAY_SIZE(want));
+	for (size_t i = 0; i < s.n; i++)
+		if (route_has_slash_mismatch(&s.r[i]) != want[i])
+			fail_msg("rule %zu: mismatch %d", i, !want[i]);
+	free_rules(&s);
+}
+
+static void
+test_target_without_captures(void **state)
+{
+	struct rules s = {.n = 0};
+	const char *err = NULL;
+	struct buf b;
+
+	(void)state;
+	add_match(&s, "^/u/([^/]+)$", "http://h/users/$1", NULL);
+	buf_init(&b);
+	assert_int_equal(route_target(&s.r[0], "/u/bob", 6, "x=1", 3, NULL, &b, &err), 0);
+	assert_string_equal(b.data, "/users/bob?x=1");
+	buf_reset(&b);
+	assert_int_equal(route_target(&s.r[0], "/v/bob", 6, "", 0, NULL, &b, &err), -1);
+	assert_non_null(err);
+	buf_free(&b);
+	free_rules(&s);
+}
+
+static void
+test_many_groups(void **state)
+{
+	struct rules s = {.n = 0};
+	struct route_table *t;
+
+	(void)state;
+	/* Twelve groups: more than the capture vector holds; $1..$9 still work. */
+	add_match(&s, "^/(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)(l)$", "http://h/$9$1$0", NULL);
+	t = route_table_build(s.r, s.n);
+	check_target(t, "/abcdefghijkl", "/ia/abcdefghijkl");
+	route_table_free(t);
+	free_rules(&s);
+}
+
+static void
+test_wide_node(void **state)
+{
+	struct rules s = {.n = 0};
+	struct route_table *t;
+	char path[8];
+	int k = 0;
+
+	(void)state;
+	/* 40 edges out of one node, in no particular byte order. */
+	for (int c = 'z'; c >= 'a' && s.n < 40; c--, k++) {
+		snprintf(path, sizeof(path), "/%c", c);
+		add_path(&s, path, "http://h/", NULL);
+		snprintf(path, sizeof(path), "/%c", c - 'a' + 'A');
+		add_path(&s, path, "http://h/", NULL);
+	}
+	t = route_table_build(s.r, s.n);
+	for (size_t i = 0; i < s.n; i++) {
+		snprintf(path, sizeof(path), "%s/x", s.r[i].path);
+		assert_int_equal(lookup(t, path), (int)i);
+	}
+	assert_int_equal(lookup(t, "/a"), -1); /* 'a'..'f' were not reached */
+	assert_int_equal(lookup(t, "/0"), -1);
+	assert_int_equal(lookup(t, "/zz"), -1);
+	route_table_free(t);
+	free_rules(&s);
+}
+
+struct thread_arg {
+	const struct route_table *t;
+	int bad;
+};
+
+static void *
+lookup_thread(void *p)
+{
+	struct thread_arg *a = p;
+
+	for (int i = 0; i < 2000; i++) {
+		struct route_captures caps;
+		const struct route *r = route_table_lookup(a->t, NULL, 0, "/t/x7", 5, &caps);
+
+		if (r == NULL || r->index != 1 || caps.n != 2 || caps.ovector[2] != 3 ||
+		    caps.ovector[3] != 5)
+			a->bad++;
+		r = route_table_lookup(a->t, NULL, 0, "/t/y", 4, NULL);
+		if (r == NULL || r->index != 0)
+			a->bad++;
+	}
+	return NULL;
+}
+
+static void
+test_lookup_from_threads(void **state)
+{
+	struct rules s = {.n = 0};
+	struct thread_arg args[4];
+	pthread_t threads[4];
+	struct route_table *t;
+
+	(void)state;
+	add_match(&s, "^/t/y$", "http://h/", NULL);
+	add_match(&s, "^/t/(x[0-9])$", "http://h/$1", NULL);
+	t = route_table_build(s.r, s.n); /* one table shared by every thread */
+	for (size_t i = 0; i < ARRAY_SIZE(threads); i++) {
+		args[i].t = t;
+		args[i].bad = 0;
+		assert_int_equal(pthread_create(&threads[i], NULL, lookup_thread, &args[i]), 0);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(threads); i++) {
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+		assert_int_equal(args[i].bad, 0);
+	}
+	route_table_free(t);
+	free_rules(&s);
+}
+
 /* ---- linear reference: Apache's loop over every rule in order ---- */
 
 static int
@@ -749,6 +884,11 @@ main(void)
 	    cmocka_unit_test(test_host_rules),
 	    cmocka_unit_test(test_first_match_wins),
 	    cmocka_unit_test(test_shadowed_by),
+	    cmocka_unit_test(test_slash_mismatch),
+	    cmocka_unit_test(test_target_without_captures),
+	    cmocka_unit_test(test_many_groups),
+	    cmocka_unit_test(test_wide_node),
+	    cmocka_unit_test(test_lookup_from_threads),
 	    cmocka_unit_test(test_matches_linear_reference),
 	    cmocka_unit_test(test_ten_thousand_rules),
 	};
