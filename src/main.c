@@ -436,7 +436,8 @@ explain_filters(const struct config *cfg, const struct route *r, const struct re
 	for (size_t i = 0; i < cfg->nreverse; i++)
 		printf("reverse: %s://%s%s -> %s\n", cfg->reverse[i].upstream.scheme,
 		       cfg->reverse[i].upstream.authority, cfg->reverse[i].upstream.path,
-		       cfg->reverse[i].public_path);
+		       *cfg->reverse[i].public_path ? cfg->reverse[i].public_path
+						    : "(the path as it is)");
 	if (cfg->nreverse == 0)
 		printf("reverse: none\n");
 	printf("cookies: %s\n", on_off(r->cookies));

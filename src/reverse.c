@@ -176,6 +176,24 @@ reverse_url_matches(const struct reverse_map *m, const char *s, size_t len, size
 	return true;
 }
 
+/*
+ * Appends what follows the matched prefix.  An upstream URL without a path
+ * stands for "/", as route.c makes "http://h" + "x" the target "/x": under
+ * the public path "/", "http://h/x" maps back to "/x", not "//x".
+ */
+static void
+reverse_add_rest(struct buf *out, const struct reverse_map *m, const char *rest, size_t len)
+{
+	size_t pl = strlen(m->public_path);
+
+	if (m->upstream.path[0] == '\0' && pl > 0 && m->public_path[pl - 1] == '/' && len > 0 &&
+	    rest[0] == '/') {
+		rest++;
+		len--;
+	}
+	buf_add(out, rest, len);
+}
+
 static void
 reverse_add_public(struct buf *out, const struct reverse_map *m, const struct reverse_ctx *ctx)
 {
@@ -198,7 +216,7 @@ reverse_url(const struct reverse_map *maps, size_t n, struct span u, const struc
 		if (!reverse_url_matches(&maps[i], u.p, u.len, &rest))
 			continue;
 		reverse_add_public(out, &maps[i], ctx);
-		buf_add(out, u.p + rest, u.len - rest);
+		reverse_add_rest(out, &maps[i], u.p + rest, u.len - rest);
 		return true;
 	}
 	buf_add(out, u.p, u.len);
@@ -362,7 +380,7 @@ reverse_cookie_path(const struct reverse_map *maps, size_t n, struct span v, str
 		if (!reverse_prefix_match(maps[i].upstream.path, v.p, v.len, &used))
 			continue;
 		buf_adds(out, maps[i].public_path);
-		buf_add(out, v.p + used, v.len - used);
+		reverse_add_rest(out, &maps[i], v.p + used, v.len - used);
 		return true;
 	}
 	buf_add(out, v.p, v.len);

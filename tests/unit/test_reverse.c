@@ -305,8 +305,25 @@ test_root_upstream(void **state)
 	    {"Location", "/x", "http://www.example.com/internal/x"},
 	};
 
+	static const struct pair root_empty[] = {{"/", "http://internal.example.com"}};
+	static const struct hcase root_empty_cases[] = {
+	    {"Location", "http://internal.example.com/a/b", "http://www.example.com/a/b"},
+	    {"Location", "http://internal.example.com", "http://www.example.com/"},
+	    {"Location", "/", "http://www.example.com/"},
+	    {"Set-Cookie", "k=v; Path=/app", "k=v; Path=/app"},
+	};
+	/* A match route's mapping: the public path is the request path itself. */
+	static const struct pair same_path[] = {{"", "http://internal.example.com/base"}};
+	static const struct hcase same_path_cases[] = {
+	    {"Location", "http://internal.example.com/base/app/x", "http://www.example.com/app/x"},
+	    {"Location", "/base/app/x?q", "http://www.example.com/app/x?q"},
+	    {"Location", "/basement", NULL},
+	};
+
 	(void)state;
 	run_cases(empty, 1, &www, empty_cases, ARRAY_SIZE(empty_cases));
+	run_cases(root_empty, 1, &www, root_empty_cases, ARRAY_SIZE(root_empty_cases));
+	run_cases(same_path, 1, &www, same_path_cases, ARRAY_SIZE(same_path_cases));
 	run_cases(slash, 1, &www, slash_cases, ARRAY_SIZE(slash_cases));
 }
 
