@@ -1,0 +1,250 @@
+"""Request and response bodies through portico (SPEC sections 4 and 5):
+streamed both ways whatever their size, compared by sha256 at the other end;
+Content-Length kept, chunked forwarded chunked, close-delimited responses
+re-framed for HTTP/1.1 and HTTP/1.0 clients, bodiless responses, and
+Expect: 100-continue answered by portico itself."""
+
+import pytest
+
+from helpers_stream import (
+    MiB,
+    HashingUpstream,
+    connect,
+    pattern,
+    pattern_sha256,
+    read_response_streaming,
+    request_head,
+    send_body,
+)
+from upstreams import Response, Stream, parse_response
+
+CONFIG = """
+workers: 1
+routes:
+  - path: /internal
+    pass: http://internal.example.com:{up}/public
+"""
+
+SIZES = [0, 1, MiB, 100 * MiB]
+SIZE_IDS = ["0B", "1B", "1MiB", "100MiB"]
+
+
+@pytest.fixture
+def hashing_upstream():
+    up = HashingUpstream().start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def body_upstream(upstream):
+    """Serves pattern bodies: /public/{length,chunked,close}/SIZE."""
+
+    def size_of(req):
+        return int(req.path.rsplit("/", 1)[1])
+
+    ctype = ("Content-Type", "application/octet-stream")
+    upstream.handle("/public/length/*", lambda req: Response(200, [ctype, ("Content-Length", str(size_of(req)))], pattern(size_of(req))))
+    upstream.handle("/public/chunked/*", lambda req: Response(200, [ctype], pattern(size_of(req))))
+    upstream.handle("/public/close/*", lambda req: Response(200, [ctype], pattern(size_of(req)), close=True))
+    return upstream
+
+
+def get_streamed(px, target, version="HTTP/1.1", method="GET", headers=()):
+    """One request on a fresh connection; returns (response, stream)."""
+    sock = connect(px.port)
+    stream = Stream(sock)
+    sock.sendall(request_head(method, target, list(headers), version=version))
+    return read_response_streaming(stream, method), stream
+
+
+def upload(px, size, chunked, headers=()):
+    """POSTs pattern(size) and returns the response (the upstream's
+    "LENGTH SHA256" answer) as text."""
+    hs = list(headers)
+    hs.append(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(size)))
+    sock = connect(px.port)
+    try:
+        sock.sendall(request_head("POST", "/internal/upload", hs))
+        send_body(sock, size, chunked)
+        return parse_response(Stream(sock), "POST")
+    finally:
+        sock.close()
+
+
+# --------------------------------------------------------------------------
+# Request bodies
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_content_length_request_body_arrives_intact(portico, hashing_upstream, size):
+    px = portico(CONFIG, up=hashing_upstream)
+    r = upload(px, size, chunked=False)
+    assert r.status == 200, r.body[:300]
+    rec = hashing_upstream.wait_records(1)[0]
+    assert rec.complete
+    assert not rec.chunked, rec.headers
+    assert rec.header("Content-Length") == str(size), rec.headers
+    assert rec.length == size
+    assert rec.sha256 == pattern_sha256(size)
+    assert r.body.decode() == "%d %s\n" % (size, pattern_sha256(size))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_chunked_request_body_is_forwarded_chunked(portico, hashing_upstream, size):
+    px = portico(CONFIG, up=hashing_upstream)
+    r = upload(px, size, chunked=True)
+    assert r.status == 200, r.body[:300]
+    rec = hashing_upstream.wait_records(1)[0]
+    assert rec.complete
+    assert rec.chunked, rec.headers
+    assert rec.header("Transfer-Encoding").lower() == "chunked"
+    assert not rec.has_header("Content-Length"), rec.headers
+    assert rec.length == size
+    assert rec.sha256 == pattern_sha256(size)
+
+
+def test_chunk_extensions_and_trailers_do_not_corrupt_the_body(portico, hashing_upstream):
+    px = portico(CONFIG, up=hashing_upstream)
+    body = b"".join(pattern(3000))
+    wire = b"a;ext=1\r\n" + body[:10] + b"\r\n" + b"%x\r\n" % 2990 + body[10:] + b"\r\n0\r\nX-Trailer: t\r\n\r\n"
+    sock = connect(px.port)
+    try:
+        sock.sendall(request_head("POST", "/internal/t", [("Transfer-Encoding", "chunked")]) + wire)
+        r = parse_response(Stream(sock), "POST")
+    finally:
+        sock.close()
+    assert r.status == 200
+    rec = hashing_upstream.wait_records(1)[0]
+    assert rec.chunked and rec.complete
+    assert rec.length == 3000 and rec.sha256 == pattern_sha256(3000)
+
+
+# --------------------------------------------------------------------------
+# Response bodies
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_content_length_response_is_passed_with_its_length(portico, body_upstream, size):
+    px = portico(CONFIG, up=body_upstream)
+    r, stream = get_streamed(px, "/internal/length/%d" % size)
+    stream.sock.close()
+    assert r.status == 200
+    assert r.framing == "length", r.head
+    assert r.header("Content-Length") == str(size)
+    assert r.header("Transfer-Encoding") is None
+    assert r.complete and r.length == size
+    assert r.sha256 == pattern_sha256(size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_chunked_response_arrives_chunked(portico, body_upstream, size):
+    px = portico(CONFIG, up=body_upstream)
+    r, stream = get_streamed(px, "/internal/chunked/%d" % size)
+    stream.sock.close()
+    assert r.status == 200
+    assert r.framing == "chunked", r.head
+    assert r.header("Content-Length") is None
+    assert r.complete and r.length == size
+    assert r.sha256 == pattern_sha256(size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_close_delimited_response_is_chunked_for_http11_clients(portico, body_upstream, size):
+    px = portico(CONFIG, up=body_upstream)
+    r, stream = get_streamed(px, "/internal/close/%d" % size)
+    try:
+        assert r.status == 200
+        assert r.framing == "chunked", r.head
+        assert r.complete, "no terminating chunk"
+        assert r.length == size and r.sha256 == pattern_sha256(size)
+        # The framing is known, so the client connection stays usable.
+        stream.send(request_head("GET", "/internal/length/5", []))
+        again = read_response_streaming(stream)
+        assert again.status == 200 and again.length == 5 and again.sha256 == pattern_sha256(5)
+    finally:
+        stream.sock.close()
+
+
+@pytest.mark.parametrize("kind", ["close", "chunked"])
+@pytest.mark.parametrize("size", [0, 1, MiB], ids=["0B", "1B", "1MiB"])
+def test_unframed_response_is_close_delimited_for_http10_clients(portico, body_upstream, kind, size):
+    px = portico(CONFIG, up=body_upstream)
+    r, stream = get_streamed(px, "/internal/%s/%d" % (kind, size), version="HTTP/1.0")
+    try:
+        assert r.status == 200
+        assert r.header("Transfer-Encoding") is None, r.head
+        assert r.framing == "close", r.head
+        assert r.length == size and r.sha256 == pattern_sha256(size)
+        assert stream.wait_closed(5)
+    finally:
+        stream.sock.close()
+
+
+def test_content_length_response_keeps_its_length_for_http10_clients(portico, body_upstream):
+    px = portico(CONFIG, up=body_upstream)
+    r, stream = get_streamed(px, "/internal/length/%d" % MiB, version="HTTP/1.0")
+    stream.sock.close()
+    assert r.status == 200
+    assert r.header("Content-Length") == str(MiB)
+    assert r.complete and r.sha256 == pattern_sha256(MiB)
+
+
+# --------------------------------------------------------------------------
+# Responses without a body
+
+
+BODILESS = [
+    ("HEAD", Response(200, [("Content-Type", "text/plain"), ("Content-Length", "1000")], b"")),
+    ("HEAD", Response(200, [("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked")], b"")),
+    ("GET", Response(204, [("X-Status", "none")], b"")),
+    ("GET", Response(304, [("ETag", '"v1"'), ("Content-Length", "1234")], b"")),
+    ("GET", Response(304, [("ETag", '"v1"')], b"")),
+]
+
+
+@pytest.mark.parametrize("method, answer", BODILESS, ids=["head-length", "head-chunked", "204", "304-length", "304"])
+def test_bodiless_response_is_followed_by_the_next_one(portico, upstream, method, answer):
+    """No body bytes are sent or awaited: the next response on the same
+    connection parses right after the bodiless one."""
+    upstream.handle("/public/bodiless", answer)
+    px = portico(CONFIG, up=upstream)
+    with px.client(timeout=5) as c:
+        c.request(method, "/internal/bodiless")
+        r = c.read_response(method)
+        assert r.status == answer.status
+        assert r.body == b""
+        if answer.status in (204, 304):
+            assert r.header("Transfer-Encoding") is None, r.raw_head
+        if answer.status == 204:
+            assert r.header("Content-Length") in (None, "0"), r.raw_head
+        c.request("GET", "/internal/after")
+        r2 = c.read_response()
+        assert r2.status == 200
+        assert r2.body == b"GET /public/after\n"
+
+
+# --------------------------------------------------------------------------
+# Expect: 100-continue
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_expect_100_continue_is_answered_before_the_body(portico, hashing_upstream, chunked):
+    px = portico(CONFIG, up=hashing_upstream)
+    size = MiB
+    framing = ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(size))
+    sock = connect(px.port, timeout=5)
+    stream = Stream(sock)
+    try:
+        sock.sendall(request_head("POST", "/internal/expect", [("Expect", "100-continue"), framing]))
+        interim = stream.read_until(b"\r\n\r\n", 4096)
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        send_body(sock, size, chunked)
+        r = read_response_streaming(stream, "POST")
+    finally:
+        sock.close()
+    assert r.status == 200
+    assert r.interim == [], "a second 100 Continue reached the client: %r" % r.interim
+    rec = hashing_upstream.wait_records(1)[0]
+    assert not rec.has_header("Expect"), rec.headers
+    assert rec.length == size and rec.sha256 == pattern_sha256(size)

@@ -1,0 +1,200 @@
+"""Persistent connections (SPEC sections 4 and 9, RFC 9112 section 9):
+several requests per client connection, pipelining, the upstream pool,
+an upstream that closes a pooled connection, the client_idle timeout,
+HTTP/1.0 clients and Connection: close."""
+
+import time
+
+import pytest
+
+from upstreams import Response
+
+CONFIG = """
+workers: 1
+timeouts: {client_idle: {idle}}
+routes:
+  - path: /internal
+    pass: http://internal.example.com:{up}/public
+"""
+
+
+def start(portico, upstream, idle="60s"):
+    return portico(CONFIG, up=upstream, idle=idle)
+
+
+def test_several_requests_on_one_client_connection(portico, upstream):
+    px = start(portico, upstream)
+    with px.client() as c:
+        for i in range(5):
+            c.request("GET", "/internal/seq/%d" % i)
+            r = c.read_response()
+            assert r.status == 200
+            assert r.body == b"GET /public/seq/%d\n" % i
+            assert not r.connection_close
+        body = b"x" * 1000
+        c.request("POST", "/internal/post", body=body)
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"POST /public/post\n" + body
+        assert c.wait_closed(0.5) is False
+
+
+def test_pipelined_requests_are_answered_in_order(portico, upstream):
+    px = start(portico, upstream)
+    body = b"pipelined body \x00\xff" * 100
+    wire = (
+        b"GET /internal/p1 HTTP/1.1\r\nHost: www.example.com\r\n\r\n"
+        b"POST /internal/p2 HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: %d\r\n\r\n%s"
+        b"HEAD /internal/p3 HTTP/1.1\r\nHost: www.example.com\r\n\r\n"
+        b"POST /internal/p4 HTTP/1.1\r\nHost: www.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+        b"GET /internal/p5?q=1 HTTP/1.1\r\nHost: www.example.com\r\n\r\n"
+    ) % (len(body), body)
+    with px.client() as c:
+        c.send(wire)  # one write
+        rs = c.read_responses(5, ["GET", "POST", "HEAD", "POST", "GET"])
+        assert [r.status for r in rs] == [200] * 5
+        assert rs[0].body == b"GET /public/p1\n"
+        assert rs[1].body == b"POST /public/p2\n" + body
+        assert rs[2].body == b""
+        assert rs[3].body == b"POST /public/p4\nhello"
+        assert rs[4].body == b"GET /public/p5?q=1\n"
+        # nothing more than the five responses
+        assert c.wait_closed(0.5) is False
+        assert c.stream.buf == b""
+    got = [r.target for r in upstream.wait_requests(5)]
+    assert got == ["/public/p1", "/public/p2", "/public/p3", "/public/p4", "/public/p5?q=1"]
+
+
+def test_pipelined_requests_in_one_write_with_slow_first_answer(portico, upstream):
+    """The second request waits in portico's buffer while the first is slow;
+    the responses still come back in request order."""
+    upstream.handle("/public/slow", Response(200, [("Content-Type", "text/plain")], b"slow", delay=0.5))
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.send(
+            b"GET /internal/slow HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET /internal/fast HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET /internal/fast2 HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        rs = c.read_responses(3)
+        assert [r.body for r in rs] == [b"slow", b"GET /public/fast\n", b"GET /public/fast2\n"]
+
+
+@pytest.mark.parametrize("fresh_clients", [False, True], ids=["one-client-connection", "new-client-connections"])
+def test_upstream_connection_is_reused(portico, upstream, fresh_clients):
+    px = start(portico, upstream)
+    n = 6
+    if fresh_clients:
+        for i in range(n):
+            r = px.fetch("GET", "/internal/reuse/%d" % i)
+            assert r.status == 200
+    else:
+        with px.client() as c:
+            for i in range(n):
+                c.request("GET", "/internal/reuse/%d" % i)
+                assert c.read_response().status == 200
+    reqs = upstream.wait_requests(n)
+    assert upstream.connections_accepted == 1, [(q.target, q.conn_id) for q in reqs]
+    assert [q.index for q in reqs] == list(range(1, n + 1))
+
+
+def _close_idle_upstream_connections(upstream, timeout=5.0):
+    """Waits until the upstream's connection is back waiting for a request,
+    then closes it (as an upstream whose keep-alive timeout expired)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if upstream.close_idle() > 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the upstream connection never became idle")
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.3], ids=["at-once", "after-pause"])
+def test_upstream_closing_a_pooled_connection_is_survived(portico, upstream, pause):
+    px = start(portico, upstream)
+    with px.client() as c:
+        for i in range(3):
+            c.request("GET", "/internal/round/%d" % i)
+            r = c.read_response()
+            assert r.status == 200, (i, r.status, r.body[:300])
+            assert r.body == b"GET /public/round/%d\n" % i
+            _close_idle_upstream_connections(upstream)
+            time.sleep(pause)
+        c.request("GET", "/internal/last")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"GET /public/last\n"
+    assert upstream.connections_accepted == 4
+
+
+def test_client_idle_timeout_closes_the_connection(portico, upstream):
+    px = start(portico, upstream, idle="1s")
+    with px.client() as c:
+        c.request("GET", "/internal/idle")
+        assert c.read_response().status == 200
+        t0 = time.monotonic()
+        assert c.wait_closed(8), "client_idle: 1s did not close an idle connection within 8 s"
+        assert time.monotonic() - t0 >= 0.5, "closed long before client_idle"
+        assert c.stream.buf == b"", "bytes were sent on the idle connection: %r" % bytes(c.stream.buf)
+
+
+def test_connection_in_use_outlives_client_idle(portico, upstream):
+    """client_idle counts from the end of the last response: a connection
+    that keeps sending requests stays open."""
+    px = start(portico, upstream, idle="1s")
+    with px.client() as c:
+        for i in range(5):
+            c.request("GET", "/internal/busy/%d" % i)
+            assert c.read_response().status == 200
+            time.sleep(0.3)
+    assert upstream.connections_accepted == 1
+
+
+def test_http10_client_without_keepalive_is_closed(portico, upstream):
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/old", version="HTTP/1.0")
+        r = c.read_response()
+        assert r.status == 200
+        assert r.body == b"GET /public/old\n"
+        assert r.header("Transfer-Encoding") is None
+        assert c.wait_closed(5), "HTTP/1.0 connection without keep-alive left open"
+
+
+def test_connection_close_is_honoured(portico, upstream):
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/bye", headers=[("Connection", "close")])
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"GET /public/bye\n"
+        assert r.connection_close, r.raw_head
+        assert c.wait_closed(5), "Connection: close not honoured"
+
+
+def test_requests_pipelined_after_connection_close_are_not_answered(portico, upstream):
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.send(
+            b"GET /internal/one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            b"GET /internal/two HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"GET /public/one\n"
+        assert c.wait_closed(5)
+        assert c.stream.buf == b"", "a response after Connection: close: %r" % bytes(c.stream.buf[:200])
+    assert [q.target for q in upstream.requests] == ["/public/one"]
+
+
+def test_upstream_connection_close_does_not_close_the_client(portico, upstream):
+    """An upstream that answers Connection: close is hop-by-hop: the client
+    connection stays open for the next request."""
+    upstream.handle("/public/closing", Response(200, [("Content-Type", "text/plain")], b"bye", close=True))
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/closing")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"bye"
+        assert not r.connection_close, r.raw_head
+        c.request("GET", "/internal/next")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"GET /public/next\n"
+    assert upstream.connections_accepted == 2

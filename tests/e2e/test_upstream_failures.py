@@ -1,0 +1,255 @@
+"""Upstreams that fail or misbehave (SPEC sections 5 and 9): a body cut
+short is never passed on as complete, malformed responses become 502,
+refused connections 502, silent upstreams 504, a 101 nobody asked for is
+refused, and 1xx interim responses are forwarded or dropped as specified."""
+
+import threading
+
+import pytest
+
+from helpers_stream import connect, read_response_streaming, request_head
+from upstreams import RawUpstream, Response, Stream
+
+CONFIG = """
+workers: 1
+timeouts: {upstream_read: {read}}
+limits: {response_header_size: 4KiB}
+routes:
+  - path: /slow-route
+    pass: http://internal.example.com:{up}/public
+    timeouts: {upstream_read: 1s}
+  - path: /internal
+    pass: http://internal.example.com:{up}/public
+"""
+
+
+def start(portico, up, read="60s"):
+    return portico(CONFIG, up=up, read=read)
+
+
+def get(px, target="/internal/x", timeout=8.0):
+    """GET on a fresh connection; the streamed response (a cut body shows
+    as complete=False instead of an exception)."""
+    sock = connect(px.port, timeout=timeout)
+    try:
+        sock.sendall(request_head("GET", target, []))
+        return read_response_streaming(Stream(sock))
+    finally:
+        sock.close()
+
+
+class ScriptedUpstream(RawUpstream):
+    """Reads one request, writes ``parts`` (bytes, or a float = sleep), then
+    closes (``end`` "close"), resets ("reset"), or waits for portico to
+    close ("wait": ``peer_closed`` tells whether it did within 5 s)."""
+
+    def __init__(self, parts, end="close"):
+        super().__init__(self._script)
+        self.parts = parts
+        self.end = end
+        self.peer_closed = []
+        self.done = threading.Event()
+
+    def _script(self, conn):
+        try:
+            conn.read_request()
+            for p in self.parts:
+                if isinstance(p, float):
+                    conn.sleep(p)
+                else:
+                    conn.send(p)
+            if self.end == "reset":
+                conn.reset()
+            elif self.end == "wait":
+                self.peer_closed.append(not conn.drain(5.0))
+        finally:
+            self.done.set()
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(parts, end="close"):
+        s = ScriptedUpstream(parts, end).start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+# --------------------------------------------------------------------------
+# Dying in the middle of a body
+
+
+@pytest.mark.parametrize("end", ["close", "reset"])
+def test_upstream_dying_mid_content_length_body_closes_the_client(portico, scripted, end):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+    up = scripted([head, b"a" * 30000, 0.5], end=end)
+    px = start(portico, up)
+    r = get(px)
+    assert r.status == 200
+    assert not r.complete, "a truncated body was passed on as complete (%s, %d bytes)" % (r.framing, r.length)
+    assert r.length < 100000
+
+
+@pytest.mark.parametrize("end", ["close", "reset"])
+@pytest.mark.parametrize("cut", ["between-chunks", "inside-a-chunk"])
+def test_upstream_dying_mid_chunked_body_closes_the_client(portico, scripted, end, cut):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"1000\r\n" + b"b" * 4096 + b"\r\n" + b"1000\r\n" + b"c" * 4096 + b"\r\n"
+    if cut == "inside-a-chunk":
+        body += b"1000\r\n" + b"d" * 100
+    up = scripted([head, body, 0.5], end=end)
+    px = start(portico, up)
+    r = get(px)
+    assert r.status == 200
+    assert r.framing == "chunked", r.head
+    assert not r.complete, "the terminating 0-chunk reached the client after the upstream died"
+
+
+def test_upstream_going_silent_mid_body_closes_the_client(portico, scripted):
+    """upstream_read applies between two reads of the body too: the head is
+    already sent, so the client connection is closed, not given a 504."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n"
+    up = scripted([head, b"s" * 1000, 6.0])
+    px = start(portico, up, read="1s")
+    r = get(px, timeout=8)
+    assert r.status == 200
+    assert not r.complete and r.length < 50000
+
+
+# --------------------------------------------------------------------------
+# Malformed responses
+
+
+MALFORMED = {
+    "garbage-status-line": b"GARBAGE\r\n\r\n",
+    "bad-status-code": b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok",
+    "not-http": b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+    "nul-in-header": b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+    "bare-cr-in-header": b"HTTP/1.1 200 OK\r\nX-Bad: a\rb\r\nContent-Length: 2\r\n\r\nok",
+    "bare-cr-line-end": b"HTTP/1.1 200 OK\rX-Bad: a\r\nContent-Length: 2\r\n\r\nok",
+    "header-without-colon": b"HTTP/1.1 200 OK\r\nX-Bad\r\nContent-Length: 2\r\n\r\nok",
+    "two-content-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+    "bad-content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok",
+    "header-section-over-limit": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 8000 + b"\r\nContent-Length: 2\r\n\r\nok",
+    "many-headers-over-limit": b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 40) for i in range(200)) + b"Content-Length: 2\r\n\r\nok",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_response_is_502_and_upstream_connection_closed(portico, scripted, name):
+    up = scripted([MALFORMED[name]], end="wait")
+    px = start(portico, up)
+    r = get(px)
+    assert r.status == 502, (name, r.status, r.head)
+    assert up.done.wait(8)
+    assert up.peer_closed == [True], "portico kept the upstream connection after a malformed response"
+
+
+def test_header_section_under_the_limit_passes(portico, scripted):
+    """The positive control of header-section-over-limit."""
+    up = scripted([b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 2000 + b"\r\nContent-Length: 2\r\n\r\nok"])
+    px = start(portico, up)
+    r = get(px)
+    assert r.status == 200 and r.header("X-Big") == "a" * 2000
+    assert r.complete and r.length == 2
+
+
+# --------------------------------------------------------------------------
+# Connection failures and timeouts
+
+
+def test_connection_refused_is_502(portico, refused_port):
+    px = portico(
+        "routes:\n  - path: /internal\n    pass: http://internal.example.com:{dead}/public\n",
+        dead=refused_port,
+    )
+    r = get(px)
+    assert r.status == 502, r.head
+    assert r.complete
+
+
+@pytest.mark.parametrize("end", ["close", "reset"])
+def test_upstream_closing_without_answer_is_502(portico, scripted, end):
+    up = scripted([], end=end)
+    px = start(portico, up)
+    r = get(px)
+    assert r.status == 502, r.head
+
+
+@pytest.mark.parametrize("where", ["global", "route"])
+def test_silent_upstream_is_504_after_upstream_read(portico, silent_upstream, where):
+    if where == "global":
+        px = start(portico, silent_upstream, read="1s")
+        target = "/internal/silent"
+    else:
+        px = start(portico, silent_upstream)
+        target = "/slow-route/silent"
+    r = get(px, target, timeout=8)
+    assert r.status == 504, r.head
+    assert r.complete
+
+
+# --------------------------------------------------------------------------
+# Interim responses
+
+
+def test_101_without_upgrade_request_is_502(portico, scripted):
+    up = scripted([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"], end="wait")
+    px = start(portico, up)
+    r = get(px)
+    assert r.status == 502, r.head
+    assert up.done.wait(8)
+    assert up.peer_closed == [True]
+
+
+def test_103_early_hints_are_forwarded(portico, upstream):
+    link = "</style.css>; rel=preload; as=style"
+    upstream.handle("/public/hints", Response(200, [("Content-Type", "text/plain")], b"final", interim=[(103, [("Link", link)])]))
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/hints")
+        r = c.read_response()
+    assert r.status == 200 and r.body == b"final"
+    assert [i.status for i in r.interim] == [103]
+    assert r.interim[0].header("Link") == link
+
+
+def test_100_is_not_forwarded_to_a_client_without_expect(portico, upstream):
+    upstream.handle("/public/c", Response(200, [("Content-Type", "text/plain")], b"final", interim=[(100, [])]))
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/c")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"final"
+        assert r.interim == [], [i.raw_head for i in r.interim]
+        # nothing stray on the connection either
+        c.request("GET", "/internal/next")
+        r = c.read_response()
+        assert r.status == 200 and r.interim == []
+
+
+@pytest.mark.parametrize("status", [102, 150, 199])
+def test_other_1xx_are_dropped(portico, upstream, status):
+    upstream.handle("/public/p", Response(200, [("Content-Type", "text/plain")], b"final", interim=[(status, [("X-Interim", "1")])]))
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/p")
+        r = c.read_response()
+    assert r.status == 200 and r.body == b"final"
+    assert r.interim == [], [i.raw_head for i in r.interim]
+
+
+def test_mixed_interim_responses_keep_only_103(portico, upstream):
+    interim = [(100, []), (102, []), (103, [("Link", "</a.js>; rel=preload")]), (199, []), (103, [("Link", "</b.js>; rel=preload")])]
+    upstream.handle("/public/m", Response(200, [("Content-Type", "text/plain")], b"final", interim=interim))
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/m")
+        r = c.read_response()
+    assert r.status == 200 and r.body == b"final"
+    assert [(i.status, i.header("Link")) for i in r.interim] == [(103, "</a.js>; rel=preload"), (103, "</b.js>; rel=preload")]
