@@ -414,7 +414,7 @@ explain_access(const struct config *cfg, const struct route *r, const struct cli
 	if (cli->client == NULL && l->rules[0].all)
 		return explain_decision(&l->rules[0], "every client");
 	if (cli->client == NULL) {
-		printf("access: depends on the client address: the first matching rule decides, "
+		printf("access: the first rule matching the client address decides; "
 		       "no match denies\n");
 		return true;
 	}
