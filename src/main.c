@@ -386,15 +386,31 @@ explain_decision(const struct access_rule *rule, const char *client)
 	return rule->allow;
 }
 
+/*
+ * The access list in force, as the proxy picks it, and where it comes from.
+ * NULL allows everyone: no list at all, or an empty one (`access: []`).
+ */
+static const struct access_list *
+access_in_force(const struct config *cfg, const struct route *r, const char **source)
+{
+	if (r != NULL && r->has_access)
+		*source = "route";
+	else
+		*source = cfg->has_access ? "global" : "none";
+	if (r != NULL)
+		return config_route_access(cfg, r);
+	return cfg->has_access && cfg->access.n > 0 ? &cfg->access : NULL;
+}
+
 /* The list in force and, with a client address, the rule that decides.  False: denied. */
 static bool
 explain_access(const struct config *cfg, const struct route *r, const struct cli *cli)
 {
-	const struct access_list *l =
-	    r ? config_route_access(cfg, r) : (cfg->has_access ? &cfg->access : NULL);
+	const char *source;
+	const struct access_list *l = access_in_force(cfg, r, &source);
 	long i;
 
-	printf("access.list: %s\n", l == NULL ? "none" : r && r->has_access ? "route" : "global");
+	printf("access.list: %s\n", source);
 	for (size_t k = 0; l != NULL && k < l->n; k++) {
 		struct buf b;
 
@@ -404,12 +420,10 @@ explain_access(const struct config *cfg, const struct route *r, const struct cli
 		buf_free(&b);
 	}
 	if (l == NULL) {
-		printf("access: allow (no access rules)\n");
+		printf("access: allow (%s)\n", strcmp(source, "none") == 0
+						   ? "no access rules"
+						   : "the list is empty: open to every client");
 		return true;
-	}
-	if (l->n == 0) {
-		printf("access: deny (the list is empty)\n");
-		return false;
 	}
 	if (cli->client == NULL && l->rules[0].all)
 		return explain_decision(&l->rules[0], "every client");
