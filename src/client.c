@@ -494,6 +494,10 @@ head_validate(struct request *req, size_t head_len)
 	}
 	req->http_minor = llhttp_get_http_minor(&req->parser);
 	req->method = llhttp_get_method(&req->parser);
+	if (req->method == HTTP_CONNECT) {
+		req->parse_reason = "CONNECT";
+		return 405;
+	}
 	if (head_check_absolute(req) == -1) {
 		req->parse_reason = "invalid request target";
 		return 400;
@@ -521,10 +525,6 @@ head_validate(struct request *req, size_t head_len)
 					       : (req->conn_flags & HTTP_CONN_KEEP_ALIVE) != 0;
 	req->upgrade = req->upgrade && (req->conn_flags & HTTP_CONN_UPGRADE) &&
 		       req->http_minor >= 1 && req->body == BODY_NONE;
-	if (req->method == HTTP_CONNECT) {
-		req->parse_reason = "CONNECT";
-		return 405;
-	}
 	return 0;
 }
 

@@ -245,14 +245,16 @@ http_framing_add_length(struct http_framing *f, const char *v, size_t len)
 	uint64_t value;
 	bool any = false;
 
-	/* "Content-Length: 5, 5" is one length; "5, 6" a conflict. */
+	/*
+	 * A repeated Content-Length is rejected even when the values agree
+	 * (llhttp does the same): one header, one value.
+	 */
 	while (http_list_next(v, len, &pos, &t, &n)) {
-		any = true;
-		if (http_parse_length(t, n, &value) == -1 ||
-		    (f->has_length && f->length != value)) {
+		if (any || f->has_length || http_parse_length(t, n, &value) == -1) {
 			f->bad = true;
 			return;
 		}
+		any = true;
 		f->has_length = true;
 		f->length = value;
 	}

@@ -350,6 +350,10 @@ write_joined(struct request *req, struct evbuffer *out, const char *name, enum h
 
 		if (h->id != id || h->value_len == 0)
 			continue;
+		/* Named in Connection: dropped, while portico's own value stays. */
+		if ((req->conn_flags & HTTP_CONN_OTHER) &&
+		    named_in_connection(&req->head, req->hdrs, req->nhdrs, h))
+			continue;
 		evbuffer_add(out, hvalue(&req->head, h), h->value_len);
 		evbuffer_add(out, ", ", 2);
 	}

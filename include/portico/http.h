@@ -72,10 +72,12 @@ bool http_list_has(const char *v, size_t len, const char *token);
 unsigned http_connection_flags(const char *v, size_t len);
 
 /*
- * Request framing gathered header by header, then judged once (SPEC section
- * 9).  Repeated Content-Length headers (or list elements) with the same
- * value are merged; different values are a conflict.  Transfer-Encoding must
- * be exactly "chunked" (one coding, once).
+ * Message framing gathered header by header, then judged once (SPEC section
+ * 9).  Content-Length must appear once with one value: a repeated one is
+ * rejected even when the values agree (as llhttp in strict mode does), so a
+ * proxy in front and portico can never disagree on where a body ends.
+ * Transfer-Encoding must be exactly "chunked" (one coding, once), and never
+ * comes with Content-Length.
  */
 struct http_framing {
 	bool has_length;
