@@ -988,6 +988,28 @@ fail:
 	return rc;
 }
 
+/* A CA file must hold at least one PEM certificate OpenSSL accepts. */
+static int
+tls_check_ca(struct cctx *c, const yaml_node_t *n, const char *kp, const char *path)
+{
+	SSL_CTX *ctx = ssl_ctx_new();
+	int rc = -1;
+
+	ERR_clear_error();
+	if (file_readable(c, n, kp, path) < 0)
+		goto fail;
+	if (SSL_CTX_load_verify_file(ctx, path) != 1) {
+		fail(c, n, kp, "cannot load PEM CA certificates from \"%s\": %s", path,
+		     ssl_reason());
+		goto fail;
+	}
+	rc = 0;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
 static int
 tls_check_ciphers(struct cctx *c, const yaml_node_t *map, const char *dpath,
 		  const struct config_listen *l)
@@ -1417,7 +1439,7 @@ key_route_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, 
 		return fail(c, n, kp, "tls is only for https:// upstreams");
 	if (r->tls.ca != NULL) {
 		kp_join(vkp, kp, "ca");
-		if (file_readable(c, map_get(c, n, "ca"), vkp, r->tls.ca) < 0)
+		if (tls_check_ca(c, map_get(c, n, "ca"), vkp, r->tls.ca) < 0)
 			return -1;
 	}
 	if ((r->tls.cert == NULL) != (r->tls.key == NULL)) {
@@ -1610,7 +1632,8 @@ warning_cmp(const void *a, const void *b)
 static void
 warnings_move(struct cctx *c, struct config *cfg)
 {
-	qsort(c->warns, c->nwarns, sizeof(*c->warns), warning_cmp);
+	if (c->nwarns > 1)
+		qsort(c->warns, c->nwarns, sizeof(*c->warns), warning_cmp);
 	cfg->warnings = xcalloc(c->nwarns + 1, sizeof(char *));
 	for (size_t i = 0; i < c->nwarns; i++) {
 		cfg->warnings[i] = xasprintf("%s:%d:%d: warning: %s", c->file, c->warns[i].line,
