@@ -829,22 +829,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sizes),
-	    cmocka_unit_test(test_durations),
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_scalars),
-	    cmocka_unit_test(test_listen),
-	    cmocka_unit_test(test_hosts_access_reverse),
-	    cmocka_unit_test(test_routes),
-	    cmocka_unit_test(test_access_lists),
-	    cmocka_unit_test(test_route_tls_files),
-	    cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_missing_file),
-	    cmocka_unit_test(test_refcount),
-	    cmocka_unit_test(test_shipped_config),
-	    cmocka_unit_test(test_ten_thousand_routes),
-	    cmocka_unit_test(test_man_page_keys),
-	    cmocka_unit_test(test_mdoc_keys_shape),
+	    cmocka_unit_test(test_sizes),	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_defaults),	    cmocka_unit_test(test_scalars),
+	    cmocka_unit_test(test_listen),	    cmocka_unit_test(test_hosts_access_reverse),
+	    cmocka_unit_test(test_routes),	    cmocka_unit_test(test_access_lists),
+	    cmocka_unit_test(test_route_tls_files), cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_refcount),
+	    cmocka_unit_test(test_shipped_config),  cmocka_unit_test(test_ten_thousand_routes),
+	    cmocka_unit_test(test_man_page_keys),   cmocka_unit_test(test_mdoc_keys_shape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
