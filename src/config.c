@@ -1684,13 +1684,51 @@ yaml_error(const char *file, const yaml_parser_t *p)
 			 p->problem ? p->problem : "invalid document");
 }
 
+/* A second document after the first is refused, not silently ignored. */
+static int
+config_check_single(struct cctx *c, yaml_parser_t *parser)
+{
+	yaml_document_t extra;
+	yaml_node_t *root;
+
+	if (!yaml_parser_load(parser, &extra)) {
+		c->err = yaml_error(c->file, parser);
+		return -1;
+	}
+	root = yaml_document_get_root_node(&extra);
+	if (root != NULL)
+		fail(c, root, NULL, "expected one YAML document; got a second one");
+	yaml_document_delete(&extra);
+	return root != NULL ? -1 : 0;
+}
+
+/* Reads the YAML document of `f` and builds the snapshot from it. */
+static void
+config_read(struct cctx *c, FILE *f)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+
+	if (!yaml_parser_initialize(&parser))
+		fatal("yaml_parser_initialize: out of memory");
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		c->err = yaml_error(c->file, &parser);
+		yaml_parser_delete(&parser);
+		return;
+	}
+	c->doc = &doc;
+	if (config_check_single(c, &parser) == 0)
+		config_build(c, yaml_document_get_root_node(&doc));
+	c->doc = NULL;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+}
+
 struct config *
 config_load(const char *path, char **err)
 {
 	struct cctx c = {.file = path};
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	bool have_doc = false;
 	FILE *f;
 
 	*err = NULL;
@@ -1702,20 +1740,8 @@ config_load(const char *path, char **err)
 		c.err = xasprintf("%s: cannot open: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (!yaml_parser_initialize(&parser))
-		fatal("yaml_parser_initialize: out of memory");
-	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &doc)) {
-		c.err = yaml_error(path, &parser);
-	} else {
-		have_doc = true;
-		c.doc = &doc;
-		config_build(&c, yaml_document_get_root_node(&doc));
-	}
-	yaml_parser_delete(&parser);
+	config_read(&c, f);
 	fclose(f);
-	if (have_doc)
-		yaml_document_delete(&doc);
 	if (c.err != NULL)
 		goto fail;
 	xfree(c.warns);
