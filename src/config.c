@@ -84,7 +84,7 @@ struct ckey {
 
 static key_parse_fn key_listen, key_address, key_listen_tls, key_certificates, key_workers,
     key_admin_listen, key_hosts, key_access, key_reverse, key_routes, key_match, key_pass,
-    key_route_host, key_html, key_html_map, key_route_tls;
+    key_route_host, key_html, key_html_map, key_route_tls, key_server_name;
 
 #include "config_keys.h"
 
@@ -1140,6 +1140,20 @@ hostname_is_valid(const char *s, bool wildcard)
 	return true;
 }
 
+static bool
+host_is_v6_literal(const char *s)
+{
+	size_t n = strlen(s);
+	char tmp[INET6_ADDRSTRLEN + 1];
+	struct in6_addr a;
+
+	if (n < 3 || s[0] != '[' || s[n - 1] != ']' || n - 2 >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s + 1, n - 2);
+	tmp[n - 2] = '\0';
+	return inet_pton(AF_INET6, tmp, &a) == 1;
+}
+
 static char *
 lower_dup(const char *s)
 {
@@ -1361,6 +1375,35 @@ key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 	}
 	r->pass = xstrdup(scalar(n));
 	return pass_check_refs(c, n, kp, r);
+}
+
+/* server_name: a host name or [v6] literal, optionally with ":port"; no scheme, no path. */
+static int
+key_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	static const char expected[] = "a host name with an optional :port, like www.example.com";
+	struct config *cfg = base;
+	const char *s, *colon;
+	char *host;
+	uint16_t port;
+	bool ok;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_scalar(c, n, kp, expected) < 0)
+		return -1;
+	s = scalar(n);
+	colon = s[0] == '[' ? strstr(s, "]:") : strrchr(s, ':');
+	if (colon != NULL && s[0] == '[')
+		colon++;
+	host = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
+	ok = hostname_is_valid(host, false) || host_is_v6_literal(host);
+	xfree(host);
+	if (!ok || (colon != NULL && addr_port(colon + 1, &port) < 0))
+		return fail_expected(c, n, kp, expected);
+	cfg->server_name = xstrdup(s);
+	return 0;
 }
 
 static int

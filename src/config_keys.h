@@ -136,8 +136,9 @@ static const struct ckey config_keys[] = {
      .defdoc = "the user's group",
      .help = "When started as root, switch to this group after binding (Apache Group)."},
     {.path = "server_name",
-     .type = KT_STRING,
-     .off = CFG(server_name),
+     .type = KT_CUSTOM,
+     .tname = "host[:port]",
+     .parse = key_server_name,
      .defdoc = "the request's Host",
      .help = "Public host[:port] used when rewriting URLs on the way back (Apache "
 	     "ServerName with UseCanonicalName On)."},
