@@ -185,6 +185,8 @@ class Portico:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stopped = True
+                self._close_files()
                 pytest.fail(
                     "portico exited with status %d before accepting on port %d\n"
                     "config:\n%s\nstderr:\n%s" % (self.proc.returncode, self.port, self.config_text, self.stderr)
@@ -194,6 +196,7 @@ class Portico:
                 return
             except OSError:
                 time.sleep(0.02)
+        self.kill()
         pytest.fail("portico did not accept on port %d within %.0f s\nstderr:\n%s" % (self.port, timeout, self.stderr))
 
     def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:

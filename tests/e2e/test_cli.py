@@ -185,68 +185,108 @@ def route(portico_cli, path, *args):
     return r.stdout
 
 
+def fields(out):
+    """The "key: value" lines of route's output, as key -> [values]."""
+    d = {}
+    for ln in out.splitlines():
+        if ": " in ln:
+            k, v = ln.split(": ", 1)
+            d.setdefault(k.strip(), []).append(v.strip())
+    return d
+
+
+GOLDEN_LOGO = """\
+request: GET /internal/a/logo.png
+host: (none)
+path: /internal/a/logo.png
+query: (none)
+rule: routes[1]
+rule.line: 9
+rule.kind: match
+rule.match: ^/internal/(.*[.](jpeg|png))$
+rule.name: 1
+rule.pass: http://internal.example.com:8081/public/$1
+access.list: global
+access.rule: allow: 127.0.0.0/8
+access.rule: deny: all
+access: the first rule matching the client address decides; no match denies
+upstream: http://internal.example.com:8081/public/a/logo.png
+upstream.host: internal.example.com:8081
+reverse: http://internal.example.com:8081/public -> /internal
+reverse: http://internal.example.com:8082/www/ -> /
+cookies: off
+html: off
+result: proxy
+"""
+
+
+def test_route_golden_regex_rule(portico_cli, tmp_path):
+    p = write(tmp_path, ROUTE_CONF)
+    out = route(portico_cli, p, "/internal/a/logo.png")
+    lines = out.splitlines(keepends=True)
+    assert lines[0] == "config: %s\n" % p
+    assert "".join(lines[1:]) == GOLDEN_LOGO
+
+
 def test_route_shipped_configuration_logo(portico_cli):
     assert SEED_CONF.exists(), "conf/portico.yaml is shipped"
-    out = route(portico_cli, SEED_CONF, "/internal/logo.png")
-    assert lines_starting(out, "upstream:") == ["upstream: http://internal.example.com:8081/public/logo.png"], out
-    rule = lines_starting(out, "rule:")
-    assert len(rule) == 1 and "match" in rule[0] and re.search(r"\b1\b", rule[0]), out
-
-
-def test_route_regex_rule(portico_cli, tmp_path):
-    out = route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/a/logo.png")
-    assert lines_starting(out, "upstream:") == ["upstream: http://internal.example.com:8081/public/a/logo.png"], out
-    rule = lines_starting(out, "rule:")
-    assert len(rule) == 1, out
-    # which rule: index 1, line 9, a match rule
-    assert re.search(r"\b1\b", rule[0]) and re.search(r"\b9\b", rule[0]) and "match" in rule[0], rule
-    access = lines_starting(out, "access")
-    assert access and "allow" in " ".join(access).lower(), out
+    f = fields(route(portico_cli, SEED_CONF, "/internal/logo.png"))
+    assert f["upstream"] == ["http://internal.example.com:8081/public/logo.png"]
+    assert f["rule"] == ["routes[1]"] and f["rule.kind"] == ["match"] and f["rule.name"] == ["images"]
+    assert f["result"] == ["proxy"]
+    assert "deny: all" in f["access.rule"]
 
 
 def test_route_path_rule_with_query(portico_cli, tmp_path):
-    out = route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/status.cgi?x=1")
-    assert lines_starting(out, "upstream:") == ["upstream: http://internal.example.com:8081/public/status.cgi?x=1"], out
-    rule = lines_starting(out, "rule:")
-    assert re.search(r"\b2\b", rule[0]) and re.search(r"\b11\b", rule[0]) and "path" in rule[0], rule
-    assert "internal" in rule[0]  # the rule's name
-    # the path rule's reverse mapping is in effect
-    assert any("reverse" in ln.lower() and "/internal" in ln for ln in out.splitlines()), out
+    f = fields(route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/status.cgi?x=1"))
+    assert f["upstream"] == ["http://internal.example.com:8081/public/status.cgi?x=1"]
+    assert f["rule"] == ["routes[2]"] and f["rule.line"] == ["11"] and f["rule.kind"] == ["path"]
+    assert f["rule.name"] == ["internal"]
+    assert f["query"] == ["x=1"]
+    assert "http://internal.example.com:8081/public -> /internal" in f["reverse"]
+    assert f["access.list"] == ["global"]
 
 
 def test_route_exclusion(portico_cli, tmp_path):
-    out = route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/excluded/x")
-    assert "404" in out
-    assert not any("http://" in ln for ln in lines_starting(out, "upstream:")), out
-    rule = lines_starting(out, "rule:")
-    assert rule and re.search(r"\b0\b", rule[0]) and re.search(r"\b7\b", rule[0]), out
+    f = fields(route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/excluded/x"))
+    assert f["rule"] == ["routes[0]"] and f["rule.line"] == ["7"] and f["rule.pass"] == ["off"]
+    assert "upstream" not in f
+    assert f["result"][0].startswith("404")
 
 
 def test_route_no_match(portico_cli, tmp_path):
-    out = route(portico_cli, write(tmp_path, ROUTE_CONF), "/nothing/here")
-    assert "404" in out
-    assert not lines_starting(out, "upstream: http"), out
+    f = fields(route(portico_cli, write(tmp_path, ROUTE_CONF), "/nothing/here"))
+    assert f["rule"] == ["none"]
+    assert "upstream" not in f
+    assert f["result"][0].startswith("404")
 
 
 def test_route_host_option(portico_cli, tmp_path):
     p = write(tmp_path, ROUTE_CONF)
-    out = route(portico_cli, p, "--host", "www.example.org", "/page")
-    assert lines_starting(out, "upstream:") == ["upstream: http://internal.example.com:8082/www/page"], out
-    access = " ".join(lines_starting(out, "access")).lower()
-    assert "10.0.0.0/8" in access, out
-    out = route(portico_cli, p, "/page")
-    assert "404" in out
+    f = fields(route(portico_cli, p, "--host", "www.example.org", "/page"))
+    assert f["upstream"] == ["http://internal.example.com:8082/www/page"]
+    assert f["rule"] == ["routes[3]"] and f["host"] == ["www.example.org"]
+    assert f["access.list"] == ["route"] and f["access.rule"] == ["allow: 10.0.0.0/8"]
+    f = fields(route(portico_cli, p, "--host", "WWW.Example.ORG:8080", "/page"))
+    assert f["rule"] == ["routes[3]"]
+    f = fields(route(portico_cli, p, "/page"))
+    assert f["result"][0].startswith("404")
 
 
 def test_route_normalizes_like_the_proxy(portico_cli, tmp_path):
-    p = write(tmp_path, ROUTE_CONF)
-    out = route(portico_cli, p, "/internal/a/../intern%61l.png")
-    assert lines_starting(out, "upstream:") == ["upstream: http://internal.example.com:8081/public/internal.png"], out
+    f = fields(route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/a/../intern%61l.png"))
+    assert f["path"] == ["/internal/internal.png"]
+    assert f["upstream"] == ["http://internal.example.com:8081/public/internal.png"]
+
+
+def test_route_bad_path_is_400(portico_cli, tmp_path):
+    f = fields(route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/a%2Fb"))
+    assert f["result"][0].startswith("400")
 
 
 def test_route_method_connect(portico_cli, tmp_path):
-    out = route(portico_cli, write(tmp_path, ROUTE_CONF), "--method", "CONNECT", "/internal/x")
-    assert "405" in out
+    f = fields(route(portico_cli, write(tmp_path, ROUTE_CONF), "--method", "CONNECT", "/internal/x"))
+    assert f["result"][0].startswith("405")
 
 
 def test_route_invalid_configuration_exit_1(portico_cli, tmp_path):

@@ -138,8 +138,8 @@ def test_image_via_the_regex_rule(px, demo, portico_cli):
     assert r.header("Content-Type") == "image/png"
     assert r.body == http_request(demo, "GET", "/public/logo.png").body
     out = portico_cli("route", "-c", px.config_path, "/internal/logo.png").stdout
-    rule = [ln for ln in out.splitlines() if ln.strip().startswith("rule:")]
-    assert rule and "images" in rule[0] and "match" in rule[0], out
+    assert "rule.kind: match\n" in out and "rule.name: images\n" in out, out
+    assert "upstream: http://internal.example.com:%d/public/logo.png\n" % demo in out, out
 
 
 def test_excluded_path_is_404(px, demo):

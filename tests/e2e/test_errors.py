@@ -353,7 +353,7 @@ def test_504_route_read_timeout_overrides_global(portico, silent_upstream):
 timeouts: {upstream_read: 60s}
 routes:
   - path: /slow
-    pass: http://internal.example.com:{slow}/
+    pass: http://internal.example.com:{slow}/slow
     timeouts: {upstream_read: 1s}
 """,
         slow=silent_upstream,
