@@ -439,6 +439,21 @@ static const llhttp_settings_t request_settings = {
     .on_message_complete = proxy_on_request_complete,
 };
 
+/* "METHOD SP target SP HTTP/1.x": exactly one space on each side of the target. */
+static int
+head_check_request_line(const struct request *req)
+{
+	const char *h = req->head.data;
+	size_t mlen = strlen(llhttp_method_name((llhttp_method_t)req->method));
+	size_t end = (size_t)req->url + req->url_len;
+
+	if (req->url_len == 0 || req->url != mlen + 1 || h[mlen] != ' ')
+		return -1;
+	if (end + 1 >= req->head.len || h[end] != ' ' || h[end + 1] != 'H')
+		return -1;
+	return 0;
+}
+
 /* Absolute-form target: "http://authority/path?q" routes like origin-form. */
 static int
 head_check_absolute(struct request *req)
@@ -497,6 +512,10 @@ head_validate(struct request *req, size_t head_len)
 	if (req->method == HTTP_CONNECT) {
 		req->parse_reason = "CONNECT";
 		return 405;
+	}
+	if (head_check_request_line(req) == -1) {
+		req->parse_reason = "malformed request line";
+		return 400;
 	}
 	if (head_check_absolute(req) == -1) {
 		req->parse_reason = "invalid request target";

@@ -298,7 +298,9 @@ proxy_error(struct request *req, int status, const char *reason)
 		upstream_close(req->up, reason);
 		req->up = NULL;
 	}
-	close = !req->keep_alive || !body_consumed || c->close_after || c->w->draining;
+	/* A malformed request, or one over a limit: answered, then closed (SPEC 9). */
+	close = !req->keep_alive || !body_consumed || c->close_after || c->w->draining ||
+		status == 400 || status == 408 || status == 413 || status == 414 || status == 431;
 	n = errpage_write(client_out(req), status, req->id, close, !close && req->http_minor == 0,
 			  req->method == HTTP_HEAD && req->head_done);
 	req->status = status;
@@ -434,7 +436,7 @@ proxy_write_head(struct request *req)
 		add_header(out, "Host", 4, b->data + req->host, req->host_len);
 	else
 		add_header(out, "Host", 4, r->upstream.authority, strlen(r->upstream.authority));
-	if (req->body == BODY_LENGTH) {
+	if (req->body == BODY_LENGTH || req->framing.has_length) {
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)req->framing.length);
 		add_header(out, "Content-Length", 14, num, strlen(num));
 	} else if (req->body == BODY_CHUNKED) {
@@ -624,7 +626,7 @@ proxy_request_body(struct request *req)
 
 	if (req->body_done || req->up == NULL)
 		return;
-	if (req->body == BODY_LENGTH) {
+	if (req->body == BODY_LENGTH || req->framing.has_length) {
 		size_t n = evbuffer_get_length(in);
 
 		if (n > req->body_left)
