@@ -144,7 +144,10 @@ static const struct ckey config_keys[] = {
 	     "ServerName with UseCanonicalName On)."},
 
     /* logs */
-    {.path = "log", .type = KT_SECTION, .tname = "mapping", .help = "Logging."},
+    {.path = "log",
+     .type = KT_SECTION,
+     .tname = "mapping",
+     .help = "Access and error logs (Apache CustomLog, ErrorLog, LogLevel)."},
     {.path = "log.access",
      .type = KT_LOGDEST,
      .choices = key_access_dests,
@@ -175,7 +178,8 @@ static const struct ckey config_keys[] = {
     {.path = "admin",
      .type = KT_SECTION,
      .tname = "mapping",
-     .help = "Metrics and health endpoint, never on the public listeners."},
+     .help = "Metrics and health endpoint, never on the public listeners (Apache "
+	     "mod_status)."},
     {.path = "admin.listen",
      .type = KT_CUSTOM,
      .tname = "address",
@@ -185,7 +189,10 @@ static const struct ckey config_keys[] = {
 	     "server-status)."},
 
     /* limits */
-    {.path = "limits", .type = KT_SECTION, .tname = "mapping", .help = "Resource limits."},
+    {.path = "limits",
+     .type = KT_SECTION,
+     .tname = "mapping",
+     .help = "Resource limits (Apache LimitRequest* directives)."},
     {.path = "limits.connections",
      .type = KT_UINT,
      .def = "10000",
@@ -225,7 +232,10 @@ static const struct ckey config_keys[] = {
      .help = "Upstream response header section (Apache ProxyIOBufferSize, roughly)."},
 
     /* timeouts */
-    {.path = "timeouts", .type = KT_SECTION, .tname = "mapping", .help = "Timeouts."},
+    {.path = "timeouts",
+     .type = KT_SECTION,
+     .tname = "mapping",
+     .help = "Timeouts (Apache Timeout, ProxyTimeout, RequestReadTimeout)."},
     {.path = "timeouts.client_header",
      .type = KT_DURATION,
      .def = "10s",
@@ -290,7 +300,8 @@ static const struct ckey config_keys[] = {
     {.path = "forwarded",
      .type = KT_SECTION,
      .tname = "mapping",
-     .help = "Request headers added toward upstreams."},
+     .help = "Request headers added toward upstreams (Apache ProxyAddHeaders, "
+	     "ProxyVia)."},
     {.path = "forwarded.x_forwarded",
      .type = KT_BOOL,
      .def = "true",
@@ -343,12 +354,14 @@ static const struct ckey config_keys[] = {
      .type = KT_PATH,
      .off = RMAP(public_path),
      .flags = KEY_REQUIRED,
-     .help = "Public path that replaces url."},
+     .help = "Public path that replaces url (first argument of Apache "
+	     "ProxyPassReverse)."},
     {.path = "reverse[].url",
      .type = KT_URL,
      .off = RMAP(upstream),
      .flags = KEY_REQUIRED,
-     .help = "Upstream URL prefix to look for in response headers."},
+     .help = "Upstream URL prefix to look for in response headers (second argument "
+	     "of Apache ProxyPassReverse)."},
 
     /* routes */
     {.path = "routes",
@@ -356,7 +369,8 @@ static const struct ckey config_keys[] = {
      .tname = "list",
      .parse = key_routes,
      .flags = KEY_REQUIRED,
-     .help = "Ordered rules; the first that matches the request wins."},
+     .help = "Ordered rules; the first that matches the request wins (Apache "
+	     "ProxyPass and ProxyPassMatch, in order)."},
     {.path = "routes[].path",
      .type = KT_PATH,
      .off = RT(path),
@@ -420,12 +434,13 @@ static const struct ckey config_keys[] = {
      .type = KT_STRING,
      .off = HMAP(from),
      .flags = KEY_REQUIRED,
-     .help = "URL or path prefix to find, at a segment boundary."},
+     .help = "URL or path prefix to find, at a segment boundary (first argument of "
+	     "Apache ProxyHTMLURLMap)."},
     {.path = "routes[].html.map[].to",
      .type = KT_STRING,
      .off = HMAP(to),
      .flags = KEY_REQUIRED,
-     .help = "Replacement for from."},
+     .help = "Replacement for from (second argument of Apache ProxyHTMLURLMap)."},
     {.path = "routes[].html.extended",
      .type = KT_BOOL,
      .def = "false",
@@ -443,7 +458,8 @@ static const struct ckey config_keys[] = {
     {.path = "routes[].timeouts",
      .type = KT_SECTION,
      .tname = "mapping",
-     .help = "Per-route overrides of the global timeouts."},
+     .help = "Per-route overrides of the global timeouts (Apache ProxyPass "
+	     "key=value parameters)."},
     {.path = "routes[].timeouts.upstream_connect",
      .type = KT_DURATION,
      .min = 1,
@@ -497,5 +513,6 @@ static const struct ckey config_keys[] = {
      .type = KT_FILE,
      .off = RT(tls.key),
      .defdoc = "none",
-     .help = "Private key of the client certificate, PEM."},
+     .help = "Private key of the client certificate, PEM (Apache "
+	     "SSLProxyMachineCertificateFile holds both)."},
 };
