@@ -4,6 +4,8 @@ Content-Length kept, chunked forwarded chunked, close-delimited responses
 re-framed for HTTP/1.1 and HTTP/1.0 clients, bodiless responses, and
 Expect: 100-continue answered by portico itself."""
 
+import time
+
 import pytest
 
 from helpers_stream import (
@@ -248,3 +250,71 @@ def test_expect_100_continue_is_answered_before_the_body(portico, hashing_upstre
     rec = hashing_upstream.wait_records(1)[0]
     assert not rec.has_header("Expect"), rec.headers
     assert rec.length == size and rec.sha256 == pattern_sha256(size)
+
+
+def test_expect_100_continue_is_not_answered_for_an_unrouted_request(portico, hashing_upstream):
+    """100 Continue comes only once the request is routed and allowed: a
+    request without a route gets its 404 without an interim 100."""
+    px = portico(CONFIG, up=hashing_upstream)
+    sock = connect(px.port, timeout=5)
+    try:
+        sock.sendall(request_head("POST", "/nowhere", [("Expect", "100-continue"), ("Content-Length", "100000")]))
+        r = read_response_streaming(Stream(sock), "POST")
+    finally:
+        sock.close()
+    assert r.status == 404
+    assert r.interim == [], r.interim
+    assert hashing_upstream.records == []
+
+
+# --------------------------------------------------------------------------
+# Pipelined bodies and a client that goes away mid-body
+
+
+def test_pipelined_large_body_between_two_requests(portico, hashing_upstream):
+    """A 4 MiB body pipelined between two GETs: it is streamed (larger than
+    any buffer) and the request after it is still parsed right."""
+    px = portico(CONFIG, up=hashing_upstream)
+    size = 4 * MiB
+    sock = connect(px.port, timeout=10)
+    stream = Stream(sock)
+    try:
+        sock.sendall(
+            request_head("GET", "/internal/first", [])
+            + request_head("POST", "/internal/middle", [("Content-Length", str(size))])
+        )
+        send_body(sock, size, chunked=False)
+        sock.sendall(request_head("GET", "/internal/last", []))
+        rs = [read_response_streaming(stream, m) for m in ("GET", "POST", "GET")]
+    finally:
+        sock.close()
+    assert [r.status for r in rs] == [200, 200, 200]
+    recs = hashing_upstream.wait_records(3)
+    assert [(q.method, q.target, q.length) for q in recs] == [
+        ("GET", "/public/first", 0),
+        ("POST", "/public/middle", size),
+        ("GET", "/public/last", 0),
+    ]
+    assert recs[1].sha256 == pattern_sha256(size)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_client_dying_mid_body_closes_the_upstream_connection(portico, hashing_upstream, chunked):
+    """The upstream never receives a request that looks complete when the
+    client went away in the middle of its body."""
+    px = portico(CONFIG, up=hashing_upstream)
+    data = b"".join(pattern(30000))
+    if chunked:
+        head = request_head("POST", "/internal/cut", [("Transfer-Encoding", "chunked")])
+        wire = head + b"%x\r\n" % len(data) + data + b"\r\n"
+    else:
+        head = request_head("POST", "/internal/cut", [("Content-Length", "100000")])
+        wire = head + data
+    sock = connect(px.port, timeout=5)
+    sock.sendall(wire)
+    hashing_upstream.wait_connections(1)
+    time.sleep(0.3)  # let the head and the bytes reach the upstream, then go away
+    sock.close()
+    rec = hashing_upstream.wait_records(1)[0]
+    assert not rec.complete, "the upstream got a complete request from a client that died mid-body"
+    assert rec.length <= 30000

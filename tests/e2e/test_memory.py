@@ -58,6 +58,7 @@ def rss_limit_kib(monkeypatch, portico_bin):
 
 
 def check_peak(sampler, limit_kib, baseline_kib, what):
+    print("%s: RSS %d KiB before, peak %d KiB over %d samples" % (what, baseline_kib, sampler.peak_kib, sampler.samples))
     assert sampler.samples >= 10, "too few RSS samples (%d)" % sampler.samples
     assert sampler.peak_kib < limit_kib, "%s: portico's RSS peaked at %d KiB (started at %d KiB), bound %d KiB" % (
         what,
