@@ -1275,6 +1275,22 @@ key_reverse(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, co
 
 /* Routes */
 
+/*
+ * How many columns right of the node's mark the value's byte `off` sits:
+ * known when the scalar is on one line and its source is as long as its
+ * value (no escapes, no multi-byte characters); else 0.
+ */
+static size_t
+scalar_offset_column(const yaml_node_t *n, size_t off)
+{
+	size_t quotes = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? 0 : 2;
+	size_t width = n->end_mark.column - n->start_mark.column;
+
+	if (n->start_mark.line != n->end_mark.line || width != n->data.scalar.length + quotes)
+		return 0;
+	return off + quotes / 2;
+}
+
 static int
 key_match(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
@@ -1298,13 +1314,7 @@ key_match(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, cons
 		yaml_node_t at = *n;
 
 		pcre2_get_error_message(errcode, msg, sizeof(msg));
-		/* Point at the offending character when the pattern sits on one line. */
-		if (n->start_mark.line == n->end_mark.line &&
-		    (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ||
-		     n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE) &&
-		    strchr(r->match, '\'') == NULL)
-			at.start_mark.column +=
-			    erroff + (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE);
+		at.start_mark.column += scalar_offset_column(n, erroff);
 		return fail(c, &at, kp, "invalid regular expression at offset %zu: %s",
 			    (size_t)erroff, (const char *)msg);
 	}

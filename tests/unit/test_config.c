@@ -605,6 +605,13 @@ test_errors(void **state)
 	     "routes: [{path: /a, pass: http://x}]\n",
 	     "2:29: hosts.A.example: duplicate host name"},
 	    {"[1, 2]\n", "1:1: expected a mapping with listen and routes; got a list"},
+	    /* An escape in the pattern's source: the column of the value, not a guess. */
+	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{match: \"^/\\\\d(b\", pass: http://x}]\n",
+	     "2:18: routes[0].match: invalid regular expression at offset 6: missing closing "
+	     "parenthesis"},
+	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{match: \"^/a(b\", pass: http://x}]\n",
+	     "2:24: routes[0].match: invalid regular expression at offset 5: missing closing "
+	     "parenthesis"},
 	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: https://x, tls: {cert: "
 	     "/nonexistent.pem}}]\n",
 	     "2:50: routes[0].tls.cert: cert and key go together; got only cert"},
