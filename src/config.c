@@ -154,6 +154,8 @@ node_is_null(const yaml_node_t *n)
 static char *
 node_describe(const yaml_node_t *n)
 {
+	if (n == NULL)
+		return xstrdup("the built-in default"); /* a table row's default is wrong */
 	if (n->type == YAML_MAPPING_NODE)
 		return xstrdup("a mapping");
 	if (n->type == YAML_SEQUENCE_NODE)
