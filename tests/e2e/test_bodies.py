@@ -18,7 +18,7 @@ from helpers_stream import (
     request_head,
     send_body,
 )
-from upstreams import Response, Stream, parse_response
+from upstreams import PeerClosed, Response, Stream, parse_response
 
 CONFIG = """
 workers: 1
@@ -318,3 +318,71 @@ def test_client_dying_mid_body_closes_the_upstream_connection(portico, hashing_u
     rec = hashing_upstream.wait_records(1)[0]
     assert not rec.complete, "the upstream got a complete request from a client that died mid-body"
     assert rec.length <= 30000
+
+
+# --------------------------------------------------------------------------
+# More framing cases
+
+
+@pytest.fixture
+def raw_close_delimited(raw_reply):
+    """An HTTP/1.0 upstream: no length, the body ends when it closes."""
+    return raw_reply(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"".join(pattern(70000)))
+
+
+def test_http10_upstream_response_is_chunked_for_http11_client(portico, raw_close_delimited):
+    px = portico(CONFIG, up=raw_close_delimited)
+    r, stream = get_streamed(px, "/internal/old")
+    stream.sock.close()
+    assert r.status == 200 and r.version == "HTTP/1.1"
+    assert r.framing == "chunked", r.head
+    assert r.complete and r.length == 70000 and r.sha256 == pattern_sha256(70000)
+
+
+def test_chunked_response_trailers_do_not_corrupt_the_body(portico, raw_upstream):
+    body = b"".join(pattern(5000))
+    wire = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+        + b"1000;name=value\r\n" + body[:4096] + b"\r\n"
+        + b"%x\r\n" % (5000 - 4096) + body[4096:] + b"\r\n"
+        + b"0\r\nX-Sum: abc\r\n\r\n"
+    )
+
+    def script(conn):
+        while True:
+            try:
+                conn.read_request()
+            except PeerClosed:
+                return
+            conn.send(wire)
+
+    up = raw_upstream(script)
+    px = portico(CONFIG, up=up)
+    with px.client() as c:
+        for _ in range(2):
+            c.request("GET", "/internal/trailers")
+            r = c.read_response()
+            assert r.status == 200 and r.framing == "chunked"
+            assert r.body == body
+    # the chunked framing ended where it should: the connection was reused
+    assert up.connections_accepted == 1
+
+
+def test_http10_client_with_expect_gets_no_100(portico, hashing_upstream):
+    """RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request is
+    ignored; the client sends its body at once and gets the final answer."""
+    px = portico(CONFIG, up=hashing_upstream)
+    body = b"".join(pattern(1000))
+    sock = connect(px.port, timeout=5)
+    try:
+        sock.sendall(
+            request_head("POST", "/internal/old-expect", [("Expect", "100-continue"), ("Content-Length", "1000")], version="HTTP/1.0")
+            + body
+        )
+        r = read_response_streaming(Stream(sock), "POST")
+    finally:
+        sock.close()
+    assert r.status == 200
+    assert r.interim == [], r.interim
+    rec = hashing_upstream.wait_records(1)[0]
+    assert rec.length == 1000 and rec.sha256 == pattern_sha256(1000)

@@ -3,6 +3,7 @@ several requests per client connection, pipelining, the upstream pool,
 an upstream that closes a pooled connection, the client_idle timeout,
 HTTP/1.0 clients and Connection: close."""
 
+import threading
 import time
 
 import pytest
@@ -198,3 +199,39 @@ def test_upstream_connection_close_does_not_close_the_client(portico, upstream):
         r = c.read_response()
         assert r.status == 200 and r.body == b"GET /public/next\n"
     assert upstream.connections_accepted == 2
+
+
+def test_idle_pooled_connection_expires_after_upstream_idle(portico, upstream):
+    px = portico(
+        "workers: 1\ntimeouts: {upstream_idle: 1s}\nroutes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+        up=upstream,
+    )
+    assert px.fetch("GET", "/internal/one").status == 200
+    deadline = time.monotonic() + 8
+    while upstream.open_connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream.open_connections == 0, "the pooled connection outlived upstream_idle: 1s by 7 s"
+    r = px.fetch("GET", "/internal/two")
+    assert r.status == 200 and r.body == b"GET /public/two\n"
+    assert upstream.connections_accepted == 2
+
+
+def test_parallel_requests_use_parallel_connections_then_the_pool(portico, upstream):
+    upstream.handle("/public/slow", Response(200, [("Content-Type", "text/plain")], b"slow", delay=0.5))
+    px = start(portico, upstream)
+    results = []
+
+    def one():
+        results.append(px.fetch("GET", "/internal/slow").status)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == [200] * 4
+    assert upstream.connections_accepted == 4
+    for i in range(4):
+        r = px.fetch("GET", "/internal/after/%d" % i)
+        assert r.status == 200
+    assert upstream.connections_accepted == 4, "pooled connections were not reused"

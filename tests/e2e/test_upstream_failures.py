@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from helpers_stream import connect, read_response_streaming, request_head
-from upstreams import RawUpstream, Response, Stream
+from upstreams import PeerClosed, RawUpstream, Response, Stream
 
 CONFIG = """
 workers: 1
@@ -253,3 +253,79 @@ def test_mixed_interim_responses_keep_only_103(portico, upstream):
         r = c.read_response()
     assert r.status == 200 and r.body == b"final"
     assert [(i.status, i.header("Link")) for i in r.interim] == [(103, "</a.js>; rel=preload"), (103, "</b.js>; rel=preload")]
+
+
+# --------------------------------------------------------------------------
+# Bytes beyond the response
+
+
+def test_upstream_bytes_after_the_response_are_never_a_response(portico, raw_upstream):
+    """An upstream writes a second, unrequested response right after the
+    first: portico must not keep that connection and hand those bytes to
+    the next request (response splitting)."""
+
+    def script(conn):
+        while True:
+            try:
+                conn.read_request()
+            except PeerClosed:
+                return
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG")
+
+    up = raw_upstream(script)
+    px = start(portico, up)
+    with px.client() as c:
+        for i in range(3):
+            c.request("GET", "/internal/split/%d" % i)
+            r = c.read_response()
+            assert r.body != b"WRONG", "request %d got the unrequested response" % i
+            assert r.status == 200 and r.body == b"ok", (i, r.status, r.raw_head, r.body[:200])
+
+
+def test_body_sent_with_a_head_response_is_not_passed_on(portico, raw_upstream):
+    """A HEAD answered with body bytes: the client gets the head only, and
+    its next request gets its own response."""
+
+    def script(conn):
+        while True:
+            try:
+                req = conn.read_request()
+            except PeerClosed:
+                return
+            if req.method == "HEAD":
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+            else:
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+
+    up = raw_upstream(script)
+    px = start(portico, up)
+    with px.client() as c:
+        c.request("HEAD", "/internal/h")
+        r = c.read_response("HEAD")
+        assert r.status == 200 and r.body == b""
+        c.request("GET", "/internal/g")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"next", (r.status, r.raw_head, r.body)
+
+
+def test_upstream_closing_after_the_head_closes_the_client(portico, scripted):
+    up = scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", 0.3])
+    px = start(portico, up)
+    r = get(px)
+    assert r.status in (200, 502)
+    if r.status == 200:
+        assert not r.complete and r.length == 0
+
+
+def test_response_with_content_length_and_chunked_is_never_ambiguous(portico, scripted):
+    """Transfer-Encoding overrides Content-Length (RFC 9112 6.3): portico
+    either refuses the response (502) or forwards it without the
+    Content-Length; the client never gets both."""
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    up = scripted([data])
+    px = start(portico, up)
+    r = get(px)
+    assert r.status in (200, 502), r.head
+    assert not (r.header("Content-Length") is not None and r.header("Transfer-Encoding") is not None), r.head
+    if r.status == 200:
+        assert r.framing == "chunked" and r.complete and r.length == 5

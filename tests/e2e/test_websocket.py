@@ -10,6 +10,8 @@ import time
 import pytest
 
 from upstreams import (
+    Hijack,
+    PeerClosed,
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -197,3 +199,34 @@ def test_route_without_override_keeps_the_long_tunnel_timeout(portico, ws_upstre
         echo(c, OP_TEXT, b"quiet")
         assert c.wait_closed(2.5) is False, "the 1s override of another route closed this tunnel"
         echo(c, OP_TEXT, b"still here")
+
+
+def _greeting_then_echo(stream, req):
+    """101 and a first server frame in one write, then echo."""
+    key = req.header("Sec-WebSocket-Key")
+    stream.send(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: %s\r\n\r\n" % ws_accept_value(key)
+        ).encode()
+        + ws_encode_frame(OP_TEXT, b"welcome", mask=False)
+    )
+    while True:
+        try:
+            f = ws_read_frame(stream)
+        except PeerClosed:
+            return
+        if f.opcode == OP_CLOSE:
+            stream.send(ws_encode_frame(OP_CLOSE, f.payload, mask=False))
+            return
+        stream.send(ws_encode_frame(f.opcode, f.payload, fin=f.fin, mask=False))
+
+
+def test_bytes_right_after_the_101_reach_the_client(portico, upstream_factory):
+    up = upstream_factory(default=Hijack(_greeting_then_echo))
+    px = start(portico, up)
+    with px.client() as c:
+        handshake(c)
+        f = ws_read_frame(c.stream)
+        assert (f.opcode, f.payload) == (OP_TEXT, b"welcome")
+        echo(c, OP_TEXT, b"and back")
