@@ -91,10 +91,10 @@ def portico_binary() -> str:
     return os.environ.get("PORTICO_BINARY") or str(SOURCE_DIR / "build" / "portico")
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that was free a moment ago."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
     port = s.getsockname()[1]
     s.close()
     return port
@@ -128,11 +128,11 @@ def sanitizer_report(text: str) -> Optional[str]:
 class Portico:
     """One portico process started by the ``portico`` fixture."""
 
-    def __init__(self, tmp_path: Path, text: str, values: dict, name: str):
+    def __init__(self, tmp_path: Path, text: str, values: dict, name: str, bind: str = "127.0.0.1"):
         self.tmp = tmp_path
         self.name = name
-        self.port = free_port()
-        self.host = "127.0.0.1"
+        self.host = bind
+        self.port = free_port(bind)
         self.values = dict(values)
         self.config_path = tmp_path / ("%s.yaml" % name)
         self.stdout_path = tmp_path / ("%s.stdout" % name)
@@ -147,13 +147,14 @@ class Portico:
         v = dict(self.values)
         v.update(values)
         v.setdefault("port", self.port)
-        v.setdefault("listen", "127.0.0.1:%d" % self.port)
+        v.setdefault("listen", ("[%s]:%d" if ":" in self.host else "%s:%d") % (self.host, self.port))
         v.setdefault("tmp", str(self.tmp))
         if not _has_top_key(text, "listen"):
             text = 'listen: ["{listen}"]\n' + text
         if not _has_top_key(text, "hosts"):
             text = DEFAULT_HOSTS + text
-        return substitute(text, v)
+        # twice: a value may itself use a placeholder (listen="*:{port}")
+        return substitute(substitute(text, v), v)
 
     def write_config(self, text: str, **values) -> str:
         self.config_text = self.render(text, **values)
@@ -285,16 +286,17 @@ class Portico:
     # -- clients
 
     def url(self, path: str = "/") -> str:
-        return "http://%s:%d%s" % (self.host, self.port, path)
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "http://%s:%d%s" % (host, self.port, path)
 
     def request(self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict] = None, timeout: float = 5.0):
-        return http_request(self.port, method, path, body=body, headers=headers, timeout=timeout)
+        return http_request(self.port, method, path, body=body, headers=headers, host=self.host, timeout=timeout)
 
     def get(self, path: str, headers: Optional[dict] = None, **kw):
         return self.request("GET", path, headers=headers, **kw)
 
     def client(self, timeout: float = 5.0) -> RawClient:
-        return RawClient(self.port, timeout=timeout)
+        return RawClient(self.port, host=self.host, timeout=timeout)
 
     def fetch(self, method: str, target: str, headers=None, body: bytes = b"", host: Optional[str] = "www.example.com", version: str = "HTTP/1.1"):
         """One request with an exact target on a fresh connection (RawClient):
@@ -324,11 +326,12 @@ def portico_bin() -> str:
 
 @pytest.fixture
 def portico(tmp_path, portico_bin):
-    """Factory: ``portico(yaml_text, start=True, wait=True, **placeholders)``."""
+    """Factory: ``portico(yaml_text, start=True, wait=True, bind="127.0.0.1",
+    **placeholders)``; ``bind`` is the listener's address ("::1" for IPv6)."""
     instances = []
 
-    def make(text: str, start: bool = True, wait: bool = True, **values) -> Portico:
-        px = Portico(tmp_path, text, values, "portico%d" % (len(instances) + 1))
+    def make(text: str, start: bool = True, wait: bool = True, bind: str = "127.0.0.1", **values) -> Portico:
+        px = Portico(tmp_path, text, values, "portico%d" % (len(instances) + 1), bind=bind)
         instances.append(px)
         if start:
             px.start(wait=wait)

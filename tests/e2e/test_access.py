@@ -135,3 +135,43 @@ def test_access_applies_to_every_request_on_a_connection(portico, upstream):
         c.request("GET", "/internal/c")
         assert c.read_response().status == 200
     assert [q.target for q in upstream.requests] == ["/public/a", "/public/c"]
+
+
+def test_forwarded_headers_cannot_fake_the_client_address(portico, upstream):
+    px = portico(routes("access: [{allow: 10.0.0.0/8}, {deny: all}]"), up=upstream)
+    r = px.fetch(
+        "GET",
+        "/internal/x",
+        headers=[("X-Forwarded-For", "10.1.2.3"), ("Forwarded", "for=10.1.2.3"), ("X-Real-IP", "10.1.2.3")],
+    )
+    assert r.status == 403
+    assert upstream.connections_accepted == 0
+
+
+@pytest.mark.parametrize(
+    "rules, status",
+    [
+        ('[{allow: "::1"}, {deny: all}]', 200),
+        ('[{allow: "::/0"}, {deny: all}]', 200),
+        ('[{deny: "::1/128"}, {allow: all}]', 403),
+        ("[{allow: 127.0.0.0/8}, {deny: all}]", 403),  # an IPv6 client is not in an IPv4 block
+    ],
+)
+def test_ipv6_client(portico, upstream, rules, status):
+    px = portico(routes("access: " + rules), up=upstream, bind="::1")
+    assert status_of(px) == status
+    if status == 200:
+        assert upstream.wait_request().header("X-Forwarded-For") == "::1"
+
+
+@pytest.mark.parametrize(
+    "rules, status",
+    [
+        ("[{allow: 127.0.0.1}, {deny: all}]", 200),
+        ("[{deny: 127.0.0.0/8}, {allow: all}]", 403),
+    ],
+)
+def test_ipv4_client_on_a_dual_stack_listener_matches_ipv4_rules(portico, upstream, rules, status):
+    # "*:port" binds [::] with v6only off: IPv4 clients arrive as ::ffff:a.b.c.d
+    px = portico(routes("access: " + rules), up=upstream, listen="*:{port}")
+    assert status_of(px) == status

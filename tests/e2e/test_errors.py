@@ -115,6 +115,10 @@ BAD_REQUESTS = {
     "path-fragment": b"GET /internal/a#b HTTP/1.1\r\n" + HOST + b"\r\n",
     "path-relative": b"GET internal/x HTTP/1.1\r\n" + HOST + b"\r\n",
     "path-nul-escape": b"GET /internal/%00 HTTP/1.1\r\n" + HOST + b"\r\n",
+    "fragment-after-query": b"GET /internal/q?a#b HTTP/1.1\r\n" + HOST + b"\r\n",
+    "host-with-space": b"GET /internal/x HTTP/1.1\r\nHost: www.exa mple.com\r\n\r\n",
+    "host-with-path": b"GET /internal/x HTTP/1.1\r\nHost: www.example.com/evil\r\n\r\n",
+    "host-bad-port": b"GET /internal/x HTTP/1.1\r\nHost: www.example.com:80x\r\n\r\n",
 }
 
 
@@ -380,4 +384,6 @@ def test_request_ids_differ(px):
     ids = [assert_request_id_logged(px, p) for p in pages]
     assert len(set(ids)) == 3
     for i in ids:
-        assert re.search(r"\[(error|warn|info)\].*\bid=%s\b" % re.escape(i), px.stderr)
+        line = re.search(r"^.*\bid=%s\b.*$" % re.escape(i), px.stderr, re.M).group(0)
+        # SPEC 11: 2026-11-27T10:00:00.123Z [warn] message key=value ...
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[(error|warn|info|debug)\] \S", line), line

@@ -200,6 +200,26 @@ def test_end_to_end_headers_pass_in_order(px, upstream):
     assert got.header("Accept") == "text/html"
 
 
+def test_header_lines_are_rebuilt(px, upstream):
+    upstream.reset()
+    with RawClient(px.port) as c:
+        c.send(b"GET /internal/ows HTTP/1.1\r\nHost: www.example.com\r\nX-Spaced:   a  b \t \r\nX-Empty:\r\n\r\n")
+        assert c.read_response().status == 200
+    head = upstream.wait_request().raw_head
+    # one "Name: value" per line, optional whitespace around the value gone
+    assert b"\r\nX-Spaced: a  b\r\n" in head, head
+    assert b"\r\nX-Empty:" in head, head
+    assert b"\t" not in head, head
+
+
+def test_x_forwarded_for_of_an_ipv6_client(portico, upstream):
+    px = portico(CONFIG, up=upstream, xf="true", fwd="true", via="false", bind="::1")
+    got = send(px, upstream, [])
+    assert got.header_all("X-Forwarded-For") == ["::1"]
+    # RFC 7239: an IPv6 node is quoted and bracketed
+    assert 'for="[::1]"' in got.header("Forwarded")
+
+
 def test_request_line_is_rebuilt_as_http11(px, upstream):
     up = upstream
     up.reset()

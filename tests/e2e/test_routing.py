@@ -374,6 +374,8 @@ routes:
     got = www.wait_request()
     assert got.target == "/public/a?b=1"
     assert got.header("Host") == "internal.example.com:%d" % www.port
+    # the authority is the request's Host from here on
+    assert got.header("X-Forwarded-Host") == "www.example.com"
     assert other.requests == []
 
 

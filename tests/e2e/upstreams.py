@@ -1164,7 +1164,7 @@ class RawClient:
     """
 
     def __init__(self, port: int, host: str = HOST, timeout: float = TIMEOUT):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout)  # "::1" works too
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stream = Stream(self.sock)
 
