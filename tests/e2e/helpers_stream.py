@@ -429,3 +429,12 @@ class HashingUpstream(RawUpstream):
                     raise AssertionError("upstream recorded %d requests, expected %d" % (len(self.records), n))
                 self._cond.wait(left)
             return list(self.records)
+
+
+def hash_exact(stream: Stream, n: int, rate: Optional[float] = None, piece: int = 64 * 1024) -> tuple:
+    """Reads and hashes the next ``n`` bytes of ``stream`` (at most ``rate``
+    bytes per second).  Returns (bytes read, sha256 hex); fewer bytes when
+    the connection closed first."""
+    acc = _BodyHash(RateLimiter(rate) if rate else None)
+    _hash_exact(stream, n, acc, piece)
+    return acc.length, acc.hexdigest

@@ -235,3 +235,56 @@ def test_parallel_requests_use_parallel_connections_then_the_pool(portico, upstr
         r = px.fetch("GET", "/internal/after/%d" % i)
         assert r.status == 200
     assert upstream.connections_accepted == 4, "pooled connections were not reused"
+
+
+def test_many_pipelined_requests_in_one_write(portico, upstream):
+    px = start(portico, upstream)
+    n = 100
+    wire = b"".join(b"GET /internal/many/%d HTTP/1.1\r\nHost: www.example.com\r\n\r\n" % i for i in range(n))
+    with px.client(timeout=10) as c:
+        c.send(wire)
+        rs = c.read_responses(n)
+    assert [r.body for r in rs] == [b"GET /public/many/%d\n" % i for i in range(n)]
+
+
+def test_pipelined_large_responses_stay_in_order(portico, upstream):
+    big = bytes(range(256)) * 4096  # 1 MiB
+    upstream.handle("/public/big-length", Response(200, [("Content-Type", "application/octet-stream")], big))
+    upstream.handle("/public/big-chunked", Response(200, [("Content-Type", "application/octet-stream")], iter([big[:300000], big[300000:]])))
+    px = start(portico, upstream)
+    with px.client(timeout=10) as c:
+        c.send(
+            b"GET /internal/big-length HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET /internal/small HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET /internal/big-chunked HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET /internal/small2 HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        rs = c.read_responses(4)
+    assert [r.status for r in rs] == [200] * 4
+    assert rs[0].body == big and rs[2].body == big
+    assert rs[1].body == b"GET /public/small\n" and rs[3].body == b"GET /public/small2\n"
+
+
+def test_client_half_close_after_request_still_gets_the_response(portico, upstream):
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/half")
+        c.shutdown_write()
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"GET /public/half\n"
+        assert c.wait_closed(5), "connection left open after the client's EOF and the response"
+
+
+def test_post_after_upstream_closed_the_pooled_connection(portico, upstream):
+    """Once the upstream has closed an idle pooled connection (and portico
+    had time to see the FIN), a request with a body goes to a fresh
+    connection rather than failing."""
+    px = start(portico, upstream)
+    with px.client() as c:
+        c.request("GET", "/internal/first")
+        assert c.read_response().status == 200
+        _close_idle_upstream_connections(upstream)
+        time.sleep(0.3)
+        c.request("POST", "/internal/post", body=b"payload")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"POST /public/post\npayload"

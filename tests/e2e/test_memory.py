@@ -23,6 +23,7 @@ from helpers_stream import (
     HashingUpstream,
     RssSampler,
     connect,
+    hash_exact,
     pattern,
     pattern_sha256,
     read_response_streaming,
@@ -30,7 +31,18 @@ from helpers_stream import (
     sanitized_binary,
     send_body,
 )
-from upstreams import Response, Stream, parse_response
+import hashlib
+
+from upstreams import (
+    OP_BINARY,
+    Hijack,
+    Response,
+    Stream,
+    parse_response,
+    ws_accept_value,
+    ws_encode_frame,
+    ws_handshake_request,
+)
 
 CONFIG = """
 workers: 1
@@ -111,3 +123,50 @@ def test_upload_of_200_mib_to_a_slow_upstream_keeps_memory_bounded(portico, rss_
         check_peak(sampler, rss_limit_kib, baseline, "slow upstream")
     finally:
         up.stop()
+
+
+TUNNEL_SIZE = 100 * MiB
+FRAME = 256 * 1024
+
+
+def _tunnel_frames():
+    for piece in pattern(TUNNEL_SIZE, block=FRAME):
+        yield ws_encode_frame(OP_BINARY, piece, mask=False)
+
+
+def _flood(stream, req):
+    """Completes the handshake, then sends TUNNEL_SIZE bytes of frames as
+    fast as the connection takes them."""
+    stream.send(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: %s\r\n\r\n" % ws_accept_value(req.header("Sec-WebSocket-Key"))
+        ).encode()
+    )
+    for frame in _tunnel_frames():
+        stream.send(frame)
+
+
+def test_slow_client_of_a_tunnel_keeps_memory_bounded(portico, upstream_factory, rss_limit_kib):
+    up = upstream_factory(default=Hijack(_flood))
+    px = portico(CONFIG, up=up)
+    expected = hashlib.sha256()
+    total = 0
+    for frame in _tunnel_frames():
+        expected.update(frame)
+        total += len(frame)
+    baseline = px.rss_kib()
+    sock = connect(px.port, timeout=10, rcvbuf=64 * 1024)
+    try:
+        data, _ = ws_handshake_request("/internal/ws", "www.example.com")
+        sock.sendall(data)
+        stream = Stream(sock)
+        r = parse_response(stream)
+        assert r.status == 101
+        with RssSampler(px.pid) as sampler:
+            got, digest = hash_exact(stream, total, rate=RATE)
+    finally:
+        sock.close()
+    assert got == total
+    assert digest == expected.hexdigest()
+    check_peak(sampler, rss_limit_kib, baseline, "slow tunnel client")

@@ -329,3 +329,10 @@ def test_response_with_content_length_and_chunked_is_never_ambiguous(portico, sc
     assert not (r.header("Content-Length") is not None and r.header("Transfer-Encoding") is not None), r.head
     if r.status == 200:
         assert r.framing == "chunked" and r.complete and r.length == 5
+
+
+def test_upstream_stalling_inside_the_head_is_504(portico, scripted):
+    up = scripted([b"HTTP/1.1 200 OK\r\nContent-Type: text/pl", 4.0])
+    px = start(portico, up, read="1s")
+    r = get(px, timeout=8)
+    assert r.status == 504, r.head
