@@ -3,11 +3,13 @@ the error page, its request id in the error log, and Connection: close after
 errors that leave the request framing unknown."""
 
 import re
+import ssl
+import subprocess
 import time
 
 import pytest
 
-from upstreams import FullBacklogListener, RawClient, RawUpstream
+from upstreams import FullBacklogListener, HTTPUpstream, RawClient, RawUpstream
 
 CONFIG = """
 limits: {header_size: 4k, header_count: 20, body_size: 1k, response_header_size: 8k}
@@ -322,6 +324,131 @@ def test_client_connection_survives_a_502(portico, upstream, raw_reply):
         assert c.read_response().status == 502
         c.send(b"GET /internal/z HTTP/1.1\r\n" + HOST + b"\r\n")
         assert c.read_response().status == 200
+
+
+# -- 502: TLS toward the upstream
+
+
+@pytest.fixture(scope="module")
+def upstream_cert(tmp_path_factory):
+    """A self-signed certificate for internal.example.com: (cert, key)."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "internal.pem", d / "internal.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=internal.example.com", "-addext", "subjectAltName=DNS:internal.example.com"],
+        check=True, capture_output=True, timeout=30,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_upstream(upstream_cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(upstream_cert[0]), str(upstream_cert[1]))
+    s = HTTPUpstream(tls=ctx).start()
+    yield s
+    s.stop()
+
+
+TLS_CONFIG = """
+routes:
+  - path: /secure
+    pass: https://internal.example.com:{tls}/s
+{extra}
+"""
+
+
+def test_tls_upstream_with_its_ca_is_served(portico, tls_upstream, upstream_cert):
+    px = portico(TLS_CONFIG, tls=tls_upstream, extra="    tls: {ca: %s}" % upstream_cert[0])
+    r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert r.status == 200
+    assert tls_upstream.wait_request().target == "/s/x"
+
+
+def test_502_tls_unverified_certificate(portico, tls_upstream):
+    px = portico(TLS_CONFIG, tls=tls_upstream, extra="")
+    r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert_error_page(r, 502)
+    assert tls_upstream.requests == []
+    rid = assert_request_id_logged(px, r)
+    line = re.search(r"^.*\bid=%s\b.*$" % re.escape(rid), px.stderr, re.M).group(0)
+    assert re.search(r"certif|verif", line, re.I), line  # the log says why
+
+
+def test_502_tls_name_mismatch(portico, tls_upstream, upstream_cert):
+    px = portico(TLS_CONFIG, tls=tls_upstream, extra="    tls: {ca: %s, server_name: other.example.com}" % upstream_cert[0])
+    r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert_error_page(r, 502)
+    assert tls_upstream.requests == []
+    rid = assert_request_id_logged(px, r)
+    line = re.search(r"^.*\bid=%s\b.*$" % re.escape(rid), px.stderr, re.M).group(0)
+    assert re.search(r"certif|verif|name|host", line, re.I), line
+
+
+def test_502_tls_toward_a_plain_http_upstream(portico, upstream):
+    px = portico(TLS_CONFIG, tls=upstream, extra="")
+    r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert_error_page(r, 502)
+    assert upstream.requests == []
+
+
+# -- the connection limit
+
+
+def test_connection_limit_defers_accept_until_a_slot_frees(portico, upstream):
+    px = portico(
+        """
+workers: 1
+limits: {connections: 2}
+routes:
+  - path: /internal
+    pass: http://internal.example.com:{up}/public
+""",
+        up=upstream,
+    )
+    first, second = px.client(), px.client()
+    try:
+        for c in (first, second):
+            c.request("GET", "/internal/held")
+            assert c.read_response().status == 200
+        with RawClient(px.port, timeout=1.0) as third:
+            third.request("GET", "/internal/third")
+            with pytest.raises(OSError):  # socket.timeout: not served while both slots are taken
+                third.read_response()
+            first.close()
+            third.sock.settimeout(5)
+            r = third.read_response()
+            assert r.status == 200
+    finally:
+        first.close()
+        second.close()
+    assert [q.target for q in upstream.requests] == ["/public/held", "/public/held", "/public/third"]
+
+
+def test_connection_limit_counts_every_worker(portico, upstream):
+    # two workers share a limit of two: two clients at once are always served,
+    # whichever worker the kernel hands each connection to
+    px = portico(
+        """
+workers: 2
+limits: {connections: 2}
+routes:
+  - path: /internal
+    pass: http://internal.example.com:{up}/public
+""",
+        up=upstream,
+    )
+    for trial in range(8):
+        clients = [RawClient(px.port, timeout=2.0) for _ in range(2)]
+        try:
+            for i, c in enumerate(clients):
+                c.request("GET", "/internal/t%d-%d" % (trial, i))
+                assert c.read_response().status == 200
+        finally:
+            for c in clients:
+                c.close()
+        time.sleep(0.1)  # both slots free again
 
 
 # -- 504

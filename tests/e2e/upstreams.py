@@ -450,9 +450,13 @@ def _head_bytes(status: int, reason: Optional[str], headers: Headers) -> bytes:
 
 
 class _TCPServer:
-    """Listening socket on 127.0.0.1:0 with one thread per connection."""
+    """Listening socket on 127.0.0.1:0 with one thread per connection.
 
-    def __init__(self, backlog: int = 128):
+    ``tls`` (an ssl.SSLContext for the server side) makes every accepted
+    connection do a TLS handshake first; a failed handshake just closes it
+    (``tls_errors`` counts them)."""
+
+    def __init__(self, backlog: int = 128, tls=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((HOST, 0))
@@ -465,6 +469,8 @@ class _TCPServer:
         self._conns = {}  # conn_id -> socket
         self._threads = []
         self.connections_accepted = 0
+        self.tls = tls
+        self.tls_errors = 0
         self._accept_thread = None
 
     # -- lifecycle
@@ -540,6 +546,17 @@ class _TCPServer:
 
     def _run_conn(self, cid, c, peer):
         try:
+            if self.tls is not None:
+                try:
+                    c.settimeout(TIMEOUT)
+                    c = self.tls.wrap_socket(c, server_side=True)
+                    c.settimeout(0.5)
+                except (OSError, ValueError):
+                    with self._lock:
+                        self.tls_errors += 1
+                    return
+                with self._lock:
+                    self._conns[cid] = c
             self.serve_connection(cid, Stream(c, self._stopping), peer)
         except (OSError, ProtocolError):
             pass
@@ -590,13 +607,14 @@ class HTTPUpstream(_TCPServer):
     ``RawResponse`` / ``Hijack`` value or a function of the
     ``RecordedRequest`` returning one of them.
 
-    ``delay`` (seconds) delays every response.  ``expect_continue`` makes the
+    ``delay`` (seconds) delays every response.  ``tls`` (a server-side
+    ssl.SSLContext) serves HTTPS instead.  ``expect_continue`` makes the
     server answer ``Expect: 100-continue`` with an interim 100 before it reads
     the body (on by default, as any HTTP/1.1 server would).
     """
 
-    def __init__(self, default: Optional[Handler] = None, delay: float = 0.0):
-        super().__init__()
+    def __init__(self, default: Optional[Handler] = None, delay: float = 0.0, tls=None):
+        super().__init__(tls=tls)
         self.default = default if default is not None else echo_handler
         self.delay = delay
         self.expect_continue = True
