@@ -28,6 +28,7 @@
 #include "portico/config.h"
 #include "portico/log.h"
 #include "portico/proxy.h"
+#include "portico/upstream.h"
 #include "portico/worker.h"
 
 static const char *const state_names[] = {
@@ -68,21 +69,61 @@ client_arm_timer(struct client *c, uint64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
-/* Read and write timeouts of the bufferevent for the state entered. */
+/* Whether the client's bytes should be read now. */
+static bool
+client_wants_read(const struct client *c)
+{
+	size_t queued = evbuffer_get_length(bufferevent_get_input(c->bev));
+
+	if (c->read_eof || c->upstream_full)
+		return false;
+	/* A pipelined request waits unparsed, bounded by the head limit. */
+	if ((c->state == CLIENT_WAIT_UPSTREAM || c->state == CLIENT_RESPONSE) &&
+	    queued >= c->w->cfg->limits.header_size + 4)
+		return false;
+	return true;
+}
+
+/* Arms or disarms the read event; `rearm` applies a changed read timeout. */
+static void
+client_apply_read(struct client *c, bool rearm)
+{
+	bool want = client_wants_read(c);
+	struct timeval tv;
+
+	if (want && (!c->reading || rearm)) {
+		tv_from_ms(&tv, c->read_ms);
+		event_add(c->rev, c->read_ms ? &tv : NULL);
+	} else if (!want && c->reading) {
+		event_del(c->rev);
+	}
+	c->reading = want;
+}
+
+void
+client_update_read(struct client *c)
+{
+	client_apply_read(c, false);
+}
+
+/* Read timeout (between two reads) and send timeout for the state entered. */
 static void
 client_set_timeouts(struct client *c, enum client_state s)
 {
 	const struct config *cfg = c->req ? c->req->cfg : c->w->cfg;
-	struct timeval rtv, wtv;
+	struct timeval wtv;
 	uint64_t rms = 0, wms = cfg->timeouts.client_body;
 
 	if (s == CLIENT_BODY)
 		rms = cfg->timeouts.client_body;
 	else if (s == CLIENT_TUNNEL)
 		rms = wms = c->req->route ? c->req->route->tunnel_ms : cfg->timeouts.tunnel;
-	tv_from_ms(&rtv, rms);
 	tv_from_ms(&wtv, wms);
-	bufferevent_set_timeouts(c->bev, rms ? &rtv : NULL, &wtv);
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	if (rms != c->read_ms) {
+		c->read_ms = rms;
+		client_apply_read(c, true);
+	}
 }
 
 void
@@ -107,6 +148,7 @@ client_set_state(struct client *c, enum client_state s)
 	}
 	if (s != CLIENT_CLOSING)
 		client_set_timeouts(c, s);
+	client_update_read(c);
 }
 
 /* The socket side of a client connection; a TLS listener will wrap it here. */
@@ -117,7 +159,7 @@ client_bev_new(struct worker *w, const struct wlistener *l, int fd)
 	return bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 }
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_io_cb(evutil_socket_t fd, short what, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -167,11 +209,12 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 		return;
 	}
 	c->timer = evtimer_new(w->base, client_timer_cb, c);
+	c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_io_cb, c);
 	c->start_us = base_now_us(w->base);
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	/* Unparsed input (a pipelined request) is bounded by the head limit. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->limits.header_size + 16384);
+	/* Reads go through c->rev; the bufferevent writes only what worker_flush() leaves. */
+	bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	c->next = w->clients;
 	if (w->clients)
 		w->clients->prev = c;
@@ -181,7 +224,7 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 	c->state = CLIENT_IDLE;
 	client_arm_timer(c, cfg->timeouts.client_header);
 	client_set_timeouts(c, CLIENT_IDLE);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	client_update_read(c);
 }
 
 static void
@@ -230,6 +273,7 @@ client_free(struct client *c)
 		w->clients = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	event_free(c->rev);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	c->magic = 0;
@@ -239,23 +283,21 @@ client_free(struct client *c)
 }
 
 void
-client_update_read(struct client *c)
-{
-	if (c->state == CLIENT_CLOSING)
-		return;
-	if (c->upstream_full)
-		bufferevent_disable(c->bev, EV_READ);
-	else
-		bufferevent_enable(c->bev, EV_READ);
-}
-
-void
 client_drain(struct client *c)
 {
 	if (c->state == CLIENT_IDLE)
 		client_close(c, "shutdown");
 	else
 		c->close_after = true;
+}
+
+static struct client *
+client_from_arg(void *arg)
+{
+	struct client *c = arg;
+
+	assert(c->magic == CLIENT_MAGIC);
+	return c;
 }
 
 /* --- request head parsing --------------------------------------------- */
@@ -448,6 +490,9 @@ head_check_request_line(const struct request *req)
 	size_t end = (size_t)req->url + req->url_len;
 
 	if (req->url_len == 0 || req->url != mlen + 1 || h[mlen] != ' ')
+		return -1;
+	/* A fragment never belongs in a request target (SPEC section 3). */
+	if (memchr(h + req->url, '#', req->url_len) != NULL)
 		return -1;
 	if (end + 1 >= req->head.len || h[end] != ' ' || h[end + 1] != 'H')
 		return -1;
@@ -645,27 +690,19 @@ client_request_done(struct client *c)
 	c->upstream_full = false;
 	client_update_read(c);
 	/* A pipelined request is already here: parse it from the loop, not from here. */
-	if (evbuffer_get_length(in) > 0)
-		bufferevent_trigger(c->bev, EV_READ,
-				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	if (evbuffer_get_length(in) > 0) {
+		c->parse_pending = true;
+		event_active(c->rev, EV_READ, 0);
+	}
 }
 
 /* --- callbacks ---------------------------------------------------------- */
 
-static struct client *
-client_from_arg(void *arg)
-{
-	struct client *c = arg;
-
-	assert(c->magic == CLIENT_MAGIC);
-	return c;
-}
-
+/* New bytes (or bytes left by the previous request) to act on. */
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+client_on_data(struct client *c)
 {
-	struct client *c = client_from_arg(arg);
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
 
 	switch (c->state) {
 	case CLIENT_CLOSING:
@@ -688,9 +725,72 @@ client_read_cb(struct bufferevent *bev, void *arg)
 		break;
 	case CLIENT_WAIT_UPSTREAM:
 	case CLIENT_RESPONSE:
-		/* The next pipelined request waits, bounded by the read watermark. */
+		/* The next pipelined request waits; client_wants_read() bounds it. */
+		client_update_read(c);
 		break;
 	}
+}
+
+static void
+client_on_eof(struct client *c)
+{
+	c->read_eof = true;
+	client_update_read(c);
+	if (c->state == CLIENT_CLOSING) {
+		client_schedule_free(c);
+		return;
+	}
+	/* A client that half-closes after its request still gets the response. */
+	if (c->state == CLIENT_WAIT_UPSTREAM || c->state == CLIENT_RESPONSE)
+		return;
+	client_close(c, c->state == CLIENT_IDLE ? "client closed" : "client closed early");
+}
+
+static void
+client_on_read_timeout(struct client *c)
+{
+	if (c->state == CLIENT_TUNNEL && c->req) {
+		proxy_tunnel_timeout(c->req, true);
+		return;
+	}
+	if (c->state == CLIENT_BODY && c->req && !c->req->resp_started) {
+		c->close_after = true;
+		proxy_error(c->req, 408, "client body timeout");
+		return;
+	}
+	client_close(c, "read timeout");
+}
+
+/* Sends what the exchange queued on either side during a callback. */
+static void
+client_flush(struct client *c)
+{
+	if (c->req != NULL && c->req->up != NULL)
+		upstream_flush(c->req->up);
+	worker_flush(c->bev);
+}
+
+static void
+client_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = client_from_arg(arg);
+	long n;
+
+	if (what & EV_TIMEOUT) {
+		client_on_read_timeout(c);
+	} else if (c->parse_pending) {
+		c->parse_pending = false;
+		client_on_data(c);
+	} else if ((n = worker_read(fd, bufferevent_get_input(c->bev))) > 0) {
+		client_on_data(c);
+	} else if (n == 0) {
+		client_on_eof(c);
+	} else if (errno != EAGAIN && errno != EINTR) {
+		c->read_eof = true;
+		client_update_read(c);
+		client_close(c, strerror(errno));
+	}
+	client_flush(c);
 }
 
 static void
@@ -705,8 +805,11 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->req != NULL)
 		proxy_client_writable(c->req);
+	worker_write_done(bev);
+	client_flush(c);
 }
 
+/* The bufferevent reports only on writing: an error or the send timeout. */
 static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -717,30 +820,10 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_schedule_free(c);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
+	if (what & BEV_EVENT_TIMEOUT)
+		client_close(c, "send timeout");
+	else
 		client_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (c->state == CLIENT_TUNNEL && c->req) {
-			proxy_tunnel_timeout(c->req, true);
-			return;
-		}
-		if (c->state == CLIENT_BODY && c->req && !c->req->resp_started) {
-			c->close_after = true;
-			proxy_error(c->req, 408, "client body timeout");
-			return;
-		}
-		client_close(c, (what & BEV_EVENT_READING) ? "read timeout" : "send timeout");
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		c->read_eof = true;
-		/* A client that half-closes after its request still gets the response. */
-		if (c->state == CLIENT_WAIT_UPSTREAM || c->state == CLIENT_RESPONSE)
-			return;
-		client_close(c, c->state == CLIENT_IDLE ? "client closed" : "client closed early");
-	}
 }
 
 static void
@@ -762,4 +845,5 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 		client_close(c, "idle timeout");
 		break;
 	}
+	client_flush(c);
 }

@@ -34,6 +34,7 @@ struct daemon {
 	struct listen_set *set;
 	struct worker *workers;
 	unsigned nworkers;
+	struct worker_shared shared;
 	struct event_base *base;
 	unsigned generation;
 };
@@ -310,7 +311,8 @@ daemon_start_workers(struct daemon *d)
 
 	d->workers = xcalloc(d->nworkers, sizeof(*d->workers));
 	for (unsigned i = 0; i < d->nworkers; i++)
-		if (worker_init(&d->workers[i], i, d->nworkers, d->cfg, d->set, start) == -1) {
+		if (worker_init(d->workers, i, d->nworkers, &d->shared, d->cfg, d->set, start) ==
+		    -1) {
 			log_error("worker %u: cannot start", i);
 			return -1;
 		}

@@ -1174,7 +1174,7 @@ response_body(struct request *req)
 	}
 	if (evbuffer_get_length(client_out(req)) > PROXY_HIGH_WATER && !req->up_paused) {
 		req->up_paused = true;
-		bufferevent_disable(req->up->bev, EV_READ);
+		upstream_pause_read(req->up, true);
 	}
 }
 
@@ -1223,7 +1223,7 @@ tunnel_from_upstream(struct request *req)
 	req->tunnel_last_us = now_us(req);
 	if (evbuffer_get_length(client_out(req)) > PROXY_HIGH_WATER && !req->up_paused) {
 		req->up_paused = true;
-		bufferevent_disable(req->up->bev, EV_READ);
+		upstream_pause_read(req->up, true);
 	}
 }
 
@@ -1237,7 +1237,7 @@ proxy_tunnel_timeout(struct request *req, bool client_side)
 		if (client_side)
 			client_update_read(req->c);
 		else if (!req->up_paused)
-			bufferevent_enable(req->up->bev, EV_READ);
+			upstream_pause_read(req->up, false);
 		return;
 	}
 	client_close(req->c, "tunnel idle");
@@ -1284,7 +1284,7 @@ proxy_client_writable(struct request *req)
 	if (!req->up_paused || req->up == NULL)
 		return;
 	req->up_paused = false;
-	bufferevent_enable(req->up->bev, EV_READ);
+	upstream_pause_read(req->up, false);
 	proxy_upstream_read(req->up);
 }
 

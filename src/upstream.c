@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "portico/client.h"
 #include "portico/config.h"
 #include "portico/log.h"
 #include "portico/proxy.h"
@@ -169,17 +170,47 @@ upstream_set_state(struct upstream *u, enum upstream_state s)
 	u->state = s;
 }
 
+/* Arms the read event with the current timeout, or disarms it. */
+static void
+upstream_apply_read(struct upstream *u, bool rearm)
+{
+	bool want = u->rev != NULL && !u->paused && !u->read_eof;
+	struct timeval tv;
+
+	if (want && (!u->reading || rearm)) {
+		tv_from_ms(&tv, u->read_ms);
+		event_add(u->rev, u->read_ms ? &tv : NULL);
+	} else if (!want && u->reading) {
+		event_del(u->rev);
+	}
+	u->reading = want;
+}
+
 void
 upstream_set_read_timeout(struct upstream *u, uint64_t ms)
 {
 	struct timeval tv;
 
-	if (u->state == UPSTREAM_RESOLVING || u->state == UPSTREAM_CONNECTING) {
-		u->read_ms = ms; /* applied once connected */
-		return;
-	}
+	u->read_ms = ms;
+	if (u->state != UPSTREAM_BUSY)
+		return; /* applied once connected */
 	tv_from_ms(&tv, ms);
-	bufferevent_set_timeouts(u->bev, &tv, &tv);
+	bufferevent_set_timeouts(u->bev, NULL, &tv);
+	upstream_apply_read(u, true);
+}
+
+void
+upstream_pause_read(struct upstream *u, bool pause)
+{
+	u->paused = pause;
+	upstream_apply_read(u, false);
+}
+
+void
+upstream_flush(struct upstream *u)
+{
+	if (u->state == UPSTREAM_BUSY)
+		worker_flush(u->bev);
 }
 
 static struct upstream *
@@ -192,9 +223,9 @@ upstream_from_arg(void *arg)
 }
 
 static void
-upstream_read_cb(struct bufferevent *bev, void *arg)
+upstream_on_data(struct upstream *u)
 {
-	struct upstream *u = upstream_from_arg(arg);
+	struct evbuffer *in = bufferevent_get_input(u->bev);
 
 	switch (u->state) {
 	case UPSTREAM_BUSY:
@@ -204,70 +235,119 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 		upstream_close(u, "unexpected bytes on an idle connection");
 		break;
 	default:
-		evbuffer_drain(bufferevent_get_input(bev),
-			       evbuffer_get_length(bufferevent_get_input(bev)));
+		evbuffer_drain(in, evbuffer_get_length(in));
 		break;
 	}
+}
+
+static void
+upstream_on_eof(struct upstream *u)
+{
+	u->read_eof = true;
+	upstream_apply_read(u, false);
+	if (u->state == UPSTREAM_IDLE)
+		upstream_close(u, "closed while idle");
+	else if (u->state == UPSTREAM_BUSY && u->req != NULL)
+		proxy_upstream_eof(u);
+}
+
+static void
+upstream_on_timeout(struct upstream *u, bool connecting)
+{
+	if (u->state == UPSTREAM_IDLE) {
+		upstream_close(u, "idle timeout");
+		return;
+	}
+	if (u->req == NULL || u->state == UPSTREAM_CLOSING)
+		return;
+	if (u->req->tunnel) {
+		proxy_tunnel_timeout(u->req, false);
+		return;
+	}
+	proxy_upstream_failed(u, 504, connecting ? "connect timeout" : "read timeout");
+}
+
+static void
+upstream_on_error(struct upstream *u, int err)
+{
+	u->read_eof = true;
+	upstream_apply_read(u, false);
+	if (u->state == UPSTREAM_IDLE) {
+		upstream_close(u, "error while idle");
+		return;
+	}
+	if (u->req == NULL || u->state == UPSTREAM_CLOSING)
+		return;
+	proxy_upstream_failed(u, 502,
+			      err ? evutil_socket_error_to_string(err) : "connection failed");
+}
+
+/* Sends what the exchange queued on either side during a callback. */
+static void
+upstream_flush_both(struct upstream *u, struct client *c)
+{
+	if (c != NULL)
+		worker_flush(c->bev);
+	upstream_flush(u);
+}
+
+static void
+upstream_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = upstream_from_arg(arg);
+	struct client *c = u->req ? u->req->c : NULL;
+	long n;
+
+	if (what & EV_TIMEOUT)
+		upstream_on_timeout(u, false);
+	else if ((n = worker_read(fd, bufferevent_get_input(u->bev))) > 0)
+		upstream_on_data(u);
+	else if (n == 0)
+		upstream_on_eof(u);
+	else if (errno != EAGAIN && errno != EINTR)
+		upstream_on_error(u, errno);
+	upstream_flush_both(u, c);
 }
 
 static void
 upstream_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
+	struct client *c = u->req ? u->req->c : NULL;
 
-	(void)bev;
 	if (u->state == UPSTREAM_BUSY && u->req != NULL)
 		proxy_upstream_writable(u);
+	worker_write_done(bev);
+	upstream_flush_both(u, c);
 }
 
 static void
 upstream_connected(struct upstream *u)
 {
-	struct timeval tv;
-	int one = 1;
+	int fd = bufferevent_getfd(u->bev), one = 1;
 
 	upstream_set_state(u, UPSTREAM_BUSY);
-	setsockopt(bufferevent_getfd(u->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (u->read_ms) {
-		tv_from_ms(&tv, u->read_ms);
-		bufferevent_set_timeouts(u->bev, &tv, &tv);
-	} else {
-		bufferevent_set_timeouts(u->bev, NULL, NULL);
-	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	u->rev = event_new(u->w->base, fd, EV_READ | EV_PERSIST, upstream_io_cb, u);
+	upstream_set_read_timeout(u, u->read_ms);
 }
 
+/* The bufferevent reports connecting, write errors and write or connect timeouts. */
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
+	struct client *c = u->req ? u->req->c : NULL;
 	bool connecting = u->state == UPSTREAM_CONNECTING;
 
 	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & BEV_EVENT_CONNECTED)
 		upstream_connected(u);
-		return;
-	}
-	if (u->state == UPSTREAM_IDLE) {
-		upstream_close(u,
-			       (what & BEV_EVENT_TIMEOUT) ? "idle timeout" : "closed while idle");
-		return;
-	}
-	if (u->req == NULL || u->state == UPSTREAM_CLOSING)
-		return;
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (u->req->tunnel) {
-			proxy_tunnel_timeout(u->req, false);
-			return;
-		}
-		proxy_upstream_failed(u, 504, connecting ? "connect timeout" : "read timeout");
-	} else if (what & BEV_EVENT_ERROR) {
-		int err = EVUTIL_SOCKET_ERROR();
-
-		proxy_upstream_failed(
-		    u, 502, err ? evutil_socket_error_to_string(err) : "connection failed");
-	} else if (what & BEV_EVENT_EOF) {
-		proxy_upstream_eof(u);
-	}
+	else if (what & BEV_EVENT_TIMEOUT)
+		upstream_on_timeout(u, connecting);
+	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
+		upstream_on_error(u, EVUTIL_SOCKET_ERROR());
+	upstream_flush_both(u, c);
 }
 
 /* The socket side of an upstream connection; https:// upstreams will wrap it here. */
@@ -311,13 +391,17 @@ upstream_resolved(const char *err, const struct sockaddr *sa, socklen_t salen, v
 {
 	struct upstream *u = upstream_from_arg(arg);
 
+	struct client *c = u->req ? u->req->c : NULL;
+
 	u->rq = NULL;
 	if (err != NULL) {
 		upstream_set_state(u, UPSTREAM_CONNECTING);
 		proxy_upstream_failed(u, 502, err);
-		return;
+	} else {
+		upstream_connect(u, sa, salen);
 	}
-	upstream_connect(u, sa, salen);
+	if (c != NULL)
+		worker_flush(c->bev);
 }
 
 static struct upstream *
@@ -332,9 +416,10 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
 	u->key = k;
 	u->connect_ms = r->upstream_connect_ms;
 	u->bev = upstream_bev_new(w, r);
-	bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, u);
+	/* Reads go through u->rev once connected; writes through worker_flush(). */
+	bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
 	bufferevent_setwatermark(u->bev, EV_WRITE, PROXY_LOW_WATER, 0);
-	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	bufferevent_disable(u->bev, EV_READ | EV_WRITE);
 	u->state = UPSTREAM_RESOLVING;
 	if (resolver_lookup_now(w->resolver, k->host, k->port, &sa, &salen) == 0)
 		upstream_connect(u, (struct sockaddr *)&sa, salen);
@@ -352,22 +437,21 @@ upstream_get(struct worker *w, const struct route *r, struct request *req, bool 
 	if (u != NULL) {
 		idle_unlink(u);
 		u->reused = true;
+		u->read_ms = 0;
 		upstream_set_state(u, UPSTREAM_BUSY);
 		bufferevent_set_timeouts(u->bev, NULL, NULL);
+		upstream_apply_read(u, true);
 	} else {
 		u = upstream_new(w, r, k);
 	}
 	u->req = req;
 	u->got_bytes = false;
-	u->read_ms = 0;
 	return u;
 }
 
 void
 upstream_release(struct upstream *u, bool reuse)
 {
-	struct timeval tv;
-
 	if (!reuse || u->w->draining || u->key->nidle >= POOL_IDLE_MAX ||
 	    u->state != UPSTREAM_BUSY) {
 		upstream_close(u, "not reusable");
@@ -375,9 +459,11 @@ upstream_release(struct upstream *u, bool reuse)
 	}
 	u->req = NULL;
 	upstream_set_state(u, UPSTREAM_IDLE);
-	tv_from_ms(&tv, u->w->cfg->timeouts.upstream_idle);
-	bufferevent_set_timeouts(u->bev, &tv, NULL);
-	bufferevent_enable(u->bev, EV_READ);
+	/* Reading stays on: a close, stray bytes or upstream_idle drop it. */
+	u->paused = false;
+	u->read_ms = u->w->cfg->timeouts.upstream_idle;
+	bufferevent_set_timeouts(u->bev, NULL, NULL);
+	upstream_apply_read(u, true);
 	idle_push(u);
 }
 
@@ -400,6 +486,8 @@ upstream_close(struct upstream *u, const char *reason)
 	u->req = NULL;
 	bufferevent_disable(u->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+	u->read_eof = true;
+	upstream_apply_read(u, false);
 	u->next = w->up_closing;
 	w->up_closing = u;
 	worker_schedule_reap(w);
@@ -409,6 +497,8 @@ void
 upstream_free(struct upstream *u)
 {
 	assert(u->magic == UPSTREAM_MAGIC && u->state == UPSTREAM_CLOSING);
+	if (u->rev != NULL)
+		event_free(u->rev);
 	bufferevent_free(u->bev);
 	u->magic = 0;
 	free(u);

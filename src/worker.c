@@ -6,7 +6,9 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -58,27 +60,138 @@ worker_next_reqid(struct worker *w, char out[17])
 	http_reqid_format(out, w->reqid_base | (w->reqseq++ & 0xfffffffffull));
 }
 
+long
+worker_read(int fd, struct evbuffer *in)
+{
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t r;
+	size_t left;
+	int n;
+
+	/* A bufferevent keeps the end of its input frozen outside its own reads. */
+	evbuffer_unfreeze(in, 0);
+	n = evbuffer_reserve_space(in, WORKER_READ_SIZE, v, 2);
+	if (n <= 0) {
+		evbuffer_freeze(in, 0);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	r = readv(fd, iov, n);
+	if (r <= 0) {
+		evbuffer_commit_space(in, v, 0);
+		evbuffer_freeze(in, 0);
+		return r;
+	}
+	left = (size_t)r;
+	for (int i = 0; i < n; i++) {
+		v[i].iov_len = left < v[i].iov_len ? left : v[i].iov_len;
+		left -= v[i].iov_len;
+	}
+	evbuffer_commit_space(in, v, n);
+	evbuffer_freeze(in, 0);
+	return r;
+}
+
+void
+worker_flush(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	int r;
+
+	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	/* A bufferevent keeps the start of its output frozen outside its own writes. */
+	evbuffer_unfreeze(out, 1);
+	r = evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (r < 0 && errno != EAGAIN && errno != EINTR) {
+		/* Let the bufferevent meet the error itself and report it. */
+		bufferevent_enable(bev, EV_WRITE);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
+void
+worker_write_done(struct bufferevent *bev)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+}
+
+static void
+worker_listeners_enable(struct worker *w, bool on)
+{
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].lev == NULL)
+			continue;
+		if (on)
+			evconnlistener_enable(w->listeners[i].lev);
+		else
+			evconnlistener_disable(w->listeners[i].lev);
+	}
+}
+
+/* Pauses or resumes accepting after the shared count moved. */
+static void
+worker_limit_check(struct worker *w)
+{
+	uint64_t max = atomic_load(&w->shared->max_clients);
+	bool full = max && atomic_load(&w->shared->nclients) >= max;
+
+	if (w->draining || full == w->accept_paused)
+		return;
+	w->accept_paused = full;
+	worker_listeners_enable(w, !full);
+	if (full)
+		log_warn("worker %u: at the connection limit (%llu), accepting paused", w->id,
+			 (unsigned long long)max);
+}
+
+static void
+worker_limit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_limit_check(arg);
+}
+
+/* The count crossed the limit: every worker re-checks (the others from their own loops). */
+static void
+worker_limit_crossed(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nworkers; i++)
+		if (&w->siblings[i] != w)
+			event_active(w->siblings[i].limit_ev, EV_READ, 0);
+	worker_limit_check(w);
+}
+
 static void
 worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		 void *arg)
 {
 	struct wlistener *l = arg;
 	struct worker *w = l->w;
+	uint64_t max = atomic_load(&w->shared->max_clients), n;
 
 	(void)lev;
 	if (w->draining) {
 		close(fd);
 		return;
 	}
+	n = atomic_fetch_add(&w->shared->nclients, 1) + 1;
 	client_accept(w, l, fd, sa, salen);
-	if (w->max_clients && w->nclients >= w->max_clients && !w->accept_paused) {
-		w->accept_paused = true;
-		for (size_t i = 0; i < w->nlisteners; i++)
-			if (w->listeners[i].lev)
-				evconnlistener_disable(w->listeners[i].lev);
-		log_warn("worker %u: at the connection limit (%llu), accepting paused", w->id,
-			 (unsigned long long)w->max_clients);
-	}
+	if (max && n == max)
+		worker_limit_crossed(w);
+	else if (max && n > max)
+		worker_limit_check(w);
 }
 
 static void
@@ -94,12 +207,11 @@ worker_accept_error_cb(struct evconnlistener *lev, void *arg)
 void
 worker_client_gone(struct worker *w)
 {
-	if (w->accept_paused && w->nclients < w->max_clients && !w->draining) {
-		w->accept_paused = false;
-		for (size_t i = 0; i < w->nlisteners; i++)
-			if (w->listeners[i].lev)
-				evconnlistener_enable(w->listeners[i].lev);
-	}
+	uint64_t max = atomic_load(&w->shared->max_clients);
+	uint64_t n = atomic_fetch_sub(&w->shared->nclients, 1) - 1;
+
+	if (max && n + 1 == max)
+		worker_limit_crossed(w);
 	if (w->draining && w->nclients == 0)
 		event_base_loopexit(w->base, NULL);
 }
@@ -195,22 +307,14 @@ worker_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
-/* limits.connections shared out between the workers (rounded up). */
-static uint64_t
-worker_connection_limit(const struct worker *w, const struct config *cfg)
-{
-	uint64_t n = cfg->limits.connections;
-
-	return n ? (n + w->nworkers - 1) / w->nworkers : 0;
-}
-
 static void
 worker_swap_config(struct worker *w, struct config *cfg)
 {
 	struct config *old = w->cfg;
 
 	w->cfg = cfg;
-	w->max_clients = worker_connection_limit(w, cfg);
+	atomic_store(&w->shared->max_clients, cfg->limits.connections);
+	worker_limit_check(w);
 	resolver_set_config(w->resolver, cfg);
 	w->shutdown_ms = cfg->timeouts.shutdown;
 	config_unref(old);
@@ -266,15 +370,18 @@ worker_post_stop(struct worker *w)
 }
 
 int
-worker_init(struct worker *w, unsigned id, unsigned nworkers, struct config *cfg,
-	    const struct listen_set *set, uint64_t start_time)
+worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_shared *shared,
+	    struct config *cfg, const struct listen_set *set, uint64_t start_time)
 {
 	struct event_config *ec = event_config_new();
+	struct worker *w = &all[id];
 
 	memset(w, 0, sizeof(*w));
 	w->magic = WORKER_MAGIC;
 	w->id = id;
 	w->nworkers = nworkers ? nworkers : 1;
+	w->siblings = all;
+	w->shared = shared;
 	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
@@ -291,7 +398,8 @@ worker_init(struct worker *w, unsigned id, unsigned nworkers, struct config *cfg
 	resolver_set_config(w->resolver, cfg);
 	w->pool = upstream_pool_new(w);
 	w->shutdown_ms = cfg->timeouts.shutdown;
-	w->max_clients = worker_connection_limit(w, cfg);
+	w->limit_ev = event_new(w->base, -1, 0, worker_limit_cb, w);
+	atomic_store(&shared->max_clients, cfg->limits.connections);
 	/* Request ids: 20 bits of start time, 8 of worker, 36 of counter. */
 	w->reqid_base = ((start_time & 0xfffffull) << 44) | ((uint64_t)(id & 0xff) << 36);
 	worker_apply_set(w, set);
@@ -347,6 +455,7 @@ worker_destroy(struct worker *w)
 	event_free(w->reap_ev);
 	event_free(w->notify_ev);
 	event_free(w->shutdown_ev);
+	event_free(w->limit_ev);
 	if (w->pending_cfg)
 		config_unref(w->pending_cfg);
 	config_unref(w->cfg);

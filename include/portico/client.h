@@ -36,6 +36,10 @@ struct client {
 	const char *scheme; /* of the listener: "http" or "https" (static string) */
 	struct bufferevent *bev;
 	struct event *timer;	    /* client_header deadline and client_idle */
+	struct event *rev;	    /* reading (plain sockets: see worker_read) */
+	uint64_t read_ms;	    /* read timeout of the current state, 0: none */
+	bool reading;		    /* rev is armed */
+	bool parse_pending;	    /* rev activated to parse bytes already buffered */
 	struct request *req;	    /* the request in progress, or NULL */
 	struct client *prev, *next; /* worker's list */
 	struct client *next_closing;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 struct bufferevent;
+struct event;
 struct worker;
 struct route;
 struct request;
@@ -36,12 +37,16 @@ struct upstream {
 	struct worker *w;
 	struct upstream_key *key;
 	struct bufferevent *bev;
+	struct event *rev;   /* reading, once connected (see worker_read) */
 	struct request *req; /* while busy */
 	struct resolve_req *rq;
 	struct upstream *next; /* pool's idle list, or worker's closing list */
 	struct upstream *prev;
 	bool reused;	/* taken from the pool */
 	bool got_bytes; /* a response byte arrived for the current request */
+	bool reading;	/* rev is armed */
+	bool paused;	/* reading paused: the client's output is full */
+	bool read_eof;
 	const char *close_reason;
 	uint64_t connect_ms, read_ms;
 	char addr[56]; /* "address:port" once known */
@@ -64,7 +69,11 @@ void upstream_release(struct upstream *u, bool reuse);
 /* Marks for close; freed by the worker's reap pass. */
 void upstream_close(struct upstream *u, const char *reason);
 void upstream_free(struct upstream *u);
-/* Read timeout between two reads while a response is awaited or streamed. */
+/* Read timeout between two reads while a response is awaited or streamed (also for writes). */
 void upstream_set_read_timeout(struct upstream *u, uint64_t ms);
+/* Backpressure: stop or resume reading the response. */
+void upstream_pause_read(struct upstream *u, bool pause);
+/* Sends what is queued now (see worker_flush); nothing while connecting. */
+void upstream_flush(struct upstream *u);
 
 #endif

@@ -63,6 +63,14 @@ struct worker {
 	struct wlistener *listeners;
 	size_t nlisteners;
 	bool accept_paused;
+	/*
+	 * limits.connections counts every worker's clients: one counter shared
+	 * by the workers (touched on accept and close only), and an event each
+	 * worker activates on the others when the count crosses the limit.
+	 */
+	struct worker_shared *shared;
+	struct worker *siblings; /* [nworkers] */
+	struct event *limit_ev;
 
 	struct resolver *resolver;
 	struct upstream_pool *pool;
@@ -72,7 +80,7 @@ struct worker {
 	struct client *closing;
 	struct upstream *up_closing;
 	struct event *reap_ev;
-	uint64_t nclients, max_clients;
+	uint64_t nclients;
 
 	/* Request ids: process start, worker id and a counter. */
 	uint64_t reqid_base;
@@ -95,9 +103,18 @@ struct worker {
 	uint64_t shutdown_ms;
 };
 
-/* Creates a worker with its base; 0 or -1.  `set` gives its listening fds. */
-int worker_init(struct worker *w, unsigned id, unsigned nworkers, struct config *cfg,
-		const struct listen_set *set, uint64_t start_time);
+/* What the workers share: the count of open client connections. */
+struct worker_shared {
+	_Atomic uint64_t nclients;
+	_Atomic uint64_t max_clients; /* limits.connections of the current snapshot; 0: none */
+};
+
+/*
+ * Creates worker `id` of the array `all` with its base; 0 or -1.  `set`
+ * gives its listening fds.
+ */
+int worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_shared *shared,
+		struct config *cfg, const struct listen_set *set, uint64_t start_time);
 int worker_start(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
@@ -111,6 +128,30 @@ void worker_post_stop(struct worker *w);
 void worker_schedule_reap(struct worker *w);
 /* A new request id. */
 void worker_next_reqid(struct worker *w, char out[17]);
+/*
+ * The plain-socket I/O path.  libevent 2.1's socket bufferevent reads at
+ * most 4 KiB per read(2) and asks FIONREAD first, and it arms and disarms
+ * the write event around every write.  For plain sockets the data path
+ * therefore reads with its own read event (worker_read: one readv of up to
+ * WORKER_READ_SIZE bytes straight into the bufferevent's input buffer) and
+ * writes from the caller (worker_flush), leaving the bufferevent's write
+ * event to the rare case where the kernel does not take everything.  A TLS
+ * bufferevent will keep libevent's own read and write paths.
+ */
+#define WORKER_READ_SIZE (64 * 1024)
+struct bufferevent;
+struct evbuffer;
+/* Bytes read (> 0), 0 at end of file, -1 with errno (EAGAIN: nothing yet). */
+long worker_read(int fd, struct evbuffer *in);
+/*
+ * Writes what `bev`'s output holds now.  When the kernel does not take it
+ * all, enables the bufferevent's write event, which finishes the job and
+ * calls the write callback; that callback calls worker_write_done().
+ */
+void worker_flush(struct bufferevent *bev);
+/* From a write callback: back to direct writes once the output is empty. */
+void worker_write_done(struct bufferevent *bev);
+
 /* Called when a client connection is gone: resumes accepting, ends a drain. */
 void worker_client_gone(struct worker *w);
 
