@@ -97,6 +97,7 @@ BAD_REQUESTS = {
     "two-different-cl": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
     "cl-list": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: 5, 6\r\n\r\nhello!",
     "cl-not-a-number": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: abc\r\n\r\n",
+    "cl-plus": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: +5\r\n\r\nhello",
     "cl-negative": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: -1\r\n\r\n",
     "te-gzip": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip\r\n\r\n",
     "te-gzip-chunked": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",

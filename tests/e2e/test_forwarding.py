@@ -113,6 +113,12 @@ def test_x_forwarded_for_appended_to_a_list(px, upstream):
     assert [v.strip() for v in values.split(",")] == ["203.0.113.7", "198.51.100.2", "127.0.0.1"]
 
 
+def test_x_forwarded_for_from_several_headers(px, upstream):
+    got = send(px, upstream, [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-For", "198.51.100.2")])
+    values = ",".join(got.header_all("X-Forwarded-For"))
+    assert [v.strip() for v in values.split(",")] == ["203.0.113.7", "198.51.100.2", "127.0.0.1"]
+
+
 def test_x_forwarded_host_and_proto_are_replaced(px, upstream):
     got = send(
         px,

@@ -111,9 +111,12 @@ def test_other_port_is_untouched(px, upstream):
         "/other/x",
         "relative/path",
         "mailto:someone@example.com",
+        "https://internal.example.com:{port}/public/x",  # another scheme
+        "//internal.example.com:{port}/public/x",  # scheme-relative: neither absolute nor a path
     ],
 )
 def test_foreign_urls_are_untouched(px, upstream, loc):
+    loc = loc.replace("{port}", str(upstream.port))
     answer(upstream, "/public/a", 302, [("Location", loc)])
     assert fetch(px, "/internal/a").header("Location") == loc
 
@@ -138,6 +141,11 @@ def test_refresh_url_part_is_rewritten(px, upstream):
     value = r.header("Refresh")
     assert value.startswith("5;")
     assert value.split("=", 1)[1] == "http://www.example.com/internal/r?x=1"
+
+
+def test_refresh_without_url_is_untouched(px, upstream):
+    answer(upstream, "/public/a", 200, [("Refresh", "30")])
+    assert fetch(px, "/internal/a").header("Refresh") == "30"
 
 
 def test_link_targets_are_each_rewritten(px, upstream):

@@ -294,6 +294,9 @@ routes:
         ("/internal?x=1", "/public?x=1"),
         ("/internal/q?a=%20b&c=/d", "/public/q?a=%20b&c=/d"),
         ("/internal/q?", "/public/q"),
+        # the query is not a path: escapes a path may not hold pass through
+        ("/internal/q?path=a%2Fb&x=%00&y=..%5C", "/public/q?path=a%2Fb&x=%00&y=..%5C"),
+        ("/internal/q?a=/../b", "/public/q?a=/../b"),
     ],
 )
 def test_query_string_is_forwarded(seed, target, expected):
@@ -323,6 +326,8 @@ routes:
         ("/intern%61l/x", "/public/x"),  # unreserved escapes decoded before matching
         ("/internal/%7Euser/%2D", "/public/~user/-"),
         ("/internal/a/b/..", "/public/a/"),
+        ("/internal/a%252Fb", "/public/a%252Fb"),  # an encoded "%" stays encoded once
+        ("/internal/x/../logo.png", "/images/logo.png"),  # the regex sees the normalized path
     ],
 )
 def test_path_is_normalized_before_matching(seed, target, expected):
