@@ -13,8 +13,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -38,6 +44,7 @@ struct upstream_key {
 	bool tls;
 	char *tls_id;	       /* TLS settings folded into one string; NULL for http */
 	struct upstream *idle; /* most recently used first */
+	SSL_CTX *ssl_ctx;      /* https:// upstreams */
 	unsigned nidle;
 };
 
@@ -75,6 +82,7 @@ upstream_pool_free(struct upstream_pool *p)
 		next = k->next;
 		free(k->host);
 		free(k->tls_id);
+		SSL_CTX_free(k->ssl_ctx);
 		free(k);
 	}
 	free(p);
@@ -170,14 +178,33 @@ upstream_set_state(struct upstream *u, enum upstream_state s)
 	u->state = s;
 }
 
+/* TLS: libevent's own read path, with the read timeout on the bufferevent. */
+static void
+upstream_tls_read(struct upstream *u, bool want, bool rearm)
+{
+	struct timeval rtv, wtv;
+
+	if (want && (!u->reading || rearm)) {
+		tv_from_ms(&rtv, u->read_ms);
+		tv_from_ms(&wtv, u->write_ms);
+		bufferevent_set_timeouts(u->bev, u->read_ms ? &rtv : NULL,
+					 u->write_ms ? &wtv : NULL);
+		bufferevent_enable(u->bev, EV_READ);
+	} else if (!want && u->reading) {
+		bufferevent_disable(u->bev, EV_READ);
+	}
+}
+
 /* Arms the read event with the current timeout, or disarms it. */
 static void
 upstream_apply_read(struct upstream *u, bool rearm)
 {
-	bool want = u->rev != NULL && !u->paused && !u->read_eof;
+	bool want = u->connected && !u->paused && !u->read_eof;
 	struct timeval tv;
 
-	if (want && (!u->reading || rearm)) {
+	if (u->tls) {
+		upstream_tls_read(u, want, rearm);
+	} else if (want && (!u->reading || rearm)) {
 		tv_from_ms(&tv, u->read_ms);
 		event_add(u->rev, u->read_ms ? &tv : NULL);
 	} else if (!want && u->reading) {
@@ -191,11 +218,12 @@ upstream_set_read_timeout(struct upstream *u, uint64_t ms)
 {
 	struct timeval tv;
 
-	u->read_ms = ms;
+	u->read_ms = u->write_ms = ms;
 	if (u->state != UPSTREAM_BUSY)
 		return; /* applied once connected */
 	tv_from_ms(&tv, ms);
-	bufferevent_set_timeouts(u->bev, NULL, &tv);
+	if (!u->tls)
+		bufferevent_set_timeouts(u->bev, NULL, &tv);
 	upstream_apply_read(u, true);
 }
 
@@ -209,7 +237,7 @@ upstream_pause_read(struct upstream *u, bool pause)
 void
 upstream_flush(struct upstream *u)
 {
-	if (u->state == UPSTREAM_BUSY)
+	if (u->state == UPSTREAM_BUSY && !u->tls)
 		worker_flush(u->bev);
 }
 
@@ -268,7 +296,7 @@ upstream_on_timeout(struct upstream *u, bool connecting)
 }
 
 static void
-upstream_on_error(struct upstream *u, int err)
+upstream_on_error(struct upstream *u, int err, const char *why)
 {
 	u->read_eof = true;
 	upstream_apply_read(u, false);
@@ -278,8 +306,9 @@ upstream_on_error(struct upstream *u, int err)
 	}
 	if (u->req == NULL || u->state == UPSTREAM_CLOSING)
 		return;
-	proxy_upstream_failed(u, 502,
-			      err ? evutil_socket_error_to_string(err) : "connection failed");
+	if (why == NULL)
+		why = err ? evutil_socket_error_to_string(err) : "connection failed";
+	proxy_upstream_failed(u, 502, why);
 }
 
 /* Sends what the exchange queued on either side during a callback. */
@@ -305,7 +334,7 @@ upstream_io_cb(evutil_socket_t fd, short what, void *arg)
 	else if (n == 0)
 		upstream_on_eof(u);
 	else if (errno != EAGAIN && errno != EINTR)
-		upstream_on_error(u, errno);
+		upstream_on_error(u, errno, NULL);
 	upstream_flush_both(u, c);
 }
 
@@ -317,7 +346,20 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 
 	if (u->state == UPSTREAM_BUSY && u->req != NULL)
 		proxy_upstream_writable(u);
-	worker_write_done(bev);
+	if (!u->tls)
+		worker_write_done(bev);
+	upstream_flush_both(u, c);
+}
+
+/* TLS connections read through the bufferevent. */
+static void
+upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct upstream *u = upstream_from_arg(arg);
+	struct client *c = u->req ? u->req->c : NULL;
+
+	(void)bev;
+	upstream_on_data(u);
 	upstream_flush_both(u, c);
 }
 
@@ -327,9 +369,31 @@ upstream_connected(struct upstream *u)
 	int fd = bufferevent_getfd(u->bev), one = 1;
 
 	upstream_set_state(u, UPSTREAM_BUSY);
+	u->connected = true;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	u->rev = event_new(u->w->base, fd, EV_READ | EV_PERSIST, upstream_io_cb, u);
+	if (!u->tls)
+		u->rev = event_new(u->w->base, fd, EV_READ | EV_PERSIST, upstream_io_cb, u);
 	upstream_set_read_timeout(u, u->read_ms);
+}
+
+/* Why a TLS connection failed, for the log line. */
+static const char *
+upstream_tls_error(struct upstream *u)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
+	unsigned long e = bufferevent_get_openssl_error(u->bev);
+	long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	if (vr != X509_V_OK)
+		snprintf(u->why, sizeof(u->why), "TLS certificate verification failed: %s",
+			 X509_verify_cert_error_string(vr));
+	else if (e != 0)
+		snprintf(u->why, sizeof(u->why), "TLS error: %s", ERR_reason_error_string(e));
+	else
+		return NULL;
+	while (bufferevent_get_openssl_error(u->bev) != 0)
+		;
+	return u->why;
 }
 
 /* The bufferevent reports connecting, write errors and write or connect timeouts. */
@@ -345,17 +409,82 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		upstream_connected(u);
 	else if (what & BEV_EVENT_TIMEOUT)
 		upstream_on_timeout(u, connecting);
+	else if ((what & BEV_EVENT_EOF) && u->connected)
+		upstream_on_eof(u);
 	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
-		upstream_on_error(u, EVUTIL_SOCKET_ERROR());
+		upstream_on_error(u, EVUTIL_SOCKET_ERROR(),
+				  u->tls_failed ? u->why : (u->tls ? upstream_tls_error(u) : NULL));
 	upstream_flush_both(u, c);
 }
 
-/* The socket side of an upstream connection; https:// upstreams will wrap it here. */
-static struct bufferevent *
-upstream_bev_new(struct worker *w, const struct route *r)
+/* The TLS client context of an https:// upstream, made on first use. */
+static SSL_CTX *
+upstream_tls_ctx(struct upstream_key *k, const struct route *r)
 {
-	(void)r;
-	return bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	const struct route_tls *t = &r->tls;
+	SSL_CTX *ctx;
+
+	if (k->ssl_ctx != NULL)
+		return k->ssl_ctx;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	if (t->ca ? SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1
+		  : SSL_CTX_set_default_verify_paths(ctx) != 1)
+		goto fail;
+	if (t->cert &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, t->key ? t->key : t->cert, SSL_FILETYPE_PEM) != 1))
+		goto fail;
+	SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9);
+	k->ssl_ctx = ctx;
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* SNI and the name to verify: tls.server_name, else the URL host (none for an address). */
+static void
+upstream_tls_names(SSL *ssl, const struct route *r)
+{
+	const char *name = r->tls.server_name ? r->tls.server_name : r->upstream.host;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1) {
+		if (r->tls.verify)
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
+		return;
+	}
+	SSL_set_tlsext_host_name(ssl, name);
+	if (r->tls.verify)
+		SSL_set1_host(ssl, name);
+}
+
+/*
+ * The one place an upstream bufferevent is made: a plain socket, or OpenSSL
+ * over one for https:// upstreams.  NULL when the TLS context cannot be built.
+ */
+static struct bufferevent *
+upstream_bev_new(struct worker *w, const struct route *r, struct upstream_key *k)
+{
+	struct bufferevent *bev;
+	SSL_CTX *ctx;
+	SSL *ssl;
+
+	if (!r->upstream.tls)
+		return bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if ((ctx = upstream_tls_ctx(k, r)) == NULL || (ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	upstream_tls_names(ssl, r);
+	bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
 }
 
 static void
@@ -381,7 +510,8 @@ upstream_connect(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 	upstream_format_addr(u, sa);
 	upstream_set_state(u, UPSTREAM_CONNECTING);
 	tv_from_ms(&tv, u->connect_ms);
-	bufferevent_set_timeouts(u->bev, NULL, &tv);
+	/* TLS: the handshake, which reads too, is part of connecting. */
+	bufferevent_set_timeouts(u->bev, u->tls ? &tv : NULL, &tv);
 	if (bufferevent_socket_connect(u->bev, sa, (int)salen) == -1)
 		bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
 }
@@ -415,12 +545,33 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
 	u->w = w;
 	u->key = k;
 	u->connect_ms = r->upstream_connect_ms;
-	u->bev = upstream_bev_new(w, r);
-	/* Reads go through u->rev once connected; writes through worker_flush(). */
-	bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
-	bufferevent_setwatermark(u->bev, EV_WRITE, PROXY_LOW_WATER, 0);
-	bufferevent_disable(u->bev, EV_READ | EV_WRITE);
+	u->tls = r->upstream.tls;
+	u->bev = upstream_bev_new(w, r, k);
 	u->state = UPSTREAM_RESOLVING;
+	if (u->bev == NULL) {
+		/* No TLS context (an unreadable CA file): fail from the loop, like a refused
+		 * connect. */
+		u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		u->tls = false;
+		snprintf(u->why, sizeof(u->why), "TLS setup failed: %s",
+			 ERR_reason_error_string(ERR_get_error()));
+		bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
+		u->tls_failed = true;
+		bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+		return u;
+	}
+	if (u->tls) {
+		bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb,
+				  u);
+		bufferevent_setwatermark(u->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+		bufferevent_enable(u->bev, EV_WRITE);
+		bufferevent_disable(u->bev, EV_READ);
+	} else {
+		/* Reads go through u->rev once connected; writes through worker_flush(). */
+		bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
+		bufferevent_setwatermark(u->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+		bufferevent_disable(u->bev, EV_READ | EV_WRITE);
+	}
 	if (resolver_lookup_now(w->resolver, k->host, k->port, &sa, &salen) == 0)
 		upstream_connect(u, (struct sockaddr *)&sa, salen);
 	else

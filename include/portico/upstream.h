@@ -47,6 +47,11 @@ struct upstream {
 	bool reading;	/* rev is armed */
 	bool paused;	/* reading paused: the client's output is full */
 	bool read_eof;
+	bool connected;
+	bool tls;	 /* OpenSSL bufferevent: libevent's own read and write paths */
+	bool tls_failed; /* no TLS context: fails as soon as the loop runs */
+	uint64_t write_ms;
+	char why[160]; /* a failure's reason, when it needs formatting */
 	const char *close_reason;
 	uint64_t connect_ms, read_ms;
 	char addr[56]; /* "address:port" once known */
