@@ -258,6 +258,13 @@ client_close(struct client *c, const char *reason)
 }
 
 void
+client_abort(struct client *c, const char *reason)
+{
+	client_close(c, reason);
+	client_schedule_free(c);
+}
+
+void
 client_free(struct client *c)
 {
 	struct worker *w = c->w;
@@ -519,6 +526,8 @@ head_check_absolute(struct request *req)
 	if (!http_host_is_valid(u + skip, end - skip))
 		return -1;
 	req->absolute = true;
+	req->abs_target = req->url;
+	req->abs_target_len = req->url_len;
 	req->host = req->url + (uint32_t)skip;
 	req->host_len = (uint32_t)(end - skip);
 	req->url += (uint32_t)end;

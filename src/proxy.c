@@ -211,7 +211,10 @@ proxy_log_access(struct request *req)
 	e.start = req->start_wall;
 	e.method = llhttp_method_name((llhttp_method_t)req->method);
 	e.method_len = strlen(e.method);
-	if (req->head_done) {
+	if (req->absolute) {
+		e.target = h + req->abs_target;
+		e.target_len = req->abs_target_len;
+	} else if (req->head_done) {
 		e.target = h + req->url;
 		e.target_len = req->url_len;
 	}

@@ -302,7 +302,7 @@ worker_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	log_warn("worker %u: shutdown timeout, closing %llu connections", w->id,
 		 (unsigned long long)w->nclients);
 	for (struct client *c = w->clients; c; c = c->next)
-		client_close(c, "shutdown timeout");
+		client_abort(c, "shutdown timeout");
 	worker_reap_cb(-1, 0, w);
 	event_base_loopexit(w->base, NULL);
 }
@@ -433,7 +433,7 @@ worker_destroy(struct worker *w)
 	while (w->clients != NULL) {
 		struct client *c = w->clients;
 
-		client_close(c, "exit");
+		client_abort(c, "exit");
 		worker_reap_cb(-1, 0, w);
 	}
 	worker_close_listeners(w);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct bufferevent;
@@ -50,7 +51,11 @@ struct client {
 	unsigned nrequests;
 	uint64_t bytes_in, bytes_out;
 	uint64_t start_us;
-	struct sockaddr_storage sa;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} sa;
 	char addr[48]; /* text form for logs and X-Forwarded-For */
 };
 
@@ -61,6 +66,8 @@ void client_set_state(struct client *c, enum client_state s);
 const char *client_state_name(enum client_state s);
 /* Marks the connection for close; the worker frees it outside the current callback. */
 void client_close(struct client *c, const char *reason);
+/* Closes without waiting for queued output to drain (shutdown timeout, exit). */
+void client_abort(struct client *c, const char *reason);
 /* The worker's reap pass: frees a marked connection. */
 void client_free(struct client *c);
 /* The current request is over: back to idle (or close); parses pipelined bytes. */

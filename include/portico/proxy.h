@@ -85,10 +85,11 @@ struct request {
 	bool expect_continue;
 	bool expect_other;
 	bool upgrade;
-	bool keep_alive;   /* the client may keep the connection */
-	bool absolute;	   /* absolute-form target */
-	struct buf path;   /* normalized path */
-	struct buf target; /* upstream request target */
+	bool keep_alive;		     /* the client may keep the connection */
+	bool absolute;			     /* absolute-form target */
+	uint32_t abs_target, abs_target_len; /* absolute-form: the whole target, for the log */
+	struct buf path;		     /* normalized path */
+	struct buf target;		     /* upstream request target */
 
 	/* Request body. */
 	enum body_kind body;
