@@ -387,11 +387,31 @@ def test_502_tls_name_mismatch(portico, tls_upstream, upstream_cert):
     assert re.search(r"certif|verif|name|host", line, re.I), line
 
 
-def test_502_tls_toward_a_plain_http_upstream(portico, upstream):
-    px = portico(TLS_CONFIG, tls=upstream, extra="")
+def test_502_tls_toward_a_plain_http_upstream(portico, raw_upstream):
+    hello = []
+
+    def plain_http_server(conn):
+        # what an HTTP server answers to a TLS ClientHello
+        hello.append(conn.stream.read_some())
+        conn.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    plain = raw_upstream(plain_http_server)
+    px = portico(TLS_CONFIG, tls=plain, extra="")
     r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
     assert_error_page(r, 502)
-    assert upstream.requests == []
+    assert hello and hello[0][:1] == b"\x16"  # a TLS handshake record, not plain HTTP
+
+
+def test_504_tls_handshake_never_answered(portico, silent_upstream):
+    px = portico(
+        "timeouts: {upstream_connect: 1s, upstream_read: 1s}\n" + TLS_CONFIG,
+        tls=silent_upstream,
+        extra="",
+    )
+    t0 = time.monotonic()
+    r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert_error_page(r, 504)
+    assert time.monotonic() - t0 < 4.5
 
 
 # -- the connection limit
