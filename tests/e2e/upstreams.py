@@ -454,7 +454,8 @@ class _TCPServer:
 
     ``tls`` (an ssl.SSLContext for the server side) makes every accepted
     connection do a TLS handshake first; a failed handshake just closes it
-    (``tls_errors`` counts them)."""
+    (``tls_errors`` counts them).  An exception escaping a handler or script
+    closes its connection and is kept in ``errors`` for the test to check."""
 
     def __init__(self, backlog: int = 128, tls=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -471,6 +472,7 @@ class _TCPServer:
         self.connections_accepted = 0
         self.tls = tls
         self.tls_errors = 0
+        self.errors: list = []
         self._accept_thread = None
 
     # -- lifecycle
@@ -560,6 +562,9 @@ class _TCPServer:
             self.serve_connection(cid, Stream(c, self._stopping), peer)
         except (OSError, ProtocolError):
             pass
+        except Exception as e:  # noqa: BLE001 - a handler's bug, kept for the test
+            with self._lock:
+                self.errors.append(e)
         finally:
             with self._lock:
                 self._conns.pop(cid, None)
@@ -847,14 +852,13 @@ class RawUpstream(_TCPServer):
 
     The socket is closed when the script returns.  ``conns`` lists the
     RawConn objects (their ``received`` bytes) in accept order.  Exceptions
-    from the script are kept in ``errors``.
+    from the script (socket errors included) are kept in ``errors``.
     """
 
     def __init__(self, script: Callable[[RawConn], None]):
         super().__init__()
         self.script = script
         self.conns: list = []
-        self.errors: list = []
 
     @classmethod
     def reply(cls, data: bytes, close: bool = True, delay: float = 0.0, linger: float = 0.0) -> "RawUpstream":
