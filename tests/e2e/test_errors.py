@@ -101,6 +101,9 @@ BAD_REQUESTS = {
     "cl-negative": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: -1\r\n\r\n",
     "te-gzip": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip\r\n\r\n",
     "te-gzip-chunked": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "te-chunked-twice": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te-chunked-gzip": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+    "te-xchunked": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
     "te-identity": b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: identity\r\n\r\n",
     "obs-fold": b"GET /internal/x HTTP/1.1\r\n" + HOST + b"X-Folded: a\r\n  b\r\n\r\n",
     "bare-lf": b"GET /internal/x HTTP/1.1\n" + b"Host: www.example.com\n\n",
@@ -130,6 +133,12 @@ def test_400_then_close(px, upstream, name):
     r = expect_error_and_close(px, BAD_REQUESTS[name], 400)
     assert_error_page(r, 400)
     assert upstream.requests == []
+
+
+def test_chunked_is_case_insensitive(px, upstream):
+    r = exchange(px, b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert r.status == 200
+    assert upstream.wait_request().body == b"abc"
 
 
 def test_http10_without_host_is_served(px, upstream):
