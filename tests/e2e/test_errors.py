@@ -470,7 +470,7 @@ routes:
         up=upstream,
     )
     for trial in range(8):
-        clients = [RawClient(px.port, timeout=2.0) for _ in range(2)]
+        clients = [RawClient(px.port) for _ in range(2)]
         try:
             for i, c in enumerate(clients):
                 c.request("GET", "/internal/t%d-%d" % (trial, i))
