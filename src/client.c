@@ -66,14 +66,14 @@ client_arm_timer(struct client *c, uint64_t ms)
 	struct timeval tv;
 
 	tv_from_ms(&tv, ms);
-	evtimer_add(c->timer, &tv);
+	evtimer_add(&c->timer, &tv);
 }
 
 /* Whether the client's bytes should be read now. */
 static bool
 client_wants_read(const struct client *c)
 {
-	size_t queued = evbuffer_get_length(bufferevent_get_input(c->bev));
+	size_t queued = c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
 
 	if (c->read_eof || c->upstream_full)
 		return false;
@@ -93,9 +93,9 @@ client_apply_read(struct client *c, bool rearm)
 
 	if (want && (!c->reading || rearm)) {
 		tv_from_ms(&tv, c->read_ms);
-		event_add(c->rev, c->read_ms ? &tv : NULL);
+		event_add(&c->rev, c->read_ms ? &tv : NULL);
 	} else if (!want && c->reading) {
-		event_del(c->rev);
+		event_del(&c->rev);
 	}
 	c->reading = want;
 }
@@ -119,7 +119,8 @@ client_set_timeouts(struct client *c, enum client_state s)
 	else if (s == CLIENT_TUNNEL)
 		rms = wms = c->req->route ? c->req->route->tunnel_ms : cfg->timeouts.tunnel;
 	tv_from_ms(&wtv, wms);
-	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	if (c->bev != NULL)
+		bufferevent_set_timeouts(c->bev, NULL, &wtv);
 	if (rms != c->read_ms) {
 		c->read_ms = rms;
 		client_apply_read(c, true);
@@ -143,7 +144,7 @@ client_set_state(struct client *c, enum client_state s)
 		client_arm_timer(c, c->req->cfg->timeouts.client_header);
 		break;
 	default:
-		evtimer_del(c->timer);
+		evtimer_del(&c->timer);
 		break;
 	}
 	if (s != CLIENT_CLOSING)
@@ -151,17 +152,46 @@ client_set_state(struct client *c, enum client_state s)
 	client_update_read(c);
 }
 
-/* The socket side of a client connection; a TLS listener will wrap it here. */
-static struct bufferevent *
-client_bev_new(struct worker *w, const struct wlistener *l, int fd)
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * The one place a client's bufferevent is attached: a spare one from the
+ * worker (idle connections give theirs back), pointed at the socket.  A TLS
+ * listener will make an OpenSSL bufferevent here instead, and keep it.
+ */
+static void
+client_attach_bev(struct client *c)
 {
-	(void)l;
-	return bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct timeval wtv;
+
+	if (c->bev != NULL)
+		return;
+	c->bev = worker_bev_get(c->w);
+	bufferevent_setfd(c->bev, c->fd);
+	/* Reads go through c->rev; the bufferevent writes only what worker_flush() leaves. */
+	bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	tv_from_ms(&wtv, c->w->cfg->timeouts.client_body);
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+}
+
+/* An idle keep-alive connection keeps only its struct and events (SPEC: small idle cost). */
+static void
+client_park_bev(struct client *c)
+{
+	struct bufferevent *bev = c->bev;
+
+	if (bev == NULL || evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+	    (bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	c->bev = NULL;
+	worker_bev_put(c->w, bev);
 }
 
 static void client_io_cb(evutil_socket_t fd, short what, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static void
@@ -202,19 +232,10 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 		memcpy(&c->sa, sa, (size_t)salen);
 	client_format_addr(c);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = client_bev_new(w, l, fd);
-	if (c->bev == NULL) {
-		close(fd);
-		free(c);
-		return;
-	}
-	c->timer = evtimer_new(w->base, client_timer_cb, c);
-	c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_io_cb, c);
+	c->fd = fd;
+	evtimer_assign(&c->timer, w->base, client_timer_cb, c);
+	event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, client_io_cb, c);
 	c->start_us = base_now_us(w->base);
-	/* Reads go through c->rev; the bufferevent writes only what worker_flush() leaves. */
-	bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATER, 0);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	c->next = w->clients;
 	if (w->clients)
 		w->clients->prev = c;
@@ -246,9 +267,9 @@ client_close(struct client *c, const char *reason)
 	if (c->req != NULL)
 		proxy_client_gone(c->req, reason);
 	client_set_state(c, CLIENT_CLOSING);
-	evtimer_del(c->timer);
+	evtimer_del(&c->timer);
 	/* Flush what is queued (an error page) before closing, within client_body. */
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		client_schedule_free(c);
 		return;
 	}
@@ -280,9 +301,18 @@ client_free(struct client *c)
 		w->clients = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	event_free(c->rev);
-	bufferevent_free(c->bev);
-	event_free(c->timer);
+	event_del(&c->rev);
+	event_del(&c->timer);
+	if (c->bev != NULL) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+
+		evbuffer_drain(in, evbuffer_get_length(in));
+		evbuffer_drain(out, evbuffer_get_length(out));
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		worker_bev_put(w, c->bev);
+	}
+	close(c->fd);
 	c->magic = 0;
 	free(c);
 	w->nclients--;
@@ -701,7 +731,11 @@ client_request_done(struct client *c)
 	/* A pipelined request is already here: parse it from the loop, not from here. */
 	if (evbuffer_get_length(in) > 0) {
 		c->parse_pending = true;
-		event_active(c->rev, EV_READ, 0);
+		event_active(&c->rev, EV_READ, 0);
+	} else {
+		/* Send the response now so an idle connection can give its buffers back. */
+		worker_flush(c->bev);
+		client_park_bev(c);
 	}
 }
 
@@ -776,7 +810,8 @@ client_flush(struct client *c)
 {
 	if (c->req != NULL && c->req->up != NULL)
 		upstream_flush(c->req->up);
-	worker_flush(c->bev);
+	if (c->bev != NULL)
+		worker_flush(c->bev);
 }
 
 static void
@@ -790,7 +825,7 @@ client_io_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (c->parse_pending) {
 		c->parse_pending = false;
 		client_on_data(c);
-	} else if ((n = worker_read(fd, bufferevent_get_input(c->bev))) > 0) {
+	} else if (client_attach_bev(c), (n = worker_read(fd, bufferevent_get_input(c->bev))) > 0) {
 		client_on_data(c);
 	} else if (n == 0) {
 		client_on_eof(c);

@@ -100,10 +100,12 @@ worker_read(int fd, struct evbuffer *in)
 void
 worker_flush(struct bufferevent *bev)
 {
-	struct evbuffer *out = bufferevent_get_output(bev);
-
+	struct evbuffer *out;
 	int r;
 
+	if (bev == NULL) /* an idle client without its buffers */
+		return;
+	out = bufferevent_get_output(bev);
 	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
 		return;
 	/* A bufferevent keeps the start of its output frozen outside its own writes. */
@@ -124,6 +126,29 @@ worker_write_done(struct bufferevent *bev)
 {
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_disable(bev, EV_WRITE);
+}
+
+#define SPARE_BEVS_MAX 1024
+
+struct bufferevent *
+worker_bev_get(struct worker *w)
+{
+	if (w->nspare > 0)
+		return w->spare_bevs[--w->nspare];
+	return bufferevent_socket_new(w->base, -1, 0);
+}
+
+void
+worker_bev_put(struct worker *w, struct bufferevent *bev)
+{
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_setfd(bev, -1);
+	if (w->nspare >= SPARE_BEVS_MAX) {
+		bufferevent_free(bev);
+		return;
+	}
+	w->spare_bevs = xgrow(w->spare_bevs, &w->spare_cap, w->nspare, sizeof(*w->spare_bevs));
+	w->spare_bevs[w->nspare++] = bev;
 }
 
 static void
@@ -451,6 +476,9 @@ worker_destroy(struct worker *w)
 		free(req);
 	}
 	buf_free(&w->scratch);
+	while (w->nspare > 0)
+		bufferevent_free(w->spare_bevs[--w->nspare]);
+	free(w->spare_bevs);
 	resolver_free(w->resolver);
 	event_free(w->reap_ev);
 	event_free(w->notify_ev);

@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <event2/event_struct.h>
+
 struct bufferevent;
 struct event;
 struct worker;
@@ -34,10 +36,11 @@ struct client {
 	unsigned magic;
 	enum client_state state;
 	struct worker *w;
-	const char *scheme; /* of the listener: "http" or "https" (static string) */
-	struct bufferevent *bev;
-	struct event *timer;	    /* client_header deadline and client_idle */
-	struct event *rev;	    /* reading (plain sockets: see worker_read) */
+	const char *scheme;	 /* of the listener: "http" or "https" (static string) */
+	struct bufferevent *bev; /* NULL while idle: parked in the worker's spares */
+	int fd;
+	struct event timer;	    /* client_header deadline and client_idle */
+	struct event rev;	    /* reading (plain sockets: see worker_read) */
 	uint64_t read_ms;	    /* read timeout of the current state, 0: none */
 	bool reading;		    /* rev is armed */
 	bool parse_pending;	    /* rev activated to parse bytes already buffered */

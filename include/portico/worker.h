@@ -90,6 +90,9 @@ struct worker {
 	struct request *free_reqs;
 	unsigned nfree_reqs;
 	struct buf scratch; /* header rewriting; only used synchronously */
+	/* Socket bufferevents of idle connections, kept for the next active one. */
+	struct bufferevent **spare_bevs;
+	size_t nspare, spare_cap;
 
 	/* Cross-thread mailbox, guarded by `lock`. */
 	pthread_mutex_t lock;
@@ -151,6 +154,10 @@ long worker_read(int fd, struct evbuffer *in);
 void worker_flush(struct bufferevent *bev);
 /* From a write callback: back to direct writes once the output is empty. */
 void worker_write_done(struct bufferevent *bev);
+/* A socket bufferevent with no fd, from the spares or new. */
+struct bufferevent *worker_bev_get(struct worker *w);
+/* Takes back an empty bufferevent (its fd is not closed). */
+void worker_bev_put(struct worker *w, struct bufferevent *bev);
 
 /* Called when a client connection is gone: resumes accepting, ends a drain. */
 void worker_client_gone(struct worker *w);
