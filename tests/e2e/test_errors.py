@@ -58,12 +58,16 @@ def expect_error_and_close(px, data, status, method="GET"):
     return r
 
 
-def assert_error_page(r, status):
+def assert_error_page(r, status, px=None):
+    """A small HTML page with the status; with ``px``, also a request id that
+    portico's error log carries (SPEC 9: "also logged")."""
     assert r.status == status
     assert "text/html" in (r.header("Content-Type") or ""), r.headers
     assert str(status).encode() in r.body
     assert r.framing in ("length", "chunked")
     assert len(r.body) < 4096
+    if px is not None:
+        assert_request_id_logged(px, r)
 
 
 def assert_request_id_logged(px, r):
@@ -131,7 +135,7 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("name", sorted(BAD_REQUESTS))
 def test_400_then_close(px, upstream, name):
     r = expect_error_and_close(px, BAD_REQUESTS[name], 400)
-    assert_error_page(r, 400)
+    assert_error_page(r, 400, px)
     assert upstream.requests == []
 
 
@@ -173,7 +177,7 @@ def test_400_page_carries_a_logged_request_id(px):
 def test_431_header_section_too_big(px, upstream):
     data = b"GET /internal/x HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 6000 + b"\r\n\r\n"
     r = expect_error_and_close(px, data, 431)
-    assert_error_page(r, 431)
+    assert_error_page(r, 431, px)
     assert upstream.requests == []
 
 
@@ -185,7 +189,7 @@ def test_431_many_small_headers_over_the_size(px, upstream):
 def test_431_too_many_headers(px, upstream):
     data = b"GET /internal/x HTTP/1.1\r\n" + HOST + b"".join(b"X-H%d: v\r\n" % i for i in range(30)) + b"\r\n"
     r = expect_error_and_close(px, data, 431)
-    assert_error_page(r, 431)
+    assert_error_page(r, 431, px)
     assert upstream.requests == []
 
 
@@ -198,14 +202,14 @@ def test_headers_at_the_limits_are_served(px, upstream):
 def test_414_request_line_too_long(px, upstream):
     data = b"GET /internal/" + b"a" * 6000 + b" HTTP/1.1\r\n" + HOST + b"\r\n"
     r = expect_error_and_close(px, data, 414)
-    assert_error_page(r, 414)
+    assert_error_page(r, 414, px)
     assert upstream.requests == []
 
 
 def test_413_content_length_over_body_size(px, upstream):
     data = b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: 2000\r\n\r\n"
     r = expect_error_and_close(px, data, 413)
-    assert_error_page(r, 413)
+    assert_error_page(r, 413, px)
     assert upstream.requests == []
 
 
@@ -213,7 +217,7 @@ def test_413_chunked_body_over_body_size(px, upstream):
     chunk = b"x" * 400
     data = b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(b"190\r\n" + chunk + b"\r\n" for _ in range(4)) + b"0\r\n\r\n"
     r = expect_error_and_close(px, data, 413)
-    assert_error_page(r, 413)
+    assert_error_page(r, 413, px)
 
 
 def test_body_at_body_size_is_served(px, upstream):
@@ -235,24 +239,24 @@ def test_413_with_expect_sends_no_100(px, upstream):
 
 def test_405_connect(px, upstream):
     r = exchange(px, b"CONNECT www.example.com:443 HTTP/1.1\r\nHost: www.example.com:443\r\n\r\n")
-    assert_error_page(r, 405)
+    assert_error_page(r, 405, px)
     assert upstream.requests == [] and upstream.connections_accepted == 0
 
 
 def test_417_unknown_expectation(px, upstream):
     r = exchange(px, b"GET /internal/x HTTP/1.1\r\n" + HOST + b"Expect: foo\r\n\r\n")
-    assert_error_page(r, 417)
+    assert_error_page(r, 417, px)
     assert upstream.requests == []
 
 
 def test_404_no_route(px, upstream):
     r = exchange(px, b"GET /nowhere HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 404)
+    assert_error_page(r, 404, px)
 
 
 def test_404_exclusion(px, upstream):
     r = exchange(px, b"GET /internal/excluded/x HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 404)
+    assert_error_page(r, 404, px)
     assert upstream.requests == []
 
 
@@ -277,7 +281,7 @@ def test_error_to_head_has_no_body(px):
 
 def test_403_access_denied(px, upstream):
     r = exchange(px, b"GET /denied/x HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 403)
+    assert_error_page(r, 403, px)
     assert upstream.requests == [] and upstream.connections_accepted == 0
 
 
@@ -286,7 +290,7 @@ def test_403_access_denied(px, upstream):
 
 def test_502_connection_refused(px):
     r = exchange(px, b"GET /refused/x HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 502)
+    assert_error_page(r, 502, px)
     assert_request_id_logged(px, r)
 
 
@@ -310,7 +314,7 @@ def test_502_invalid_response(portico, upstream, raw_reply, name):
     raw = raw_reply(INVALID_RESPONSES[name])
     px = with_other(portico, upstream, raw)
     r = exchange(px, b"GET /other/y HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 502)
+    assert_error_page(r, 502, px)
     assert raw.conns and raw.conns[0].received.startswith(b"GET /x/y HTTP/1.1\r\n")
     assert_request_id_logged(px, r)
 
@@ -323,7 +327,7 @@ def test_502_upstream_reset(portico, upstream, raw_upstream):
     raw = raw_upstream(script)
     px = with_other(portico, upstream, raw)
     r = exchange(px, b"GET /other/y HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 502)
+    assert_error_page(r, 502, px)
 
 
 def test_client_connection_survives_a_502(portico, upstream, raw_reply):
@@ -379,7 +383,7 @@ def test_tls_upstream_with_its_ca_is_served(portico, tls_upstream, upstream_cert
 def test_502_tls_unverified_certificate(portico, tls_upstream):
     px = portico(TLS_CONFIG, tls=tls_upstream, extra="")
     r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 502)
+    assert_error_page(r, 502, px)
     assert tls_upstream.requests == []
     rid = assert_request_id_logged(px, r)
     line = re.search(r"^.*\bid=%s\b.*$" % re.escape(rid), px.stderr, re.M).group(0)
@@ -389,7 +393,7 @@ def test_502_tls_unverified_certificate(portico, tls_upstream):
 def test_502_tls_name_mismatch(portico, tls_upstream, upstream_cert):
     px = portico(TLS_CONFIG, tls=tls_upstream, extra="    tls: {ca: %s, server_name: other.example.com}" % upstream_cert[0])
     r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 502)
+    assert_error_page(r, 502, px)
     assert tls_upstream.requests == []
     rid = assert_request_id_logged(px, r)
     line = re.search(r"^.*\bid=%s\b.*$" % re.escape(rid), px.stderr, re.M).group(0)
@@ -407,7 +411,7 @@ def test_502_tls_toward_a_plain_http_upstream(portico, raw_upstream):
     plain = raw_upstream(plain_http_server)
     px = portico(TLS_CONFIG, tls=plain, extra="")
     r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 502)
+    assert_error_page(r, 502, px)
     assert hello and hello[0][:1] == b"\x16"  # a TLS handshake record, not plain HTTP
 
 
@@ -419,7 +423,7 @@ def test_504_tls_handshake_never_answered(portico, silent_upstream):
     )
     t0 = time.monotonic()
     r = exchange(px, b"GET /secure/x HTTP/1.1\r\n" + HOST + b"\r\n")
-    assert_error_page(r, 504)
+    assert_error_page(r, 504, px)
     assert time.monotonic() - t0 < 4.5
 
 
@@ -492,7 +496,7 @@ def test_504_connect_timeout(portico, upstream):
         t0 = time.monotonic()
         r = exchange(px, b"GET /other/y HTTP/1.1\r\n" + HOST + b"\r\n")
         elapsed = time.monotonic() - t0
-    assert_error_page(r, 504)
+    assert_error_page(r, 504, px)
     assert 0.8 <= elapsed < 4.5, elapsed
     assert_request_id_logged(px, r)
 
@@ -502,7 +506,7 @@ def test_504_read_timeout(portico, upstream, silent_upstream):
     t0 = time.monotonic()
     r = exchange(px, b"GET /other/y HTTP/1.1\r\n" + HOST + b"\r\n")
     elapsed = time.monotonic() - t0
-    assert_error_page(r, 504)
+    assert_error_page(r, 504, px)
     assert 0.8 <= elapsed < 4.5, elapsed
     assert silent_upstream.connections_accepted == 1
     assert_request_id_logged(px, r)
