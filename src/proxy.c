@@ -108,6 +108,11 @@ request_free(struct worker *w, struct request *req)
 	buf_trim(&req->rhead);
 	buf_trim(&req->path);
 	buf_trim(&req->target);
+	if (req->hdrcap > 256) {
+		free(req->hdrs);
+		req->hdrs = NULL;
+		req->hdrcap = 0;
+	}
 	req->next_free = w->free_reqs;
 	w->free_reqs = req;
 	w->nfree_reqs++;
@@ -517,7 +522,8 @@ proxy_request_sent(struct request *req)
 	req->body_done = true;
 	upstream_set_read_timeout(req->up, req->route->upstream_read_ms);
 	if (req->c->state == CLIENT_BODY || req->c->state == CLIENT_HEAD)
-		client_set_state(req->c, CLIENT_WAIT_UPSTREAM);
+		client_set_state(req->c,
+				 req->resp_started ? CLIENT_RESPONSE : CLIENT_WAIT_UPSTREAM);
 }
 
 void
@@ -1052,8 +1058,12 @@ response_head_done(struct request *req, size_t head_len)
 		return;
 	}
 	if (status >= 100 && status < 200) {
+		if (++req->ninterim > PROXY_MAX_INTERIM) {
+			proxy_error(req, 502, "too many interim responses");
+			return;
+		}
+		/* proxy_upstream_read() loops to parse what follows. */
 		response_interim(req, status);
-		proxy_upstream_read(req->up);
 		return;
 	}
 	response_start(req, status);
@@ -1257,12 +1267,28 @@ proxy_upstream_read(struct upstream *u)
 	if (evbuffer_get_length(bufferevent_get_input(u->bev)) == 0)
 		return;
 	u->got_bytes = true;
-	if (req->tunnel)
+	if (req->tunnel) {
 		tunnel_from_upstream(req);
-	else if (!req->resp_started)
+		return;
+	}
+	if (req->resp_started) {
+		if (!req->resp_done)
+			response_body(req);
+		return;
+	}
+	/*
+	 * Interim (1xx) heads are consumed one by one until the final head or
+	 * a wait for more bytes.  The request may end inside response_head():
+	 * u->req is checked before req is touched again.
+	 */
+	for (;;) {
+		unsigned before = req->ninterim;
+
 		response_head(req);
-	else if (!req->resp_done)
-		response_body(req);
+		if (u->req != req || req->resp_started || req->ninterim == before ||
+		    evbuffer_get_length(bufferevent_get_input(u->bev)) == 0)
+			return;
+	}
 }
 
 void

@@ -45,6 +45,8 @@ enum body_kind {
 /* Above this much output queued toward one side, stop reading the other. */
 #define PROXY_HIGH_WATER (256 * 1024)
 #define PROXY_LOW_WATER	 (64 * 1024)
+/* Interim (1xx) responses accepted before the final one. */
+#define PROXY_MAX_INTERIM 16
 
 #define REQUEST_MAGIC 0x52455155u
 
@@ -109,6 +111,7 @@ struct request {
 	bool up_reusable;
 	bool tunnel;
 	bool retried;
+	unsigned ninterim;
 	bool rhead_done;
 	bool rbody_done;  /* chunked response: llhttp saw the end */
 	bool rkeep_alive; /* the upstream may keep the connection */
