@@ -4,6 +4,7 @@ Content-Length kept, chunked forwarded chunked, close-delimited responses
 re-framed for HTTP/1.1 and HTTP/1.0 clients, bodiless responses, and
 Expect: 100-continue answered by portico itself."""
 
+import threading
 import time
 
 import pytest
@@ -386,3 +387,108 @@ def test_http10_client_with_expect_gets_no_100(portico, hashing_upstream):
     assert r.interim == [], r.interim
     rec = hashing_upstream.wait_records(1)[0]
     assert rec.length == 1000 and rec.sha256 == pattern_sha256(1000)
+
+
+# --------------------------------------------------------------------------
+# Both directions at once
+
+
+def _duplex_echo(conn):
+    """Answers at once, then echoes the request body back chunk by chunk
+    while it is still arriving."""
+    from upstreams import _read_head, _split_head, _parse_header_lines, _hget
+
+    head = _read_head(conn.stream)
+    headers = _parse_header_lines(_split_head(head)[1:])
+    left = int(_hget(headers, "Content-Length"))
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    while left:
+        data = conn.stream.read_some()
+        if not data:
+            return
+        data = data[:left]
+        left -= len(data)
+        conn.send(b"%x\r\n%s\r\n" % (len(data), data))
+    conn.send(b"0\r\n\r\n")
+
+
+def test_response_streams_while_the_request_body_is_still_sent(portico, raw_upstream):
+    """An upstream that echoes the body as it arrives: portico must move
+    both directions at the same time (10 MiB, more than any buffer)."""
+    up = raw_upstream(_duplex_echo)
+    px = portico(CONFIG, up=up)
+    size = 10 * MiB
+    sock = connect(px.port, timeout=10)
+    errors = []
+
+    def sender():
+        try:
+            send_body(sock, size, chunked=False)
+        except OSError as e:
+            errors.append(e)
+
+    try:
+        sock.sendall(request_head("POST", "/internal/duplex", [("Content-Length", str(size))]))
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        r = read_response_streaming(Stream(sock), "POST")
+        t.join(10)
+    finally:
+        sock.close()
+    assert errors == []
+    assert r.status == 200 and r.complete
+    assert r.length == size and r.sha256 == pattern_sha256(size)
+
+
+def test_body_sent_without_waiting_for_100_continue(portico, hashing_upstream):
+    """A client that sends its body right after the head (as curl does after
+    a second): the body is forwarded whole; at most one 100 arrives."""
+    px = portico(CONFIG, up=hashing_upstream)
+    size = MiB
+    sock = connect(px.port, timeout=10)
+    try:
+        sock.sendall(request_head("POST", "/internal/eager", [("Expect", "100-continue"), ("Content-Length", str(size))]))
+        send_body(sock, size, chunked=False)
+        r = read_response_streaming(Stream(sock), "POST")
+    finally:
+        sock.close()
+    assert r.status == 200
+    assert len(r.interim) <= 1 and all(h.startswith(b"HTTP/1.1 100") for h in r.interim), r.interim
+    rec = hashing_upstream.wait_records(1)[0]
+    assert rec.length == size and rec.sha256 == pattern_sha256(size)
+
+
+def test_early_upstream_answer_before_the_body_reaches_the_client(portico, raw_upstream):
+    """An upstream that refuses the request after its head (413) and closes
+    without reading the body: the client gets that answer, and the
+    connection is closed since the rest of its body was not read."""
+
+    def script(conn):
+        conn.read_head()
+        conn.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n")
+        conn.sleep(0.2)
+
+    up = raw_upstream(script)
+    px = portico(CONFIG, up=up)
+    size = 20 * MiB
+    sock = connect(px.port, timeout=10)
+    errors = []
+
+    def sender():
+        try:
+            send_body(sock, size, chunked=False)
+        except OSError as e:
+            errors.append(e)
+
+    try:
+        sock.sendall(request_head("POST", "/internal/early", [("Content-Length", str(size))]))
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        stream = Stream(sock)
+        r = read_response_streaming(stream, "POST")
+        assert r.status == 413, r.head
+        assert r.complete and r.length == 8
+        assert stream.wait_closed(10)
+        t.join(10)
+    finally:
+        sock.close()

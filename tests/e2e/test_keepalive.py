@@ -288,3 +288,23 @@ def test_post_after_upstream_closed_the_pooled_connection(portico, upstream):
         c.request("POST", "/internal/post", body=b"payload")
         r = c.read_response()
         assert r.status == 200 and r.body == b"POST /public/post\npayload"
+
+
+def test_client_abort_does_not_leave_a_pending_response_in_the_pool(portico, upstream):
+    """A client that closes (FIN) while its response is pending: nothing of
+    that response may ever reach another client connection, and the
+    upstream connection that carried it does not hand it to the next
+    request.  Several rounds, since the abort races with the answer."""
+    upstream.handle("/public/slow", Response(200, [("Content-Type", "text/plain")], b"abandoned", delay=0.3))
+    px = start(portico, upstream)
+    for round_ in range(12):
+        upstream.reset()
+        with px.client() as c:
+            c.request("GET", "/internal/slow")
+            upstream.wait_requests(1)
+        time.sleep(0.5)  # the abandoned answer has been written by now
+        with px.client() as c:
+            c.request("GET", "/internal/later/%d" % round_)
+            r = c.read_response()
+            assert r.status == 200, (round_, r.status)
+            assert r.body == b"GET /public/later/%d\n" % round_, (round_, r.body)

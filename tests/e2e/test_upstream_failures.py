@@ -336,3 +336,30 @@ def test_upstream_stalling_inside_the_head_is_504(portico, scripted):
     px = start(portico, up, read="1s")
     r = get(px, timeout=8)
     assert r.status == 504, r.head
+
+
+@pytest.mark.parametrize("case", ["malformed", "refused"])
+def test_client_connection_after_a_502_is_consistent(portico, scripted, upstream, refused_port, case):
+    """After a 502 the client connection either says Connection: close and
+    closes, or stays usable for the next request."""
+    if case == "malformed":
+        bad = scripted([b"GARBAGE\r\n\r\n"])
+        port = bad.port
+    else:
+        port = refused_port
+    px = portico(
+        "workers: 1\nroutes:\n  - path: /bad\n    pass: http://internal.example.com:{bad}/public\n"
+        "  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+        bad=port,
+        up=upstream,
+    )
+    with px.client() as c:
+        c.request("GET", "/bad/x")
+        r = c.read_response()
+        assert r.status == 502
+        if r.connection_close:
+            assert c.wait_closed(5)
+        else:
+            c.request("GET", "/internal/y")
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"GET /public/y\n"
