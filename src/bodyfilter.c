@@ -1,0 +1,219 @@
+/*
+ * bodyfilter.c: whether a response body is rewritten and with which chain
+ * (SPEC section 6.3): decode -> html -> encode, each stage only when the
+ * upstream's coding and the client's Accept-Encoding need it; the header
+ * values that change with it (ETag, Vary); and the plumbing every filter
+ * uses to pass its output down the chain.
+ */
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "portico/bodyfilter.h"
+#include "portico/gzip.h"
+#include "portico/html.h"
+
+enum bodyfilter_coding {
+	CODING_IDENTITY,
+	CODING_GZIP,
+	CODING_DEFLATE,
+	CODING_OTHER, /* not ours to decode: passed through */
+};
+
+static bool
+bf_is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Trims spaces and tabs around [*s, *s + *len). */
+static void
+bf_trim(const char **s, size_t *len)
+{
+	while (*len > 0 && bf_is_ows(**s)) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && bf_is_ows((*s)[*len - 1]))
+		(*len)--;
+}
+
+static bool
+bf_eq(const char *s, size_t len, const char *word)
+{
+	return ascii_casecmp_eq(s, len, word, strlen(word));
+}
+
+bool
+bodyfilter_is_html(const char *content_type, size_t len)
+{
+	const char *semi;
+
+	if (content_type == NULL)
+		return false;
+	semi = memchr(content_type, ';', len);
+	if (semi != NULL)
+		len = (size_t)(semi - content_type);
+	bf_trim(&content_type, &len);
+	return bf_eq(content_type, len, "text/html") ||
+	       bf_eq(content_type, len, "application/xhtml+xml");
+}
+
+static enum bodyfilter_coding
+bf_coding(const char *v, size_t len)
+{
+	if (v == NULL)
+		return CODING_IDENTITY;
+	bf_trim(&v, &len);
+	if (len == 0 || bf_eq(v, len, "identity"))
+		return CODING_IDENTITY;
+	if (bf_eq(v, len, "gzip") || bf_eq(v, len, "x-gzip"))
+		return CODING_GZIP;
+	if (bf_eq(v, len, "deflate"))
+		return CODING_DEFLATE;
+	return CODING_OTHER;
+}
+
+int
+bodyfilter_setup(const struct route *r, const char *content_type, size_t ctlen,
+		 const char *content_encoding, size_t celen, bool client_accepts_gzip,
+		 struct bodyfilter_result *res)
+{
+	enum bodyfilter_coding coding = bf_coding(content_encoding, celen);
+	struct filter *html, *dec;
+
+	memset(res, 0, sizeof(*res));
+	if (r == NULL || !r->html || r->html_nmaps == 0 || coding == CODING_OTHER ||
+	    !bodyfilter_is_html(content_type, ctlen))
+		return 0;
+	html = html_filter_new(r->html_maps, r->html_nmaps, r->html_extended);
+	res->filter = html;
+	if (coding != CODING_IDENTITY) {
+		dec = gzip_decoder_new();
+		dec->next = html;
+		res->filter = dec;
+		res->vary_accept_encoding = true;
+		if (client_accepts_gzip) {
+			html->next = gzip_encoder_new(-1);
+			res->content_encoding = "gzip";
+		}
+	}
+	res->drop_content_length = true;
+	res->weaken_etag = true;
+	res->drop_accept_ranges = true;
+	return 0;
+}
+
+/* The q value of one Accept-Encoding element's parameters: false when q=0. */
+static bool
+bf_q_positive(const char *params, size_t len)
+{
+	const char *end = params + len, *semi;
+	size_t n;
+
+	while (params < end) {
+		semi = memchr(params, ';', (size_t)(end - params));
+		n = semi ? (size_t)(semi - params) : (size_t)(end - params);
+		bf_trim(&params, &n);
+		if (n >= 2 && ascii_lower(params[0]) == 'q' && params[1] == '=') {
+			for (size_t i = 2; i < n; i++)
+				if (params[i] >= '1' && params[i] <= '9')
+					return true;
+			return false;
+		}
+		params = semi ? semi + 1 : end;
+	}
+	return true;
+}
+
+bool
+bodyfilter_accepts_gzip(const char *v, size_t len)
+{
+	const char *end = v + len, *comma, *semi;
+	int gzip = -1, star = -1; /* -1 not listed, 0 refused, 1 accepted */
+	size_t n, tok;
+
+	if (v == NULL)
+		return false;
+	while (v < end) {
+		comma = memchr(v, ',', (size_t)(end - v));
+		n = comma ? (size_t)(comma - v) : (size_t)(end - v);
+		semi = memchr(v, ';', n);
+		tok = semi ? (size_t)(semi - v) : n;
+		const char *t = v;
+		bf_trim(&t, &tok);
+		bool ok = semi ? bf_q_positive(semi + 1, n - (size_t)(semi - v) - 1) : true;
+		if (bf_eq(t, tok, "gzip") || bf_eq(t, tok, "x-gzip"))
+			gzip = gzip == 1 ? 1 : ok;
+		else if (bf_eq(t, tok, "*"))
+			star = ok;
+		v = comma ? comma + 1 : end;
+	}
+	return gzip >= 0 ? gzip == 1 : star == 1;
+}
+
+bool
+bodyfilter_weaken_etag(const char *v, size_t len, struct buf *out)
+{
+	const char *t = v;
+	size_t n = len;
+
+	bf_trim(&t, &n);
+	if (n >= 2 && t[0] == '"' && t[n - 1] == '"') {
+		buf_adds(out, "W/");
+		buf_add(out, t, n);
+		return true;
+	}
+	buf_add(out, v, len);
+	return false;
+}
+
+bool
+bodyfilter_vary_merge(const char *v, size_t len, struct buf *out)
+{
+	const char *p = v, *end = v + len, *comma, *t;
+	size_t n;
+
+	if (v == NULL || len == 0) {
+		buf_adds(out, "Accept-Encoding");
+		return true;
+	}
+	while (p < end) {
+		comma = memchr(p, ',', (size_t)(end - p));
+		n = comma ? (size_t)(comma - p) : (size_t)(end - p);
+		t = p;
+		bf_trim(&t, &n);
+		if (bf_eq(t, n, "*") || bf_eq(t, n, "accept-encoding")) {
+			buf_add(out, v, len);
+			return false;
+		}
+		p = comma ? comma + 1 : end;
+	}
+	buf_add(out, v, len);
+	buf_adds(out, ", Accept-Encoding");
+	return true;
+}
+
+int
+bodyfilter_forward(struct filter *f, const char *data, size_t len, struct evbuffer *out)
+{
+	if (len == 0)
+		return 0;
+	if (f->next != NULL)
+		return f->next->ops->write(f->next, data, len, out);
+	return evbuffer_add(out, data, len) == 0 ? 0 : -1;
+}
+
+int
+bodyfilter_forward_finish(struct filter *f, struct evbuffer *out)
+{
+	return f->next != NULL ? f->next->ops->finish(f->next, out) : 0;
+}
+
+void
+bodyfilter_free_next(struct filter *f)
+{
+	if (f->next != NULL)
+		f->next->ops->free(f->next);
+	f->next = NULL;
+}
