@@ -126,27 +126,42 @@ bf_q_positive(const char *params, size_t len)
 	return true;
 }
 
+/*
+ * One Accept-Encoding element [v, v + n): -1 when it is not about gzip,
+ * else 1 accepted or 0 refused (q=0); *star tells "*" apart.
+ */
+static int
+bf_gzip_element(const char *v, size_t n, bool *star)
+{
+	const char *semi = memchr(v, ';', n);
+	size_t tok = semi ? (size_t)(semi - v) : n;
+	bool ok = semi ? bf_q_positive(semi + 1, n - tok - 1) : true;
+
+	bf_trim(&v, &tok);
+	*star = bf_eq(v, tok, "*");
+	if (*star || bf_eq(v, tok, "gzip") || bf_eq(v, tok, "x-gzip"))
+		return ok;
+	return -1;
+}
+
 bool
 bodyfilter_accepts_gzip(const char *v, size_t len)
 {
-	const char *end = v + len, *comma, *semi;
-	int gzip = -1, star = -1; /* -1 not listed, 0 refused, 1 accepted */
-	size_t n, tok;
+	const char *end = v + len, *comma;
+	int gzip = -1, star = -1, e; /* -1 not listed, 0 refused, 1 accepted */
+	bool is_star;
+	size_t n;
 
 	if (v == NULL)
 		return false;
 	while (v < end) {
 		comma = memchr(v, ',', (size_t)(end - v));
 		n = comma ? (size_t)(comma - v) : (size_t)(end - v);
-		semi = memchr(v, ';', n);
-		tok = semi ? (size_t)(semi - v) : n;
-		const char *t = v;
-		bf_trim(&t, &tok);
-		bool ok = semi ? bf_q_positive(semi + 1, n - (size_t)(semi - v) - 1) : true;
-		if (bf_eq(t, tok, "gzip") || bf_eq(t, tok, "x-gzip"))
-			gzip = gzip == 1 ? 1 : ok;
-		else if (bf_eq(t, tok, "*"))
-			star = ok;
+		e = bf_gzip_element(v, n, &is_star);
+		if (e >= 0 && is_star)
+			star = e;
+		else if (e >= 0)
+			gzip = gzip == 1 ? 1 : e;
 		v = comma ? comma + 1 : end;
 	}
 	return gzip >= 0 ? gzip == 1 : star == 1;
