@@ -281,6 +281,9 @@ html_push(struct html_filter *h)
 	if (!h->failed && bodyfilter_forward(&h->base, h->out.data, h->out.len, h->sink) < 0)
 		h->failed = true;
 	buf_reset(&h->out);
+	/* A tag whose URLs grew a lot may have stretched it: give that back. */
+	if (h->out.cap > 2 * HTML_OUT_FLUSH)
+		buf_free(&h->out);
 }
 
 /* Output was added to h->out: hands it on once there is enough. */
@@ -502,6 +505,7 @@ html_send_tag(struct html_filter *h)
 			continue;
 		buf_add(&h->out, t + done, a.value - done);
 		html_rewrite_value(h, kind, t + a.value, a.value_len);
+		html_staged(h);
 		done = a.value + a.value_len;
 	}
 	html_emit(h, t + done, len - done);

@@ -435,6 +435,34 @@ test_bounded_memory(void **state)
 	buf_free(&chunk);
 }
 
+/* A tag near the limit whose URLs all grow: what is kept afterwards stays bounded. */
+static void
+test_growth_bounded(void **state)
+{
+	static const struct route_html_map grow[] = {
+	    {"/p", "/a-much-longer-public-prefix-than-the-upstream-one"}};
+	struct filter *f = html_filter_new(grow, 1, false);
+	struct evbuffer *out = evbuffer_new();
+	struct buf in;
+	size_t n = 0;
+
+	(void)state;
+	buf_init(&in);
+	buf_adds(&in, "<img srcset=\"");
+	while (in.len < HTML_TAG_MAX - 8) {
+		buf_adds(&in, "/p 1x,");
+		n++;
+	}
+	buf_adds(&in, "\">");
+	assert_int_equal(f->ops->write(f, in.data, in.len, out), 0);
+	assert_true(html_filter_retained(f) <= HTML_RETAINED_MAX);
+	assert_int_equal(f->ops->finish(f, out), 0);
+	assert_int_equal(evbuffer_get_length(out), in.len + n * (strlen(grow[0].to) - 2));
+	f->ops->free(f);
+	evbuffer_free(out);
+	buf_free(&in);
+}
+
 /* The filter passes its output to the next one of the chain. */
 static int
 collect_write(struct filter *f, const char *data, size_t len, struct evbuffer *out)
@@ -500,6 +528,7 @@ main(void)
 	    cmocka_unit_test(test_split_rewrites),
 	    cmocka_unit_test(test_long_tag),
 	    cmocka_unit_test(test_bounded_memory),
+	    cmocka_unit_test(test_growth_bounded),
 	    cmocka_unit_test(test_chain),
 	};
 
