@@ -74,17 +74,52 @@ bf_coding(const char *v, size_t len)
 	return CODING_OTHER;
 }
 
+/*
+ * Fills `res` but for its filter; the upstream's coding, or CODING_OTHER
+ * when the body is not rewritten.
+ */
+static enum bodyfilter_coding
+bf_decide(const struct route *r, const char *content_type, size_t ctlen,
+	  const char *content_encoding, size_t celen, bool client_accepts_gzip,
+	  struct bodyfilter_result *res)
+{
+	enum bodyfilter_coding coding = bf_coding(content_encoding, celen);
+
+	memset(res, 0, sizeof(*res));
+	if (r == NULL || !r->html || r->html_nmaps == 0 || coding == CODING_OTHER ||
+	    !bodyfilter_is_html(content_type, ctlen))
+		return CODING_OTHER;
+	if (coding != CODING_IDENTITY) {
+		res->vary_accept_encoding = true;
+		if (client_accepts_gzip)
+			res->content_encoding = "gzip";
+	}
+	res->drop_content_length = true;
+	res->weaken_etag = true;
+	res->drop_accept_ranges = true;
+	return coding;
+}
+
+bool
+bodyfilter_headers(const struct route *r, const char *content_type, size_t ctlen,
+		   const char *content_encoding, size_t celen, bool client_accepts_gzip,
+		   struct bodyfilter_result *res)
+{
+	return bf_decide(r, content_type, ctlen, content_encoding, celen, client_accepts_gzip,
+			 res) != CODING_OTHER;
+}
+
 int
 bodyfilter_setup(const struct route *r, const char *content_type, size_t ctlen,
 		 const char *content_encoding, size_t celen, bool client_accepts_gzip,
 		 struct bodyfilter_result *res)
 {
-	enum bodyfilter_coding coding = bf_coding(content_encoding, celen);
+	enum bodyfilter_coding coding;
 	struct filter *html, *dec;
 
-	memset(res, 0, sizeof(*res));
-	if (r == NULL || !r->html || r->html_nmaps == 0 || coding == CODING_OTHER ||
-	    !bodyfilter_is_html(content_type, ctlen))
+	coding =
+	    bf_decide(r, content_type, ctlen, content_encoding, celen, client_accepts_gzip, res);
+	if (coding == CODING_OTHER)
 		return 0;
 	html = html_filter_new(r->html_maps, r->html_nmaps, r->html_extended);
 	res->filter = html;
@@ -92,15 +127,9 @@ bodyfilter_setup(const struct route *r, const char *content_type, size_t ctlen,
 		dec = gzip_decoder_new();
 		dec->next = html;
 		res->filter = dec;
-		res->vary_accept_encoding = true;
-		if (client_accepts_gzip) {
-			html->next = gzip_encoder_new(-1);
-			res->content_encoding = "gzip";
-		}
 	}
-	res->drop_content_length = true;
-	res->weaken_etag = true;
-	res->drop_accept_ranges = true;
+	if (res->content_encoding != NULL)
+		html->next = gzip_encoder_new(-1);
 	return 0;
 }
 
@@ -165,6 +194,33 @@ bodyfilter_accepts_gzip(const char *v, size_t len)
 		v = comma ? comma + 1 : end;
 	}
 	return gzip >= 0 ? gzip == 1 : star == 1;
+}
+
+bool
+bodyfilter_upstream_accept_encoding(const char *v, size_t len, struct buf *out)
+{
+	const char *end = v + len, *comma, *semi, *t;
+	size_t n, tok;
+	bool kept = false;
+
+	while (v != NULL && v < end) {
+		comma = memchr(v, ',', (size_t)(end - v));
+		n = comma ? (size_t)(comma - v) : (size_t)(end - v);
+		semi = memchr(v, ';', n);
+		tok = semi ? (size_t)(semi - v) : n;
+		t = v;
+		bf_trim(&t, &tok);
+		if (bf_coding(t, tok) != CODING_OTHER && tok > 0) {
+			t = v;
+			bf_trim(&t, &n);
+			if (kept)
+				buf_adds(out, ", ");
+			buf_add(out, t, n);
+			kept = true;
+		}
+		v = comma ? comma + 1 : end;
+	}
+	return kept;
 }
 
 bool

@@ -44,7 +44,8 @@ struct bodyfilter_result {
 
 /*
  * Called once the upstream response head is parsed, for a response that
- * has a body (not HEAD, 1xx, 204, 304) and is not a 206.  `r` is the
+ * has a body (not HEAD, 1xx, 204, 304) and is not a 206 (a byte range of
+ * a page cannot be rewritten: it passes untouched).  `r` is the
  * route; `content_type` and `content_encoding` are the header values
  * (NULL or length 0 when absent; several Content-Encoding headers joined
  * with ", "), `client_accepts_gzip` is bodyfilter_accepts_gzip() of the
@@ -58,6 +59,26 @@ struct bodyfilter_result {
 int bodyfilter_setup(const struct route *r, const char *content_type, size_t ctlen,
 		     const char *content_encoding, size_t celen, bool client_accepts_gzip,
 		     struct bodyfilter_result *res);
+
+/*
+ * The same decision without building the chain (res->filter stays NULL):
+ * for a HEAD request or a 304, whose headers should say what the body of a
+ * GET would be.  True when the headers change as described above.
+ */
+bool bodyfilter_headers(const struct route *r, const char *content_type, size_t ctlen,
+			const char *content_encoding, size_t celen, bool client_accepts_gzip,
+			struct bodyfilter_result *res);
+
+/*
+ * For the request toward the upstream on a route with html: appends to
+ * `out` the client's Accept-Encoding (`v`, NULL when absent) keeping only
+ * the codings the body filters can decode (gzip, x-gzip, deflate, identity,
+ * with their parameters), so that an HTML answer never comes in a coding
+ * that would have to pass unrewritten (br, zstd...), and a non-HTML answer
+ * is still in a coding the client accepts.  False when nothing is left:
+ * then send no Accept-Encoding (the upstream answers identity).
+ */
+bool bodyfilter_upstream_accept_encoding(const char *v, size_t len, struct buf *out);
 
 /* True when the type (before any ";") is text/html or application/xhtml+xml. */
 bool bodyfilter_is_html(const char *content_type, size_t len);

@@ -61,6 +61,24 @@ chain_names(const struct filter *f, struct buf *b)
 		buf_addf(b, "%s%s", b->len ? "," : "", f->ops->name);
 }
 
+/* bodyfilter_headers decides the same as bodyfilter_setup and builds nothing. */
+static void
+check_headers_only(const struct route *r, const struct scase *c,
+		   const struct bodyfilter_result *setup)
+{
+	struct bodyfilter_result res;
+	bool changed = bodyfilter_headers(r, c->ct, c->ct ? strlen(c->ct) : 0, c->ce,
+					  c->ce ? strlen(c->ce) : 0, c->client_gzip, &res);
+
+	assert_int_equal(changed, setup->filter != NULL);
+	assert_null(res.filter);
+	assert_ptr_equal(res.content_encoding, setup->content_encoding);
+	assert_int_equal(res.vary_accept_encoding, setup->vary_accept_encoding);
+	assert_int_equal(res.drop_content_length, setup->drop_content_length);
+	assert_int_equal(res.weaken_etag, setup->weaken_etag);
+	assert_int_equal(res.drop_accept_ranges, setup->drop_accept_ranges);
+}
+
 static void
 test_setup_table(void **state)
 {
@@ -89,6 +107,7 @@ test_setup_table(void **state)
 		if (res.filter)
 			res.filter->ops->free(res.filter);
 		buf_free(&names);
+		check_headers_only(&r, c, &res);
 	}
 	assert_int_equal(
 	    bodyfilter_setup(NULL, "text/html", 9, NULL, 0, true, &(struct bodyfilter_result){0}),
@@ -130,6 +149,39 @@ test_accepts_gzip(void **state)
 		if (bodyfilter_accepts_gzip(c[i].v, strlen(c[i].v)) != c[i].want)
 			fail_msg("accepts_gzip(\"%s\") != %d", c[i].v, c[i].want);
 	assert_false(bodyfilter_accepts_gzip(NULL, 0));
+}
+
+static void
+test_upstream_accept_encoding(void **state)
+{
+	static const struct {
+		const char *v, *want; /* want NULL: no header */
+	} c[] = {
+	    {"gzip, deflate, br", "gzip, deflate"},
+	    {"br;q=1.0, gzip;q=0.8, *;q=0.1", "gzip;q=0.8"},
+	    {"x-gzip ,identity;q=0.5", "x-gzip, identity;q=0.5"},
+	    {"GZIP", "GZIP"},
+	    {"gzip;q=0", "gzip;q=0"},
+	    {"br", NULL},
+	    {"br, zstd, *", NULL},
+	    {"", NULL},
+	    {" , ,", NULL},
+	};
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+		buf_reset(&b);
+		buf_adds(&b, "X");
+		assert_int_equal(bodyfilter_upstream_accept_encoding(c[i].v, strlen(c[i].v), &b),
+				 c[i].want != NULL);
+		assert_string_equal(b.data + 1, c[i].want ? c[i].want : "");
+	}
+	buf_reset(&b);
+	assert_false(bodyfilter_upstream_accept_encoding(NULL, 0, &b));
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
 }
 
 static void
@@ -224,6 +276,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_setup_table),
 	    cmocka_unit_test(test_accepts_gzip),
+	    cmocka_unit_test(test_upstream_accept_encoding),
 	    cmocka_unit_test(test_etag_and_vary),
 	    cmocka_unit_test(test_setup_chain_runs),
 	};
