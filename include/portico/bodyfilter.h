@@ -32,6 +32,12 @@ struct evbuffer;
  *   - when res->vary_accept_encoding, makes Vary list Accept-Encoding
  *     (bodyfilter_vary_merge; adds "Vary: Accept-Encoding" when absent).
  * When res->filter is NULL every header and the body pass untouched.
+ *
+ * The chain appends plain body bytes to the evbuffer given to write() and
+ * finish(): the caller frames them (a chunk per call when chunked), and
+ * sends the last chunk only after finish() returned 0.  A -1 from write()
+ * or finish() (corrupt or truncated compressed body) means the body cannot
+ * be completed: close the client connection without the last chunk.
  */
 struct bodyfilter_result {
 	struct filter *filter;	      /* the chain's head, or NULL: nothing to do */
