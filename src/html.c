@@ -465,12 +465,27 @@ attr_kind_of(const struct html_filter *h, const char *t, const struct attr *a, b
 	return ATTR_NONE;
 }
 
+/* A URL attribute: browsers ignore the whitespace around the URL, and so do the maps. */
+static void
+html_rewrite_trimmed(struct html_filter *h, const char *v, size_t len)
+{
+	size_t s = 0, e = len;
+
+	while (s < e && html_is_ws(v[s]))
+		s++;
+	while (e > s && html_is_ws(v[e - 1]))
+		e--;
+	buf_add(&h->out, v, s);
+	html_rewrite_url(h->maps, h->nmaps, v + s, e - s, &h->out);
+	buf_add(&h->out, v + e, len - e);
+}
+
 static void
 html_rewrite_value(struct html_filter *h, enum attr_kind kind, const char *v, size_t len)
 {
 	switch (kind) {
 	case ATTR_URL:
-		html_rewrite_url(h->maps, h->nmaps, v, len, &h->out);
+		html_rewrite_trimmed(h, v, len);
 		break;
 	case ATTR_SRCSET:
 		html_rewrite_srcset(h, v, len, &h->out);

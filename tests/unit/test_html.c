@@ -118,6 +118,9 @@ test_quoting_and_case(void **state)
 	    {"<a href=\"/x\" href=\"/public\">", "<a href=\"/x\" href=\"/internal\">"},
 	    {"<a href>/public</a>", NULL},
 	    {"<a href=\"\">", NULL},
+	    {"<a href=\" \n/public/x\t\">", "<a href=\" \n/internal/x\t\">"},
+	    {"<a href=\"  /public \">", "<a href=\"  /internal \">"},
+	    {"<a href=\"  \">", NULL},
 	    {"<a =\"/public\" href=/public>", "<a =\"/public\" href=/internal>"},
 	    {"<p>/public and href=\"/public\"</p>", NULL},
 	};
