@@ -1038,6 +1038,16 @@ response_interim(struct request *req, int status)
 	response_parser_reset(req);
 }
 
+/* "HTTP/1.x NNN": exactly three digits then a space or the end of the line. */
+static bool
+response_status_is_3digit(const struct request *req)
+{
+	const char *p = req->rhead.data;
+
+	return req->rhead.len > 13 && p[8] == ' ' && p[9] >= '1' && p[9] <= '5' && p[10] >= '0' &&
+	       p[10] <= '9' && p[11] >= '0' && p[11] <= '9' && (p[12] == ' ' || p[12] == '\r');
+}
+
 static void
 response_head_done(struct request *req, size_t head_len)
 {
@@ -1047,6 +1057,10 @@ response_head_done(struct request *req, size_t head_len)
 	evbuffer_drain(bufferevent_get_input(req->up->bev), head_len);
 	if (why != NULL || llhttp_get_http_major(&req->rparser) != 1) {
 		proxy_error(req, 502, why ? why : "invalid response version");
+		return;
+	}
+	if (status < 100 || status > 599 || !response_status_is_3digit(req)) {
+		proxy_error(req, 502, "invalid status code");
 		return;
 	}
 	if (status == 101) {
