@@ -1513,6 +1513,29 @@ key_route_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, 
 	return 0;
 }
 
+/*
+ * html: true maps the pass URL and its path to the route's path.  A pass
+ * with no path sends "/internal/x" to "/x", so its path map is "/" to
+ * "/internal/": "/" alone would map "/x" to "/internalx".
+ */
+static void
+html_default_maps(struct route *r)
+{
+	size_t pl = strlen(r->path);
+
+	r->html_maps = xcalloc(2, sizeof(*r->html_maps));
+	r->html_nmaps = 2;
+	r->html_maps[0].from = xstrdup(r->pass);
+	r->html_maps[0].to = xstrdup(r->path);
+	if (*r->upstream.path != '\0') {
+		r->html_maps[1].from = xstrdup(r->upstream.path);
+		r->html_maps[1].to = xstrdup(r->path);
+	} else {
+		r->html_maps[1].from = xstrdup("/");
+		r->html_maps[1].to = xasprintf("%s%s", r->path, r->path[pl - 1] == '/' ? "" : "/");
+	}
+}
+
 /* After a route's keys: the rules that span several keys, and computed defaults. */
 static int
 route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r)
@@ -1539,12 +1562,7 @@ route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r
 			return fail(c, map_get(c, item, "html"), kp,
 				    "a match route needs html.map: it has no fixed public path to "
 				    "map to");
-		r->html_maps = xcalloc(2, sizeof(*r->html_maps));
-		r->html_nmaps = 2;
-		r->html_maps[0].from = xstrdup(r->pass);
-		r->html_maps[0].to = xstrdup(r->path);
-		r->html_maps[1].from = xstrdup(*r->upstream.path ? r->upstream.path : "/");
-		r->html_maps[1].to = xstrdup(r->path);
+		html_default_maps(r);
 	}
 	return 0;
 }

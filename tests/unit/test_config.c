@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 
 #include "portico/config.h"
+#include "portico/html.h"
 
 #define MAN_BEGIN ".\\\" BEGIN GENERATED KEYS\n"
 #define MAN_END	  ".\\\" END GENERATED KEYS\n"
@@ -526,6 +527,44 @@ test_routes(void **state)
 	config_unref(c);
 }
 
+/*
+ * html: true on a pass without a path: "/internal/x" goes to "/x", so a
+ * link to "/x" in the page must come back as "/internal/x".
+ */
+static void
+test_html_default_maps_empty_pass_path(void **state)
+{
+	static const struct {
+		const char *path, *in, *want;
+	} cases[] = {
+	    {"/internal", "/x/y", "/internal/x/y"},
+	    {"/internal", "/", "/internal/"},
+	    {"/internal", "http://internal.example.com/x", "/internal/x"},
+	    {"/internal/", "/x", "/internal/x"},
+	    {"/", "/x", "/x"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct config *c;
+		struct buf out;
+
+		snprintf(text, sizeof(text),
+			 "listen: [\"127.0.0.1:1\"]\nroutes: [{path: %s, pass: "
+			 "'http://internal.example.com', html: true}]\n",
+			 cases[i].path);
+		c = load_ok(text);
+		buf_init(&out);
+		assert_true(html_rewrite_url(c->routes[0].html_maps, c->routes[0].html_nmaps,
+					     cases[i].in, strlen(cases[i].in), &out));
+		if (strcmp(out.data, cases[i].want) != 0)
+			fail_msg("case %zu: got %s, want %s", i, out.data, cases[i].want);
+		buf_free(&out);
+		config_unref(c);
+	}
+}
+
 /* A route's list replaces the global one; an empty list opens the route. */
 static void
 test_access_lists(void **state)
@@ -836,14 +875,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sizes),	    cmocka_unit_test(test_durations),
-	    cmocka_unit_test(test_defaults),	    cmocka_unit_test(test_scalars),
-	    cmocka_unit_test(test_listen),	    cmocka_unit_test(test_hosts_access_reverse),
-	    cmocka_unit_test(test_routes),	    cmocka_unit_test(test_access_lists),
-	    cmocka_unit_test(test_route_tls_files), cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_refcount),
-	    cmocka_unit_test(test_shipped_config),  cmocka_unit_test(test_ten_thousand_routes),
-	    cmocka_unit_test(test_man_page_keys),   cmocka_unit_test(test_mdoc_keys_shape),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_scalars),
+	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_hosts_access_reverse),
+	    cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_html_default_maps_empty_pass_path),
+	    cmocka_unit_test(test_access_lists),
+	    cmocka_unit_test(test_route_tls_files),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_refcount),
+	    cmocka_unit_test(test_shipped_config),
+	    cmocka_unit_test(test_ten_thousand_routes),
+	    cmocka_unit_test(test_man_page_keys),
+	    cmocka_unit_test(test_mdoc_keys_shape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
