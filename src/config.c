@@ -84,7 +84,7 @@ struct ckey {
 
 static key_parse_fn key_listen, key_address, key_listen_tls, key_certificates, key_workers,
     key_admin_listen, key_hosts, key_access, key_reverse, key_routes, key_match, key_pass,
-    key_route_host, key_html, key_html_map, key_route_tls, key_server_name;
+    key_route_host, key_html, key_html_map, key_route_tls, key_server_name, key_tls_server_name;
 
 #include "config_keys.h"
 
@@ -1431,6 +1431,29 @@ key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
 	if (!hostname_is_valid(scalar(n), true))
 		return fail_expected(c, n, kp, "a host name or *.suffix, without a port");
 	r->host = lower_dup(scalar(n));
+	return 0;
+}
+
+/* routes[].tls.server_name: what SNI carries and the certificate must name, or an address. */
+static int
+key_tls_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
+		    const char *kp)
+{
+	static const char expected[] = "a host name or an IP address, without a port";
+	struct route *r = base;
+	uint8_t tmp[16];
+	const char *s;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_scalar(c, n, kp, expected) < 0)
+		return -1;
+	s = scalar(n);
+	if (!hostname_is_valid(s, false) && inet_pton(AF_INET, s, tmp) != 1 &&
+	    inet_pton(AF_INET6, s, tmp) != 1)
+		return fail_expected(c, n, kp, expected);
+	r->tls.server_name = xstrdup(s);
 	return 0;
 }
 

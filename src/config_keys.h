@@ -499,8 +499,9 @@ static const struct ckey config_keys[] = {
      .defdoc = "the system trust store",
      .help = "PEM file of trusted CAs (Apache SSLProxyCACertificateFile)."},
     {.path = "routes[].tls.server_name",
-     .type = KT_STRING,
-     .off = RT(tls.server_name),
+     .type = KT_CUSTOM,
+     .tname = "name | address",
+     .parse = key_tls_server_name,
      .defdoc = "the pass URL's host",
      .help = "SNI and the name to verify (Apache has no directive: it uses the "
 	     "upstream host)."},
