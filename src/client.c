@@ -307,8 +307,11 @@ client_free(struct client *c)
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 
+		/* The output's start is frozen by the bufferevent: thaw it to drain. */
 		evbuffer_drain(in, evbuffer_get_length(in));
+		evbuffer_unfreeze(out, 1);
 		evbuffer_drain(out, evbuffer_get_length(out));
+		evbuffer_freeze(out, 1);
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		worker_bev_put(w, c->bev);
 	}

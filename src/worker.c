@@ -143,7 +143,9 @@ worker_bev_put(struct worker *w, struct bufferevent *bev)
 {
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_setfd(bev, -1);
-	if (w->nspare >= SPARE_BEVS_MAX) {
+	/* Never hand a byte of one connection to another. */
+	if (w->nspare >= SPARE_BEVS_MAX || evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
 		bufferevent_free(bev);
 		return;
 	}
