@@ -492,3 +492,53 @@ def test_early_upstream_answer_before_the_body_reaches_the_client(portico, raw_u
         t.join(10)
     finally:
         sock.close()
+
+
+# --------------------------------------------------------------------------
+# Lengths beyond 32 bits
+
+
+def test_response_content_length_over_4_gib_is_kept_exactly(portico, raw_upstream):
+    """A 5 GiB Content-Length is passed as is (no 32-bit truncation); the
+    upstream stops after 1 MiB, so the client sees the connection close."""
+    length = 5 * 1024 * MiB
+
+    def script(conn):
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % length)
+        for piece in pattern(MiB):
+            conn.send(piece)
+        conn.sleep(0.3)
+
+    up = raw_upstream(script)
+    px = portico(CONFIG, up=up)
+    r, stream = get_streamed(px, "/internal/huge")
+    stream.sock.close()
+    assert r.status == 200
+    assert r.header("Content-Length") == str(length), r.head
+    assert not r.complete and r.length == MiB
+
+
+def test_request_content_length_over_4_gib_is_forwarded_exactly(portico, raw_upstream):
+    length = 5 * 1024 * MiB
+    seen = []
+
+    def script(conn):
+        head = conn.read_head()
+        seen.append(head)
+        conn.drain(2.0)
+
+    up = raw_upstream(script)
+    px = portico(CONFIG, up=up)
+    sock = connect(px.port, timeout=5)
+    try:
+        sock.sendall(request_head("PUT", "/internal/huge", [("Content-Length", str(length))]))
+        send_body(sock, MiB, chunked=False)
+        up.wait_connections(1)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sock.close()
+    assert seen, "the request head never reached the upstream"
+    assert b"\r\nContent-Length: %d\r\n" % length in seen[0], seen[0]

@@ -308,3 +308,52 @@ def test_client_abort_does_not_leave_a_pending_response_in_the_pool(portico, ups
             r = c.read_response()
             assert r.status == 200, (round_, r.status)
             assert r.body == b"GET /public/later/%d\n" % round_, (round_, r.body)
+
+
+def test_client_leaving_mid_response_does_not_disturb_the_next_clients(portico, upstream):
+    """A client reads the start of a 10 MiB response and closes: the
+    upstream connection in the middle of that body is not reused, and no
+    byte of it reaches a later client."""
+    big = bytes(range(256)) * (40 * 1024)  # 10 MiB
+    upstream.handle("/public/big", Response(200, [("Content-Type", "application/octet-stream")], big))
+    px = start(portico, upstream)
+    for round_ in range(4):
+        with px.client() as c:
+            c.request("GET", "/internal/big")
+            got = b""
+            while len(got) < 100000:
+                data = c.read_some()
+                assert data, "closed early"
+                got += data
+        for i in range(3):
+            r = px.fetch("GET", "/internal/after/%d/%d" % (round_, i))
+            assert r.status == 200 and r.body == b"GET /public/after/%d/%d\n" % (round_, i), r.body[:100]
+
+
+def test_many_sequential_requests_on_one_connection(portico, upstream):
+    px = start(portico, upstream)
+    with px.client() as c:
+        for i in range(300):
+            c.request("GET", "/internal/n/%d" % i)
+            r = c.read_response()
+            assert r.body == b"GET /public/n/%d\n" % i
+    assert upstream.connections_accepted == 1
+
+
+def test_pool_is_kept_per_upstream(portico, upstream_factory):
+    a = upstream_factory()
+    b = upstream_factory()
+    px = portico(
+        "workers: 1\nroutes:\n  - path: /a\n    pass: http://internal.example.com:{a}/public\n"
+        "  - path: /b\n    pass: http://internal.example.com:{b}/public\n",
+        a=a,
+        b=b,
+    )
+    with px.client() as c:
+        for i in range(4):
+            for name in ("a", "b"):
+                c.request("GET", "/%s/%d" % (name, i))
+                r = c.read_response()
+                assert r.status == 200 and r.body == b"GET /public/%d\n" % i
+    assert len(a.requests) == 4 and len(b.requests) == 4
+    assert a.connections_accepted == 1 and b.connections_accepted == 1

@@ -363,3 +363,27 @@ def test_client_connection_after_a_502_is_consistent(portico, scripted, upstream
             c.request("GET", "/internal/y")
             r = c.read_response()
             assert r.status == 200 and r.body == b"GET /public/y\n"
+
+
+@pytest.mark.parametrize(
+    "bad_chunk",
+    [b"zz\r\nxx\r\n", b"ffffffffffffffffffff\r\n", b"10\r\n0123456789abcdefXX\r\n", b"-5\r\nhello\r\n"],
+    ids=["not-hex", "size-overflow", "missing-crlf-after-data", "negative"],
+)
+def test_invalid_chunk_after_the_head_closes_the_client(portico, scripted, bad_chunk):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    up = scripted([head, b"5\r\nhello\r\n", 0.3, bad_chunk + b"0\r\n\r\n", 2.0])
+    px = start(portico, up)
+    r = get(px)
+    assert r.status in (200, 502)
+    if r.status == 200:
+        assert r.framing == "chunked"
+        assert not r.complete, "a body with an invalid chunk was passed on as complete"
+
+
+@pytest.mark.parametrize("value", [b"-1", b"+5", b"5 5", b"0x5", b"99999999999999999999999"])
+def test_invalid_content_length_is_502(portico, scripted, value):
+    up = scripted([b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\nhello"], end="wait")
+    px = start(portico, up)
+    r = get(px)
+    assert r.status == 502, (value, r.head)
