@@ -5,6 +5,7 @@ idle tunnel is closed after timeouts.tunnel."""
 
 import os
 import struct
+import threading
 import time
 
 import pytest
@@ -230,3 +231,54 @@ def test_bytes_right_after_the_101_reach_the_client(portico, upstream_factory):
         f = ws_read_frame(c.stream)
         assert (f.opcode, f.payload) == (OP_TEXT, b"welcome")
         echo(c, OP_TEXT, b"and back")
+
+
+def test_both_directions_at_once(portico, ws_upstream):
+    """20 frames of 1 MiB sent while their echoes come back: the tunnel
+    moves both directions at the same time without stalling."""
+    px = start(portico, ws_upstream)
+    frames = [bytes([i]) * (1 << 20) for i in range(20)]
+    errors = []
+    with px.client(timeout=10) as c:
+        handshake(c)
+
+        def sender():
+            try:
+                for f in frames:
+                    c.send(ws_encode_frame(OP_BINARY, f))
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        for i, f in enumerate(frames):
+            got = ws_read_frame(c.stream)
+            assert got.opcode == OP_BINARY and got.payload == f, "frame %d" % i
+        t.join(10)
+    assert errors == []
+
+
+def _push_frames(stream, req):
+    stream.send(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: %s\r\n\r\n" % ws_accept_value(req.header("Sec-WebSocket-Key"))
+        ).encode()
+    )
+    for i in range(12):
+        stream.send(ws_encode_frame(OP_TEXT, b"push %d" % i, mask=False))
+        time.sleep(0.25)
+    stream.send(ws_encode_frame(OP_CLOSE, struct.pack("!H", 1000), mask=False))
+
+
+def test_tunnel_active_in_one_direction_is_not_idle(portico, upstream_factory):
+    """A server pushing a frame every 0.25 s to a client that never writes:
+    the tunnel is not idle, tunnel: 1s does not cut it."""
+    up = upstream_factory(default=Hijack(_push_frames))
+    px = start(portico, up, tunnel="1s")
+    with px.client() as c:
+        handshake(c)
+        for i in range(12):
+            f = ws_read_frame(c.stream)
+            assert f.payload == b"push %d" % i
+        assert ws_read_frame(c.stream).opcode == OP_CLOSE
