@@ -37,6 +37,19 @@ enum html_state {
 	HS_RAW,	     /* raw text of a script, style, textarea... up to its end tag */
 };
 
+/*
+ * Where a comment stands before a ">": the HTML5 comment states.  A ">"
+ * ends the comment from COMMENT_END on: after "--", after "--!", and right
+ * after "<!--" or "<!---", so "<!-->" and "<!--->" are whole comments.
+ */
+enum {
+	COMMENT_DASH = 1,   /* one "-" */
+	COMMENT_END,	    /* "--" */
+	COMMENT_BANG,	    /* "--!" */
+	COMMENT_START,	    /* just after "<!--" */
+	COMMENT_START_DASH, /* "<!---" */
+};
+
 /* The HTML5 tag tokenizer states, between "<name" and ">". */
 enum tag_state {
 	TS_NAME,
@@ -85,7 +98,7 @@ struct html_filter {
 	int pending_raw;  /* html_raw index of the start tag being read, or -1 */
 	int raw;	  /* html_raw index of the element we are inside */
 	size_t raw_match; /* bytes of "</name" matched inside raw text */
-	unsigned marks;	  /* trailing "-" (comment) or "]" (CDATA) seen */
+	unsigned marks;	  /* trailing "-" (comment, see html_comment) or "]" (CDATA) seen */
 	bool css_skip;	  /* the CSS statement went over the limit: streamed */
 	char css_quote;	  /* the quote of the CSS string we are in, or 0 */
 	struct buf tag;	  /* the buffered markup */
@@ -618,7 +631,7 @@ html_bang(struct html_filter *h, char c)
 		if (h->tag.len == 4) {
 			html_flush_tag(h);
 			h->state = HS_COMMENT;
-			h->marks = 2; /* "<!-->" is a whole (empty) comment */
+			h->marks = COMMENT_START;
 		}
 		return 1;
 	}
@@ -636,7 +649,7 @@ html_bang(struct html_filter *h, char c)
 	return 0;
 }
 
-/* Comments and CDATA: up to a ">" after two `mark` bytes ("-->", "]]>"). */
+/* CDATA: up to a ">" after two `mark` bytes ("]]>"). */
 static size_t
 html_until_marks(struct html_filter *h, const char *p, size_t n, char mark)
 {
@@ -652,6 +665,49 @@ html_until_marks(struct html_filter *h, const char *p, size_t n, char mark)
 	}
 	html_emit(h, p, run + 1);
 	if (h->marks >= 2)
+		h->state = HS_DATA;
+	h->marks = 0;
+	return run + 1;
+}
+
+/* The comment state after the `run` bytes of p that hold no ">". */
+static unsigned
+comment_marks(unsigned marks, const char *p, size_t run)
+{
+	bool start = marks == COMMENT_START || marks == COMMENT_START_DASH;
+	size_t before = marks == COMMENT_END ? 2 : marks == COMMENT_DASH ? 1 : 0, k = 0, d = 0;
+
+	if (marks == COMMENT_START_DASH)
+		before = 1;
+	if (run == 0)
+		return marks;
+	while (k < run && p[run - 1 - k] == '-')
+		k++;
+	if (k == run) /* only dashes: they add to those before */
+		return before + k >= 2 ? COMMENT_END : start ? COMMENT_START_DASH : COMMENT_DASH;
+	if (k > 0 || p[run - 1] != '!')
+		return k >= 2 ? COMMENT_END : (unsigned)k;
+	while (d < run - 1 && p[run - 2 - d] == '-')
+		d++;
+	if (d == run - 1)
+		d += before; /* the dashes began in an earlier write */
+	return d >= 2 ? COMMENT_BANG : 0;
+}
+
+/* Inside <!-- ... -->: streamed up to the ">" that ends it. */
+static size_t
+html_comment(struct html_filter *h, const char *p, size_t n)
+{
+	const char *q = memchr(p, '>', n);
+	size_t run = q ? (size_t)(q - p) : n;
+
+	h->marks = comment_marks(h->marks, p, run);
+	if (q == NULL) {
+		html_emit(h, p, n);
+		return n;
+	}
+	html_emit(h, p, run + 1);
+	if (h->marks >= COMMENT_END)
 		h->state = HS_DATA;
 	h->marks = 0;
 	return run + 1;
@@ -835,7 +891,7 @@ html_step(struct html_filter *h, const char *p, size_t n)
 	case HS_BANG:
 		return html_bang(h, p[0]);
 	case HS_COMMENT:
-		return html_until_marks(h, p, n, '-');
+		return html_comment(h, p, n);
 	case HS_CDATA:
 		return html_until_marks(h, p, n, ']');
 	case HS_DECL:

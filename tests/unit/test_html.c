@@ -166,6 +166,13 @@ test_untouched(void **state)
 	    {"<!--> <a href=/public>", "<!--> <a href=/internal>"},
 	    {"<!---> <a href=/public>", "<!---> <a href=/internal>"},
 	    {"<!-- x -> <a href=/public> -->", NULL},
+	    /* HTML5 ends a comment at "--!>" too, but not at "<!--!>" or "--!->". */
+	    {"<!-- a --!><a href=/public>", "<!-- a --!><a href=/internal>"},
+	    {"<!-- a ---!><a href=/public>", "<!-- a ---!><a href=/internal>"},
+	    {"<!--!> <a href=/public> -->", NULL},
+	    {"<!-- a -!> <a href=/public> -->", NULL},
+	    {"<!-- a --!-> <a href=/public> --!--><a href=/public>",
+	     "<!-- a --!-> <a href=/public> --!--><a href=/internal>"},
 	    {"<![CDATA[ <a href=\"/public\"> ]]><a href=/public>",
 	     "<![CDATA[ <a href=\"/public\"> ]]><a href=/internal>"},
 	    {"<?xml version=\"1.0\"?><a href=/public>",
@@ -279,6 +286,7 @@ static const char *const split_docs[] = {
     "<a href=/public><a href='/public'><a\thref=\"/public\"></a></ x></><!-->< <3",
     "<textarea><img src=/public></TEXTAREA><img src=/public><!---><b>",
     "<a href=\"/public/unterminated",
+    "<!-- a --!-> <a href=/public> --!><a href=/public><!----!><b src=/public>",
 };
 
 static void
