@@ -302,10 +302,12 @@ reverse_links(const struct reverse_map *maps, size_t n, const char *v, size_t le
 		}
 		if (v[i] == '"')
 			quoted = !quoted;
-		if (quoted || v[i] != '<' || (end = memchr(v + i, '>', len - i)) == NULL) {
+		if (quoted || v[i] != '<') {
 			i++;
 			continue;
 		}
+		if ((end = memchr(v + i, '>', len - i)) == NULL)
+			break; /* no later "<" has a ">" either: one scan, not one per "<" */
 		buf_add(out, v + copied, i + 1 - copied);
 		changed |= reverse_url(maps, n, (struct span){v + i + 1, (size_t)(end - v) - i - 1},
 				       ctx, out);
