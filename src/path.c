@@ -79,6 +79,10 @@ decode_path(const char *in, size_t len, char *out, size_t *outlen, const char **
 		} else if (c < 0x20 || c == 0x7f) {
 			*err = "control byte in path";
 			return -1;
+		} else if (c == '\\') {
+			/* Sent on as %5C, which is refused above: Windows upstreams split at it. */
+			*err = "backslash in path";
+			return -1;
 		} else if (c == '#') {
 			*err = "fragment (#) in path";
 			return -1;

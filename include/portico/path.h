@@ -16,7 +16,7 @@
  * 3986 section 5.2.4).  `out` must hold len + 1 bytes; the result is never
  * longer than the input and is NUL-terminated.  Returns 0, or -1 with *err
  * set to a static reason for a 400: not starting with "/", %2F, %5C, %00, an
- * invalid escape, a control byte, "#", or ".." above the root.
+ * invalid escape, a control byte, a raw "\", "#", or ".." above the root.
  */
 int path_normalize(const char *in, size_t len, char *out, size_t *outlen, const char **err);
 

@@ -172,8 +172,10 @@ test_refused_bytes_and_escapes(void **state)
 	check("/a\x1f", NULL);
 	check("/a\x7f", NULL);
 	check_len("/a\0b", 4, NULL);
-	/* Bytes that are not control bytes pass through untouched. */
-	check("/a\\b", "/a\\b");
+	/* A raw backslash would go upstream as %5C, which is refused itself. */
+	check("/a\\b", NULL);
+	check("/internal/..\\..\\secret", NULL);
+	/* Other bytes that are not control bytes pass through untouched. */
 	check("/a b", "/a b");
 	check("/\xc3\xa9", "/\xc3\xa9");
 	check("/a?b", "/a?b");
