@@ -1740,6 +1740,65 @@ warnings_move(struct cctx *c, struct config *cfg)
 	c->nwarns = 0;
 }
 
+/* The port of a parsed listen address, and whether it is every address (0.0.0.0, ::, *). */
+static uint16_t
+addr_port_of(const struct sockaddr_storage *ss, bool *unspecified)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		*unspecified = in->sin_addr.s_addr == htonl(INADDR_ANY);
+		return ntohs(in->sin_port);
+	}
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+	*unspecified = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+	return ntohs(in6->sin6_port);
+}
+
+/* True when `any` (an address for every interface) takes connections meant for `b`. */
+static bool
+addr_covers(const struct sockaddr_storage *any, const struct sockaddr_storage *b)
+{
+	/* [::] and "*" may take IPv4 too (net.ipv6.bindv6only is 0 by default). */
+	return any->ss_family == AF_INET6 || b->ss_family == AF_INET;
+}
+
+/* True when a socket bound to `a` would take connections meant for `b`, or the reverse. */
+static bool
+addr_overlaps(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b,
+	      socklen_t blen)
+{
+	bool aany, bany;
+
+	if (addr_port_of(a, &aany) != addr_port_of(b, &bany))
+		return false;
+	if (aany || bany)
+		return addr_covers(aany ? a : b, aany ? b : a);
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* The admin listener is never one of the public ones (SPEC section 2). */
+static int
+check_admin(struct cctx *c, const struct config *cfg, yaml_node_t *root)
+{
+	yaml_node_t *admin;
+
+	if (cfg->admin.listen == NULL)
+		return 0;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct config_listen *l = &cfg->listen[i];
+
+		if (!addr_overlaps(&cfg->admin.sa, cfg->admin.salen, &l->sa, l->salen))
+			continue;
+		admin = map_get(c, root, "admin");
+		return fail(c, map_get(c, admin, "listen"), "admin.listen",
+			    "%s overlaps listen[%zu] %s (line %d); metrics are never served on a "
+			    "public listener",
+			    cfg->admin.listen, i, l->address, l->line);
+	}
+	return 0;
+}
+
 static int
 config_build(struct cctx *c, yaml_node_t *root)
 {
@@ -1751,7 +1810,7 @@ config_build(struct cctx *c, yaml_node_t *root)
 			    "empty file");
 	if (root->type != YAML_MAPPING_NODE)
 		return fail_expected(c, root, NULL, "a mapping with listen and routes");
-	if (scope_parse(c, "", root, cfg, "") < 0)
+	if (scope_parse(c, "", root, cfg, "") < 0 || check_admin(c, cfg, root) < 0)
 		return -1;
 	reverse_build(cfg);
 	cfg->table = route_table_build(cfg->routes, cfg->nroutes);
