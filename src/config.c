@@ -1593,22 +1593,15 @@ route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r
 static void
 warn_slash(struct cctx *c, const char *ikp, const struct route *r)
 {
-	size_t pl, ul;
-	bool ps, us;
+	bool ps;
 
-	if (r->kind != ROUTE_PATH || r->pass_off)
+	if (!route_has_slash_mismatch(r))
 		return;
-	pl = strlen(r->path);
-	ul = strlen(r->upstream.path);
-	ps = pl > 0 && r->path[pl - 1] == '/';
-	us = ul > 0 && r->upstream.path[ul - 1] == '/';
-
-	if (ps == us)
-		return;
+	ps = r->path[strlen(r->path) - 1] == '/';
 	warn(c, r->line, r->col,
 	     "%s: path \"%s\" %s with \"/\" but pass \"%s\" %s; requests map to URLs like "
 	     "\"%s%s\"",
-	     ikp, r->path, ps ? "ends" : "does not end", r->pass, us ? "does" : "does not", r->pass,
+	     ikp, r->path, ps ? "ends" : "does not end", r->pass, ps ? "does not" : "does", r->pass,
 	     ps ? "x" : "/x");
 }
 
