@@ -296,8 +296,8 @@ format_json(struct buf *b, const struct accesslog_entry *e, const struct tm *tm)
 {
 	bool req = has_request_line(e);
 	char proto[32];
-	int plen =
-	    snprintf(proto, sizeof(proto), "HTTP/1.%d", e->http_minor < 0 ? 0 : e->http_minor);
+	size_t plen = protocol_text(proto, sizeof(proto), e->http_minor);
+
 	buf_adds(b, "{\"time\":\"");
 	add_iso_time(b, tm);
 	buf_addc(b, '"');
