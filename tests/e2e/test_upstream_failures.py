@@ -387,3 +387,60 @@ def test_invalid_content_length_is_502(portico, scripted, value):
     px = start(portico, up)
     r = get(px)
     assert r.status == 502, (value, r.head)
+
+
+def _two_routes(portico, bad_port, upstream):
+    return portico(
+        "workers: 1\nroutes:\n  - path: /bad\n    pass: http://internal.example.com:{bad}/public\n"
+        "  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+        bad=bad_port,
+        up=upstream,
+    )
+
+
+def test_502_to_a_head_request_has_no_body(portico, upstream, refused_port):
+    px = _two_routes(portico, refused_port, upstream)
+    with px.client() as c:
+        c.send(b"HEAD /bad/x HTTP/1.1\r\nHost: a\r\n\r\nGET /internal/y HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response("HEAD")
+        assert r.status == 502 and r.body == b""
+        if r.connection_close:
+            assert c.wait_closed(5)
+            assert c.stream.buf == b"", "bytes after a HEAD 502: %r" % bytes(c.stream.buf[:200])
+        else:
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"GET /public/y\n", (r.status, r.body[:200])
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_request_body_of_a_502_is_not_taken_for_the_next_request(portico, upstream, refused_port, chunked):
+    """The body of a request that got 502 is skipped (or the connection
+    closed): its bytes never parse as a request of their own."""
+    px = _two_routes(portico, refused_port, upstream)
+    body = b"GET /internal/smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+    if chunked:
+        framed = b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    else:
+        framed = b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    with px.client() as c:
+        c.send(b"POST /bad/x HTTP/1.1\r\nHost: a\r\n" + framed + b"GET /internal/y HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response("POST")
+        assert r.status == 502
+        if r.connection_close:
+            assert c.wait_closed(5)
+        else:
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"GET /public/y\n", (r.status, r.body[:200])
+    assert "/public/smuggled" not in [q.target for q in upstream.requests]
+
+
+def test_silent_upstream_after_a_request_body_is_504(portico, silent_upstream):
+    """The upstream takes the whole body, then never answers."""
+    px = start(portico, silent_upstream, read="1s")
+    sock = connect(px.port, timeout=8)
+    try:
+        sock.sendall(request_head("POST", "/internal/silent", [("Content-Length", str(1 << 20))]) + b"p" * (1 << 20))
+        r = read_response_streaming(Stream(sock), "POST")
+    finally:
+        sock.close()
+    assert r.status == 504, r.head
