@@ -244,11 +244,21 @@ seq_item(struct cctx *c, const yaml_node_t *n, size_t i)
 	return node_get(c, n->data.sequence.items.start[i]);
 }
 
+/* A "\0" escape would cut the value short where the C strings end: refused, not truncated. */
+static bool
+scalar_has_nul(const yaml_node_t *n)
+{
+	return n->type == YAML_SCALAR_NODE &&
+	       memchr(n->data.scalar.value, '\0', n->data.scalar.length);
+}
+
 static int
 need_scalar(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected)
 {
 	if (n->type != YAML_SCALAR_NODE || node_is_null(n))
 		return fail_expected(c, n, kp, expected);
+	if (scalar_has_nul(n))
+		return fail(c, n, kp, "a value may not hold a NUL byte (\\0)");
 	return 0;
 }
 
@@ -387,6 +397,8 @@ keys_check(struct cctx *c, const char *scope, const yaml_node_t *map, const char
 
 		if (k->type != YAML_SCALAR_NODE)
 			return fail_expected(c, k, dpath, "a key name");
+		if (scalar_has_nul(k))
+			return fail(c, k, dpath, "a key may not hold a NUL byte (\\0)");
 		kp_join(kp, dpath, scalar(k));
 		if (key_find(scope, scalar(k)) == NULL) {
 			hint = key_suggest(scope, scalar(k));
@@ -1490,7 +1502,7 @@ key_html(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 	if (n == NULL)
 		return parse_bool_text(k->def, &r->html);
 	if (n->type == YAML_SCALAR_NODE) {
-		if (node_is_null(n) || parse_bool_text(scalar(n), &r->html) < 0)
+		if (need_scalar(c, n, kp, expected) < 0 || parse_bool_text(scalar(n), &r->html) < 0)
 			return fail_expected(c, n, kp, expected);
 		return 0;
 	}

@@ -644,6 +644,10 @@ test_errors(void **state)
 	     "routes: [{path: /a, pass: http://x}]\n",
 	     "2:29: hosts.A.example: duplicate host name"},
 	    {"[1, 2]\n", "1:1: expected a mapping with listen and routes; got a list"},
+	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, \"pass\\0x\": http://x}]\n",
+	     "2:21: routes[0]: a key may not hold a NUL byte (\\0)"},
+	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: http://x, html: \"true\\0\"}]\n",
+	     "2:43: routes[0].html: a value may not hold a NUL byte (\\0)"},
 	    /* An escape in the pattern's source: the column of the value, not a guess. */
 	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{match: \"^/\\\\d(b\", pass: http://x}]\n",
 	     "2:18: routes[0].match: invalid regular expression at offset 6: missing closing "
