@@ -192,16 +192,23 @@ def _take(stream: Stream, n: int) -> bytes:
 
 
 class _BodyHash:
-    def __init__(self, limiter: Optional[RateLimiter] = None):
+    """sha256 and length of what passes through ``update``; paced by
+    ``limiter``; ``pause`` = (after this many bytes, sleep seconds) once."""
+
+    def __init__(self, limiter: Optional[RateLimiter] = None, pause: Optional[tuple] = None):
         self.h = hashlib.sha256()
         self.length = 0
         self.limiter = limiter
+        self.pause = pause
 
     def update(self, data: bytes):
         self.h.update(data)
         self.length += len(data)
         if self.limiter is not None:
             self.limiter.add(len(data))
+        if self.pause is not None and self.length >= self.pause[0]:
+            time.sleep(self.pause[1])
+            self.pause = None
 
     @property
     def hexdigest(self) -> str:
@@ -285,9 +292,12 @@ class StreamedResponse:
         return _hget(self.headers, name)
 
 
-def read_response_streaming(stream: Stream, method: str = "GET", rate: Optional[float] = None, piece: int = 256 * 1024) -> StreamedResponse:
+def read_response_streaming(
+    stream: Stream, method: str = "GET", rate: Optional[float] = None, piece: int = 256 * 1024, pause: Optional[tuple] = None
+) -> StreamedResponse:
     """Reads one final response (1xx other than 101 are collected) and
-    hashes its body, at most ``rate`` bytes per second when given."""
+    hashes its body, at most ``rate`` bytes per second when given, stopping
+    to read for ``pause`` = (after bytes, seconds) once."""
     interim = []
     while True:
         head = _read_head(stream)
@@ -302,7 +312,7 @@ def read_response_streaming(stream: Stream, method: str = "GET", rate: Optional[
         break
     headers = _parse_header_lines(lines[1:])
     resp = StreamedResponse(status=status, version=parts[0], headers=headers, framing="none", interim=interim, head=head)
-    acc = _BodyHash(RateLimiter(rate) if rate else None)
+    acc = _BodyHash(RateLimiter(rate) if rate else None, pause)
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         resp.complete = True
     elif _is_chunked(headers):
@@ -382,11 +392,13 @@ class BodyRecord:
 class HashingUpstream(RawUpstream):
     """Keep-alive HTTP/1.1 upstream that hashes request bodies as they
     stream in.  Every request gets 200 "LENGTH SHA256" (Content-Length).
-    ``read_rate`` (bytes/s) paces the body reads (a slow upstream)."""
+    ``read_rate`` (bytes/s) paces the body reads (a slow upstream);
+    ``pause`` = (after bytes, seconds) stops reading once per body."""
 
-    def __init__(self, read_rate: Optional[float] = None):
+    def __init__(self, read_rate: Optional[float] = None, pause: Optional[tuple] = None):
         super().__init__(self._serve)
         self.read_rate = read_rate
+        self.pause = pause
         self.records: list = []
         self._cond = threading.Condition()
 
@@ -402,7 +414,7 @@ class HashingUpstream(RawUpstream):
             if len(parts) != 3:
                 raise ProtocolError("bad request line %r" % lines[0])
             headers = _parse_header_lines(lines[1:])
-            acc = _BodyHash(RateLimiter(self.read_rate) if self.read_rate else None)
+            acc = _BodyHash(RateLimiter(self.read_rate) if self.read_rate else None, self.pause)
             chunked = _is_chunked(headers)
             count = 0
             if chunked:

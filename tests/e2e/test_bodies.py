@@ -4,6 +4,7 @@ Content-Length kept, chunked forwarded chunked, close-delimited responses
 re-framed for HTTP/1.1 and HTTP/1.0 clients, bodiless responses, and
 Expect: 100-continue answered by portico itself."""
 
+import hashlib
 import threading
 import time
 
@@ -575,3 +576,78 @@ def test_chunked_body_with_trailers_pipelined_with_the_next_request(portico, ups
         assert r.status == 200 and r.body == b"POST /public/t\nabc"
         r2 = c.read_response()
         assert r2.status == 200 and r2.body == b"GET /public/after\n"
+
+
+# --------------------------------------------------------------------------
+# Timeouts measure the peer, not portico's own backpressure
+
+
+def test_client_pausing_mid_response_does_not_trip_upstream_read(portico, raw_upstream):
+    """The client stops reading for 2.5 s in the middle of a 40 MiB body, so
+    portico stops reading the upstream (backpressure).  upstream_read: 1s
+    and client_idle: 1s measure silence of the peers, not that pause: the
+    body arrives whole."""
+    size = 40 * MiB
+
+    def script(conn):
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size)
+        for piece in pattern(size, block=256 * 1024):
+            conn.send(piece)  # each send may wait up to 5 s for window space
+
+    up = raw_upstream(script)
+    px = portico(
+        "workers: 1\ntimeouts: {upstream_read: 1s, client_idle: 1s}\n"
+        "routes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+        up=up,
+    )
+    sock = connect(px.port, timeout=10, rcvbuf=64 * 1024)
+    try:
+        sock.sendall(request_head("GET", "/internal/paused", []))
+        r = read_response_streaming(Stream(sock), pause=(4 * MiB, 2.5))
+    finally:
+        sock.close()
+    assert r.status == 200
+    assert r.complete and r.length == size, "the transfer was cut after %d bytes" % r.length
+    assert r.sha256 == pattern_sha256(size)
+    assert up.errors == [], up.errors
+
+
+def test_upstream_pausing_mid_upload_does_not_trip_client_body(portico):
+    """The upstream stops reading for 2.5 s in the middle of a 40 MiB body,
+    so portico stops reading the client.  client_body: 1s measures the
+    client's silence, not that pause: the upload completes."""
+    size = 40 * MiB
+    up = HashingUpstream(pause=(4 * MiB, 2.5)).start()
+    try:
+        px = portico(
+            "workers: 1\ntimeouts: {client_body: 1s}\n"
+            "routes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+            up=up,
+        )
+        sock = connect(px.port, timeout=10)
+        try:
+            sock.sendall(request_head("PUT", "/internal/paused", [("Content-Length", str(size))]))
+            send_body(sock, size, chunked=False)
+            r = parse_response(Stream(sock), "PUT")
+        finally:
+            sock.close()
+        assert r.status == 200, (r.status, r.body[:300])
+        rec = up.wait_records(1)[0]
+        assert rec.complete and rec.length == size and rec.sha256 == pattern_sha256(size)
+    finally:
+        up.stop()
+
+
+def test_slow_upstream_body_within_upstream_read_is_not_cut(portico, upstream):
+    """A chunk every 0.3 s for 3 s with upstream_read: 1s: every gap is
+    shorter than the timeout, so the response is complete."""
+    upstream.handle("/public/drip", Response(200, [("Content-Type", "text/plain")], [b"drop %d\n" % i for i in range(10)], chunk_delay=0.3))
+    px = portico(
+        "workers: 1\ntimeouts: {upstream_read: 1s}\nroutes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+        up=upstream,
+    )
+    r, stream = get_streamed(px, "/internal/drip")
+    stream.sock.close()
+    assert r.status == 200 and r.complete
+    assert r.sha256 == hashlib.sha256(b"".join(b"drop %d\n" % i for i in range(10))).hexdigest()
