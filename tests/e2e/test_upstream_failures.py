@@ -129,6 +129,9 @@ MALFORMED = {
     "garbage-status-line": b"GARBAGE\r\n\r\n",
     "bad-status-code": b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok",
     "not-http": b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+    "status-600": b"HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nok",
+    "status-099": b"HTTP/1.1 099 Below\r\nContent-Length: 2\r\n\r\nok",
+    "status-four-digits": b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
     "nul-in-header": b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nContent-Length: 2\r\n\r\nok",
     "bare-cr-in-header": b"HTTP/1.1 200 OK\r\nX-Bad: a\rb\r\nContent-Length: 2\r\n\r\nok",
     "bare-cr-line-end": b"HTTP/1.1 200 OK\rX-Bad: a\r\nContent-Length: 2\r\n\r\nok",
@@ -444,3 +447,16 @@ def test_silent_upstream_after_a_request_body_is_504(portico, silent_upstream):
     finally:
         sock.close()
     assert r.status == 504, r.head
+
+
+def test_many_response_headers_within_the_size_limit_pass(portico, scripted):
+    """Only response_header_size bounds a response head (header_count is
+    for requests): 1000 small headers in 20 KB pass with the default 64 KiB."""
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-N%d: %d\r\n" % (i, i) for i in range(1000)) + b"Content-Length: 2\r\n\r\nok"
+    up = scripted([head])
+    px = portico("routes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n", up=up)
+    r = get(px)
+    assert r.status == 200, r.head[:200]
+    assert r.complete and r.length == 2
+    assert [r.header("X-N%d" % i) for i in (0, 500, 999)] == ["0", "500", "999"]
+    assert sum(1 for k, _ in r.headers if k.startswith("X-N")) == 1000

@@ -282,3 +282,37 @@ def test_tunnel_active_in_one_direction_is_not_idle(portico, upstream_factory):
             f = ws_read_frame(c.stream)
             assert f.payload == b"push %d" % i
         assert ws_read_frame(c.stream).opcode == OP_CLOSE
+
+
+@pytest.mark.parametrize(
+    "upgrade, connection",
+    [("websocket", "keep-alive, Upgrade"), ("WebSocket", "upgrade"), ("websocket", "Upgrade, HTTP2-Settings")],
+    ids=["firefox-style", "mixed-case", "extra-token"],
+)
+def test_handshake_variants_switch_to_a_tunnel(portico, ws_upstream, upgrade, connection):
+    px = start(portico, ws_upstream)
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    with px.client() as c:
+        c.send(
+            (
+                "GET /internal/ws HTTP/1.1\r\nHost: www.example.com\r\nUpgrade: %s\r\nConnection: %s\r\n"
+                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (upgrade, connection, key)
+            ).encode()
+        )
+        r = c.read_response()
+        assert r.status == 101, (r.status, r.body[:200])
+        assert r.header("Sec-WebSocket-Accept") == ws_accept_value(key)
+        echo(c, OP_TEXT, b"variant")
+
+
+def test_upgrade_in_an_http10_request_is_ignored(portico, ws_upstream):
+    """RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored, so no
+    tunnel: the upstream sees no Upgrade (the echo server answers 400)."""
+    px = start(portico, ws_upstream)
+    with px.client() as c:
+        data, _ = ws_handshake_request("/internal/ws", "www.example.com")
+        c.send(data.replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1))
+        r = c.read_response()
+        assert r.status != 101, r.raw_head
+    req = ws_upstream.wait_request()
+    assert not req.has_header("Upgrade"), req.headers
