@@ -651,3 +651,50 @@ def test_slow_upstream_body_within_upstream_read_is_not_cut(portico, upstream):
     stream.sock.close()
     assert r.status == 200 and r.complete
     assert r.sha256 == hashlib.sha256(b"".join(b"drop %d\n" % i for i in range(10))).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Many at once
+
+
+def test_parallel_transfers_on_several_workers(portico, body_upstream, hashing_upstream):
+    """8 clients at once, on 2 workers, each uploading and downloading 4 MiB
+    on one keep-alive connection: every body arrives intact."""
+    px = portico(
+        "workers: 2\nroutes:\n  - path: /up\n    pass: http://internal.example.com:{hu}/public\n"
+        "  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+        hu=hashing_upstream,
+        up=body_upstream,
+    )
+    size = 4 * MiB
+    results = []
+
+    def client(i):
+        try:
+            sock = connect(px.port, timeout=10)
+            stream = Stream(sock)
+            try:
+                chunked = i % 2 == 1
+                framing = ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(size))
+                sock.sendall(request_head("POST", "/up/%d" % i, [framing]))
+                send_body(sock, size, chunked)
+                up = read_response_streaming(stream, "POST")
+                kind = "chunked" if chunked else "length"
+                sock.sendall(request_head("GET", "/internal/%s/%d" % (kind, size), []))
+                down = read_response_streaming(stream)
+            finally:
+                sock.close()
+            results.append((i, up.status, down.status, down.complete, down.sha256))
+        except Exception as e:  # noqa: BLE001 - reported below
+            results.append((i, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    expected = pattern_sha256(size)
+    assert sorted(results) == [(i, 200, 200, True, expected) for i in range(8)]
+    recs = hashing_upstream.wait_records(8)
+    assert sorted(r.target for r in recs) == sorted("/public/%d" % i for i in range(8))
+    assert all(r.complete and r.length == size and r.sha256 == expected for r in recs)
