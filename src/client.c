@@ -22,7 +22,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/util.h>
+#include <openssl/ssl.h>
 
 #include "portico/client.h"
 #include "portico/config.h"
@@ -84,6 +86,24 @@ client_wants_read(const struct client *c)
 	return true;
 }
 
+/* TLS: reading through the bufferevent, the read timeout on it too. */
+static void
+client_tls_apply_read(struct client *c, bool want, bool rearm)
+{
+	const struct config *cfg = c->req ? c->req->cfg : c->w->cfg;
+	uint64_t wms = c->state == CLIENT_TUNNEL ? c->read_ms : cfg->timeouts.client_body;
+	struct timeval rtv, wtv;
+
+	if (want && (!c->reading || rearm)) {
+		tv_from_ms(&rtv, c->read_ms);
+		tv_from_ms(&wtv, wms);
+		bufferevent_set_timeouts(c->bev, c->read_ms ? &rtv : NULL, &wtv);
+		bufferevent_enable(c->bev, EV_READ);
+	} else if (!want && c->reading) {
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
 /* Arms or disarms the read event; `rearm` applies a changed read timeout. */
 static void
 client_apply_read(struct client *c, bool rearm)
@@ -91,7 +111,9 @@ client_apply_read(struct client *c, bool rearm)
 	bool want = client_wants_read(c);
 	struct timeval tv;
 
-	if (want && (!c->reading || rearm)) {
+	if (c->tls != NULL) {
+		client_tls_apply_read(c, want, rearm);
+	} else if (want && (!c->reading || rearm)) {
 		tv_from_ms(&tv, c->read_ms);
 		event_add(&c->rev, c->read_ms ? &tv : NULL);
 	} else if (!want && c->reading) {
@@ -119,7 +141,7 @@ client_set_timeouts(struct client *c, enum client_state s)
 	else if (s == CLIENT_TUNNEL)
 		rms = wms = c->req->route ? c->req->route->tunnel_ms : cfg->timeouts.tunnel;
 	tv_from_ms(&wtv, wms);
-	if (c->bev != NULL)
+	if (c->bev != NULL && c->tls == NULL)
 		bufferevent_set_timeouts(c->bev, NULL, &wtv);
 	if (rms != c->read_ms) {
 		c->read_ms = rms;
@@ -183,7 +205,7 @@ client_park_bev(struct client *c)
 {
 	struct bufferevent *bev = c->bev;
 
-	if (bev == NULL || evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+	if (bev == NULL || c->tls != NULL || evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
 	    (bufferevent_get_enabled(bev) & EV_WRITE))
 		return;
@@ -193,6 +215,32 @@ client_park_bev(struct client *c)
 
 static void client_io_cb(evutil_socket_t fd, short what, void *arg);
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void client_tls_read_cb(struct bufferevent *bev, void *arg);
+
+/*
+ * A TLS listener's connection: an OpenSSL bufferevent that keeps its own
+ * read and write paths (no parking, no direct writes).  0 or -1.
+ */
+static int
+client_tls_start(struct client *c, struct tls_server *t)
+{
+	SSL *ssl = SSL_new(t->ctx[0]);
+
+	if (ssl == NULL)
+		return -1;
+	c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	c->tls = tls_server_ref(t);
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_setcb(c->bev, client_tls_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+	bufferevent_enable(c->bev, EV_WRITE);
+	return 0;
+}
 
 static void
 client_format_addr(struct client *c)
@@ -236,6 +284,11 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 	evtimer_assign(&c->timer, w->base, client_timer_cb, c);
 	event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, client_io_cb, c);
 	c->start_us = base_now_us(w->base);
+	if (l->tls != NULL && client_tls_start(c, l->tls) == -1) {
+		close(fd);
+		free(c);
+		return;
+	}
 	c->next = w->clients;
 	if (w->clients)
 		w->clients->prev = c;
@@ -303,7 +356,13 @@ client_free(struct client *c)
 		c->next->prev = c->prev;
 	event_del(&c->rev);
 	event_del(&c->timer);
-	if (c->bev != NULL) {
+	if (c->tls != NULL) {
+		/* Frees the SSL object and closes the socket. */
+		bufferevent_free(c->bev);
+		tls_server_unref(c->tls);
+		c->bev = NULL;
+		c->fd = -1;
+	} else if (c->bev != NULL) {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 
@@ -315,7 +374,8 @@ client_free(struct client *c)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		worker_bev_put(w, c->bev);
 	}
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
 	c->magic = 0;
 	free(c);
 	w->nclients--;
@@ -732,7 +792,10 @@ client_request_done(struct client *c)
 	c->upstream_full = false;
 	client_update_read(c);
 	/* A pipelined request is already here: parse it from the loop, not from here. */
-	if (evbuffer_get_length(in) > 0) {
+	if (evbuffer_get_length(in) > 0 && c->tls != NULL) {
+		bufferevent_trigger(c->bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	} else if (evbuffer_get_length(in) > 0) {
 		c->parse_pending = true;
 		event_active(&c->rev, EV_READ, 0);
 	} else {
@@ -852,7 +915,8 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->req != NULL)
 		proxy_client_writable(c->req);
-	worker_write_done(bev);
+	if (c->tls == NULL)
+		worker_write_done(bev);
 	client_flush(c);
 }
 
@@ -867,10 +931,32 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_schedule_free(c);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
+	if (what & BEV_EVENT_CONNECTED) /* TLS handshake done */
+		return;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING))
+		client_on_read_timeout(c);
+	else if (what & BEV_EVENT_TIMEOUT)
 		client_close(c, "send timeout");
+	else if ((what & BEV_EVENT_EOF) && c->tls != NULL)
+		client_on_eof(c);
+	else if (c->tls != NULL && bufferevent_get_openssl_error(c->bev) != 0)
+		client_close(c, "TLS error");
 	else
 		client_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	client_flush(c);
+}
+
+/* TLS connections: decrypted bytes are in the bufferevent's input. */
+static void
+client_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = client_from_arg(arg);
+
+	(void)bev;
+	if (c->parse_pending)
+		c->parse_pending = false;
+	client_on_data(c);
+	client_flush(c);
 }
 
 static void

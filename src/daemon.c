@@ -137,6 +137,7 @@ listen_set_free(struct listen_set *set, bool close_fds, unsigned nworkers)
 					close(set->socks[i].fds[w]);
 		free(set->socks[i].address);
 		free(set->socks[i].fds);
+		tls_server_unref(set->socks[i].tls_server);
 	}
 	free(set->socks);
 	free(set);
@@ -178,6 +179,14 @@ listen_set_build(const struct config *cfg, const struct listen_set *old, unsigne
 		s->any = l->any;
 		s->tls = l->tls;
 		s->fds = xmalloc(nworkers * sizeof(int));
+		for (unsigned w = 0; w < nworkers; w++)
+			s->fds[w] = -1;
+		/* Certificates are read again on every load, for reused sockets too. */
+		if (l->tls && (s->tls_server = tls_server_new(l, &why)) == NULL) {
+			log_error("%s:%d:%d: listen %s: TLS: %s", cfg->path, l->line, l->col,
+				  l->address, why);
+			goto fail;
+		}
 		for (unsigned w = 0; w < nworkers; w++) {
 			s->fds[w] = prev ? prev->fds[w] : listen_socket(l, &why);
 			if (s->fds[w] == -1) {
@@ -200,6 +209,7 @@ fail:
 				close(s->fds[w]);
 		free(s->address);
 		free(s->fds);
+		tls_server_unref(s->tls_server);
 	}
 	free(set->socks);
 	free(set);

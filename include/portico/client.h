@@ -19,6 +19,7 @@ struct event;
 struct worker;
 struct wlistener;
 struct request;
+struct tls_server;
 
 enum client_state {
 	CLIENT_IDLE,	      /* keep-alive: waiting for the first byte of a request */
@@ -39,6 +40,7 @@ struct client {
 	const char *scheme;	 /* of the listener: "http" or "https" (static string) */
 	struct bufferevent *bev; /* NULL while idle: parked in the worker's spares */
 	int fd;
+	struct tls_server *tls;	    /* TLS listener: libevent's OpenSSL read and write paths */
 	struct event timer;	    /* client_header deadline and client_idle */
 	struct event rev;	    /* reading (plain sockets: see worker_read) */
 	uint64_t read_ms;	    /* read timeout of the current state, 0: none */

@@ -17,6 +17,7 @@
 #include "portico/util.h"
 
 struct config;
+struct config_listen;
 struct client;
 struct request;
 struct upstream;
@@ -26,6 +27,23 @@ struct event;
 struct event_base;
 struct evconnlistener;
 
+/*
+ * The certificates of a TLS listener: one OpenSSL context per certificate,
+ * the first the default, the others chosen by SNI.  Reference-counted: the
+ * listener set, each worker's listener and each TLS client hold one, so a
+ * reload can replace certificates while handshakes are in flight.
+ */
+struct tls_server {
+	_Atomic int refs;
+	struct ssl_ctx_st **ctx;
+	size_t n;
+};
+
+/* Builds the contexts of a TLS listener; NULL with *err set (static text or OpenSSL's reason). */
+struct tls_server *tls_server_new(const struct config_listen *l, const char **err);
+struct tls_server *tls_server_ref(struct tls_server *t);
+void tls_server_unref(struct tls_server *t);
+
 /* A listening socket as the daemon bound it: one fd per worker. */
 struct listen_sock {
 	char *address;
@@ -33,7 +51,8 @@ struct listen_sock {
 	socklen_t salen;
 	bool any;
 	bool tls;
-	int *fds; /* [nworkers] */
+	struct tls_server *tls_server; /* this generation's certificates (TLS listeners) */
+	int *fds;		       /* [nworkers] */
 };
 
 /* The daemon's listener table for one configuration generation. */
@@ -47,7 +66,8 @@ struct wlistener {
 	struct worker *w;
 	struct evconnlistener *lev;
 	int fd;
-	const char *scheme; /* "http"; a TLS listener will say "https" */
+	const char *scheme;	/* "http" or "https" */
+	struct tls_server *tls; /* TLS listeners: a reference */
 };
 
 #define WORKER_MAGIC 0x574f524bu
