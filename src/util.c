@@ -150,6 +150,8 @@ buf_reserve(struct buf *b, size_t extra)
 
 	if (need <= b->cap)
 		return;
+	if (need < b->len || need > SIZE_MAX / 2)
+		fatal("buffer too large");
 	while (n < need)
 		n *= 2;
 	b->data = xrealloc(b->data, n);
