@@ -63,13 +63,19 @@ enum tag_state {
 	TS_END, /* the ">" that closes the tag */
 };
 
+/* A table row's name with its length, for names compared many times per body. */
+#define NAMED(s) .name = (s), .len = sizeof(s) - 1
+
 /* Elements whose content is raw text (no tags inside) up to "</name". */
 static const struct {
 	const char *name;
+	size_t len;
 	bool css; /* <style>: rewritten in extended mode */
 } html_raw[] = {
-    {"script", false}, {"style", true},	  {"textarea", false}, {"title", false},
-    {"xmp", false},    {"iframe", false}, {"noembed", false},  {"noframes", false},
+    {NAMED("script")},	 {NAMED("style"), .css = true},
+    {NAMED("textarea")}, {NAMED("title")},
+    {NAMED("xmp")},	 {NAMED("iframe")},
+    {NAMED("noembed")},	 {NAMED("noframes")},
 };
 
 enum attr_kind {
@@ -80,9 +86,13 @@ enum attr_kind {
 	ATTR_STYLE,
 };
 
-static const char *const html_url_attrs[] = {
-    "href",	  "src",      "action", "formaction", "poster",	    "cite",
-    "background", "longdesc", "usemap", "manifest",   "xlink:href",
+static const struct {
+	const char *name;
+	size_t len;
+} html_url_attrs[] = {
+    {NAMED("href")},   {NAMED("src")},	    {NAMED("action")},	   {NAMED("formaction")},
+    {NAMED("poster")}, {NAMED("cite")},	    {NAMED("background")}, {NAMED("longdesc")},
+    {NAMED("usemap")}, {NAMED("manifest")}, {NAMED("xlink:href")},
 };
 
 struct html_filter {
@@ -390,7 +400,7 @@ static int
 html_raw_lookup(const char *name, size_t len)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(html_raw); i++)
-		if (ascii_casecmp_eq(name, len, html_raw[i].name, strlen(html_raw[i].name)))
+		if (ascii_casecmp_eq(name, len, html_raw[i].name, html_raw[i].len))
 			return (int)i;
 	return -1;
 }
@@ -465,7 +475,8 @@ attr_kind_of(const struct html_filter *h, const char *t, const struct attr *a, b
 	     bool refresh)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(html_url_attrs); i++)
-		if (attr_is(t, a, html_url_attrs[i]))
+		if (ascii_casecmp_eq(t + a->name, a->name_len, html_url_attrs[i].name,
+				     html_url_attrs[i].len))
 			return ATTR_URL;
 	if (object && attr_is(t, a, "data"))
 		return ATTR_URL;
@@ -771,7 +782,7 @@ static bool
 html_raw_match(struct html_filter *h, char c)
 {
 	const char *name = html_raw[h->raw].name;
-	size_t nl = strlen(name), m = h->raw_match;
+	size_t nl = html_raw[h->raw].len, m = h->raw_match;
 
 	if (m == 2 + nl) {
 		if (html_is_ws(c) || c == '/' || c == '>')
@@ -825,7 +836,7 @@ html_css_byte(struct html_filter *h, char c)
 static void
 html_css_end(struct html_filter *h)
 {
-	size_t tail = 2 + strlen(html_raw[h->raw].name) + 1;
+	size_t tail = 2 + html_raw[h->raw].len + 1;
 
 	if (!h->css_skip) {
 		/* Every matched byte was buffered: a statement cut resets the matcher. */
