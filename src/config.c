@@ -1818,9 +1818,7 @@ config_build(struct cctx *c, yaml_node_t *root)
 	if (scope_parse(c, "", root, cfg, "") < 0 || check_admin(c, cfg, root) < 0)
 		return -1;
 	reverse_build(cfg);
-	cfg->table = route_table_build(cfg->routes, cfg->nroutes);
-	if (cfg->table == NULL)
-		return fail(c, root, "routes", "cannot build the routing table");
+	cfg->table = route_table_build(cfg->routes, cfg->nroutes); /* aborts rather than fail */
 	warn_shadowed(c, cfg);
 	warn_open_listeners(c, cfg);
 	warnings_move(c, cfg);
