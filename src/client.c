@@ -933,9 +933,10 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_CONNECTED) /* TLS handshake done */
 		return;
-	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING))
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
+		c->reading = false; /* libevent disabled reading on the timeout */
 		client_on_read_timeout(c);
-	else if (what & BEV_EVENT_TIMEOUT)
+	} else if (what & BEV_EVENT_TIMEOUT)
 		client_close(c, "send timeout");
 	else if ((what & BEV_EVENT_EOF) && c->tls != NULL)
 		client_on_eof(c);

@@ -405,11 +405,13 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	bool connecting = u->state == UPSTREAM_CONNECTING;
 
 	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
 		upstream_connected(u);
-	else if (what & BEV_EVENT_TIMEOUT)
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		if (what & BEV_EVENT_READING)
+			u->reading = false; /* libevent disabled reading on the timeout */
 		upstream_on_timeout(u, connecting);
-	else if ((what & BEV_EVENT_EOF) && u->connected)
+	} else if ((what & BEV_EVENT_EOF) && u->connected)
 		upstream_on_eof(u);
 	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
 		upstream_on_error(u, EVUTIL_SOCKET_ERROR(),
