@@ -1155,6 +1155,14 @@ hostname_is_valid(const char *s, bool wildcard)
 }
 
 static bool
+addr_is_numeric(const char *s)
+{
+	uint8_t tmp[16];
+
+	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+static bool
 host_is_v6_literal(const char *s)
 {
 	size_t n = strlen(s);
@@ -1195,7 +1203,6 @@ key_hosts(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, cons
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++, i++) {
 		yaml_node_t *name = node_get(c, p->key), *addr = node_get(c, p->value);
-		uint8_t tmp[16];
 
 		if (need_scalar(c, name, kp, "a host name") < 0)
 			return -1;
@@ -1207,8 +1214,7 @@ key_hosts(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, cons
 				return fail(c, name, ikp, "duplicate host name");
 		if (need_scalar(c, addr, ikp, "a numeric IPv4 or IPv6 address") < 0)
 			return -1;
-		if (inet_pton(AF_INET, scalar(addr), tmp) != 1 &&
-		    inet_pton(AF_INET6, scalar(addr), tmp) != 1)
+		if (!addr_is_numeric(scalar(addr)))
 			return fail_expected(c, addr, ikp, "a numeric IPv4 or IPv6 address");
 		cfg->hosts[i].name = lower_dup(scalar(name));
 		cfg->hosts[i].addr = xstrdup(scalar(addr));
@@ -1453,7 +1459,6 @@ key_tls_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *
 {
 	static const char expected[] = "a host name or an IP address, without a port";
 	struct route *r = base;
-	uint8_t tmp[16];
 	const char *s;
 
 	(void)k;
@@ -1462,8 +1467,7 @@ key_tls_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *
 	if (need_scalar(c, n, kp, expected) < 0)
 		return -1;
 	s = scalar(n);
-	if (!hostname_is_valid(s, false) && inet_pton(AF_INET, s, tmp) != 1 &&
-	    inet_pton(AF_INET6, s, tmp) != 1)
+	if (!hostname_is_valid(s, false) && !addr_is_numeric(s))
 		return fail_expected(c, n, kp, expected);
 	r->tls.server_name = xstrdup(s);
 	return 0;
