@@ -84,7 +84,8 @@ struct ckey {
 
 static key_parse_fn key_listen, key_address, key_listen_tls, key_certificates, key_workers,
     key_admin_listen, key_hosts, key_access, key_reverse, key_routes, key_match, key_pass,
-    key_route_host, key_html, key_html_map, key_route_tls, key_server_name, key_tls_server_name;
+    key_route_host, key_html, key_html_map, key_route_tls, key_server_name, key_tls_server_name,
+    key_route_name;
 
 #include "config_keys.h"
 
@@ -1433,6 +1434,30 @@ key_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base
 	if (!ok || (colon != NULL && addr_port(colon + 1, &port) < 0))
 		return fail_expected(c, n, kp, expected);
 	cfg->server_name = xstrdup(s);
+	return 0;
+}
+
+/*
+ * routes[].name: a label that log lines carry as route=NAME and metrics as a
+ * label value, so one token: letters, digits, ".", "_", "-" and ":".
+ */
+static int
+key_route_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	static const char expected[] = "a name of letters, digits, \".\", \"_\", \"-\" or \":\"";
+	struct route *r = base;
+	const char *s;
+
+	(void)k;
+	if (n == NULL)
+		return 0;
+	if (need_scalar(c, n, kp, expected) < 0)
+		return -1;
+	s = scalar(n);
+	if (s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")] !=
+	    '\0')
+		return fail_expected(c, n, kp, expected);
+	r->name = xstrdup(s);
 	return 0;
 }
 

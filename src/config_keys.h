@@ -390,10 +390,12 @@ static const struct ckey config_keys[] = {
      .help = "Upstream URL; $0 to $9 in match rules; off excludes the path (Apache "
 	     "ProxyPass path url, ProxyPass path !)."},
     {.path = "routes[].name",
-     .type = KT_STRING,
-     .off = RT(name),
+     .type = KT_CUSTOM,
+     .tname = "name",
+     .parse = key_route_name,
      .defdoc = "the rule's index",
-     .help = "Label in logs and metrics (Apache ProxyPass alias=)."},
+     .help = "Label in logs (route=NAME) and metrics: letters, digits, \".\", \"_\", "
+	     "\"-\" and \":\" (Apache ProxyPass alias=)."},
     {.path = "routes[].host",
      .type = KT_CUSTOM,
      .tname = "name | *.suffix",

@@ -621,7 +621,12 @@ test_errors(void **state)
 		const char *text, *want;
 	} cases[] = {
 	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: http://x, name: [1]}]\n",
-	     "2:43: routes[0].name: expected a value; got a list"},
+	     "2:43: routes[0].name: expected a name of letters, digits, \".\", \"_\", \"-\" or "
+	     "\":\"; got a list"},
+	    /* A label that log lines carry as route=NAME: one token. */
+	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: http://x, name: \"a b\"}]\n",
+	     "2:43: routes[0].name: expected a name of letters, digits, \".\", \"_\", \"-\" or "
+	     "\":\"; got \"a b\""},
 	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: http://x, cookie: true}]\n",
 	     "2:37: routes[0].cookie: unknown key; did you mean \"cookies\"?"},
 	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: http://x, time: {}}]\n",
