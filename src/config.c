@@ -1577,27 +1577,41 @@ key_route_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, 
 	return 0;
 }
 
+static void
+html_map_set(struct route_html_map *m, const char *from, const char *to)
+{
+	m->from = xstrdup(from);
+	m->to = xstrdup(to);
+}
+
 /*
  * html: true maps the pass URL and its path to the route's path.  A pass
- * with no path sends "/internal/x" to "/x", so its path map is "/" to
- * "/internal/": "/" alone would map "/x" to "/internalx".
+ * without a path sends "/internal/x" to "/x", so its maps go to the route's
+ * path with a "/": "http://h/x" and "/x" become "/internal/x", where "/" to
+ * "/internal" would give "/internalx", and "http://h" alone "/internal/".
  */
 static void
 html_default_maps(struct route *r)
 {
 	size_t pl = strlen(r->path);
+	char *slashed, *pass_slash;
 
-	r->html_maps = xcalloc(2, sizeof(*r->html_maps));
-	r->html_nmaps = 2;
-	r->html_maps[0].from = xstrdup(r->pass);
-	r->html_maps[0].to = xstrdup(r->path);
 	if (*r->upstream.path != '\0') {
-		r->html_maps[1].from = xstrdup(r->upstream.path);
-		r->html_maps[1].to = xstrdup(r->path);
-	} else {
-		r->html_maps[1].from = xstrdup("/");
-		r->html_maps[1].to = xasprintf("%s%s", r->path, r->path[pl - 1] == '/' ? "" : "/");
+		r->html_maps = xcalloc(2, sizeof(*r->html_maps));
+		r->html_nmaps = 2;
+		html_map_set(&r->html_maps[0], r->pass, r->path);
+		html_map_set(&r->html_maps[1], r->upstream.path, r->path);
+		return;
 	}
+	slashed = xasprintf("%s%s", r->path, r->path[pl - 1] == '/' ? "" : "/");
+	pass_slash = xasprintf("%s/", r->pass);
+	r->html_maps = xcalloc(3, sizeof(*r->html_maps));
+	r->html_nmaps = 3;
+	html_map_set(&r->html_maps[0], pass_slash, slashed);
+	html_map_set(&r->html_maps[1], r->pass, slashed);
+	html_map_set(&r->html_maps[2], "/", slashed);
+	xfree(slashed);
+	xfree(pass_slash);
 }
 
 /* After a route's keys: the rules that span several keys, and computed defaults. */

@@ -540,8 +540,14 @@ test_html_default_maps_empty_pass_path(void **state)
 	    {"/internal", "/x/y", "/internal/x/y"},
 	    {"/internal", "/", "/internal/"},
 	    {"/internal", "http://internal.example.com/x", "/internal/x"},
+	    {"/internal", "http://internal.example.com", "/internal/"},
+	    {"/internal", "http://internal.example.com?q", "/internal/?q"},
 	    {"/internal/", "/x", "/internal/x"},
+	    {"/internal/", "http://internal.example.com/x", "/internal/x"},
+	    {"/internal/", "http://internal.example.com", "/internal/"},
 	    {"/", "/x", "/x"},
+	    {"/", "http://internal.example.com/x", "/x"},
+	    {"/", "http://internal.example.com", "/"},
 	};
 
 	(void)state;
