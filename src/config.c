@@ -75,8 +75,10 @@ struct ckey {
 	const char *defdoc; /* the default in words when `def` is NULL */
 	uint64_t min, max;  /* KT_UINT, KT_SIZE (bytes), KT_DURATION (ms) */
 	const struct kchoice *choices;
-	size_t off; /* where the value goes in the scope's struct */
-	size_t aux; /* key_access: the has_access flag */
+	size_t off;		      /* where the value goes in the scope's struct */
+	size_t aux;		      /* key_access: the has_access flag */
+	bool (*check)(const char *s); /* KT_STRING: what a valid value is, as `expected` says */
+	const char *expected;
 	key_parse_fn *parse;
 	unsigned flags;
 	const char *help;
@@ -84,8 +86,11 @@ struct ckey {
 
 static key_parse_fn key_listen, key_address, key_listen_tls, key_certificates, key_workers,
     key_admin_listen, key_hosts, key_access, key_reverse, key_routes, key_match, key_pass,
-    key_route_host, key_html, key_html_map, key_route_tls, key_server_name, key_tls_server_name,
-    key_route_name;
+    key_route_host, key_html, key_html_map, key_route_tls, key_server_name;
+
+/* Checks of KT_STRING values, named by the key table. */
+static bool check_route_name(const char *s);
+static bool check_tls_server_name(const char *s);
 
 #include "config_keys.h"
 
@@ -707,6 +712,8 @@ scalar_store(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const c
 			return fail_expected(c, n, kp, "a path starting with \"/\"");
 		/* fallthrough */
 	case KT_STRING:
+		if (k->check != NULL && !k->check(s))
+			return fail_expected(c, n, kp, k->expected);
 		xfree(*(char **)dst);
 		*(char **)dst = xstrdup(s);
 		return 0;
@@ -726,7 +733,9 @@ scalar_store(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const c
 static int
 scalar_parse(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const char *kp, void *base)
 {
-	const char *expected = k->type == KT_BOOL ? "true or false" : "a value";
+	const char *expected = k->type == KT_BOOL ? "true or false"
+			       : k->expected	  ? k->expected
+						  : "a value";
 
 	if (need_scalar(c, n, kp, expected) < 0)
 		return -1;
@@ -1187,6 +1196,24 @@ lower_dup(const char *s)
 	return d;
 }
 
+/*
+ * routes[].name: a label that log lines carry as route=NAME and metrics as a
+ * label value, so one token.
+ */
+static bool
+check_route_name(const char *s)
+{
+	return s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")] ==
+	       '\0';
+}
+
+/* routes[].tls.server_name: what SNI carries and the certificate must name, or an address. */
+static bool
+check_tls_server_name(const char *s)
+{
+	return hostname_is_valid(s, false) || addr_is_numeric(s);
+}
+
 static int
 key_hosts(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
@@ -1437,30 +1464,6 @@ key_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base
 	return 0;
 }
 
-/*
- * routes[].name: a label that log lines carry as route=NAME and metrics as a
- * label value, so one token: letters, digits, ".", "_", "-" and ":".
- */
-static int
-key_route_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
-{
-	static const char expected[] = "a name of letters, digits, \".\", \"_\", \"-\" or \":\"";
-	struct route *r = base;
-	const char *s;
-
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (need_scalar(c, n, kp, expected) < 0)
-		return -1;
-	s = scalar(n);
-	if (s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")] !=
-	    '\0')
-		return fail_expected(c, n, kp, expected);
-	r->name = xstrdup(s);
-	return 0;
-}
-
 static int
 key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
@@ -1474,27 +1477,6 @@ key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
 	if (!hostname_is_valid(scalar(n), true))
 		return fail_expected(c, n, kp, "a host name or *.suffix, without a port");
 	r->host = lower_dup(scalar(n));
-	return 0;
-}
-
-/* routes[].tls.server_name: what SNI carries and the certificate must name, or an address. */
-static int
-key_tls_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
-		    const char *kp)
-{
-	static const char expected[] = "a host name or an IP address, without a port";
-	struct route *r = base;
-	const char *s;
-
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (need_scalar(c, n, kp, expected) < 0)
-		return -1;
-	s = scalar(n);
-	if (!hostname_is_valid(s, false) && !addr_is_numeric(s))
-		return fail_expected(c, n, kp, expected);
-	r->tls.server_name = xstrdup(s);
 	return 0;
 }
 

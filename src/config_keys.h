@@ -390,9 +390,11 @@ static const struct ckey config_keys[] = {
      .help = "Upstream URL; $0 to $9 in match rules; off excludes the path (Apache "
 	     "ProxyPass path url, ProxyPass path !)."},
     {.path = "routes[].name",
-     .type = KT_CUSTOM,
+     .type = KT_STRING,
      .tname = "name",
-     .parse = key_route_name,
+     .off = RT(name),
+     .check = check_route_name,
+     .expected = "a name of letters, digits, \".\", \"_\", \"-\" or \":\"",
      .defdoc = "the rule's index",
      .help = "Label in logs (route=NAME) and metrics: letters, digits, \".\", \"_\", "
 	     "\"-\" and \":\" (Apache ProxyPass alias=)."},
@@ -501,9 +503,11 @@ static const struct ckey config_keys[] = {
      .defdoc = "the system trust store",
      .help = "PEM file of trusted CAs (Apache SSLProxyCACertificateFile)."},
     {.path = "routes[].tls.server_name",
-     .type = KT_CUSTOM,
+     .type = KT_STRING,
      .tname = "name | address",
-     .parse = key_tls_server_name,
+     .off = RT(tls.server_name),
+     .check = check_tls_server_name,
+     .expected = "a host name or an IP address, without a port",
      .defdoc = "the pass URL's host",
      .help = "SNI and the name to verify (Apache has no directive: it uses the "
 	     "upstream host)."},
