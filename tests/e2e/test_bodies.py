@@ -401,11 +401,8 @@ def test_http10_client_with_expect_gets_no_100(portico, hashing_upstream):
 def _duplex_echo(conn):
     """Answers at once, then echoes the request body back chunk by chunk
     while it is still arriving."""
-    from upstreams import _read_head, _split_head, _parse_header_lines, _hget
-
-    head = _read_head(conn.stream)
-    headers = _parse_header_lines(_split_head(head)[1:])
-    left = int(_hget(headers, "Content-Length"))
+    head = conn.read_head().decode("latin-1").lower()
+    left = int(head.split("\r\ncontent-length:", 1)[1].split("\r\n", 1)[0])
     conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
     while left:
         data = conn.stream.read_some()

@@ -357,3 +357,48 @@ def test_pool_is_kept_per_upstream(portico, upstream_factory):
                 assert r.status == 200 and r.body == b"GET /public/%d\n" % i
     assert len(a.requests) == 4 and len(b.requests) == 4
     assert a.connections_accepted == 1 and b.connections_accepted == 1
+
+
+def test_post_racing_an_upstream_close_is_never_corrupted(portico, upstream):
+    """A 1 MiB POST sent the moment the upstream closes the pooled
+    connection: portico may retry it on a fresh connection or answer 502,
+    but the upstream never records a body other than the one sent."""
+    body = bytes(range(256)) * 4096
+    px = start(portico, upstream)
+    with px.client(timeout=5) as c:
+        for i in range(5):
+            c.request("GET", "/internal/warm/%d" % i)
+            assert c.read_response().status == 200
+            _close_idle_upstream_connections(upstream)
+            c.request("POST", "/internal/race/%d" % i, body=body)
+            r = c.read_response("POST")
+            assert r.status in (200, 502), r.status
+            if r.status == 200:
+                assert r.body == b"POST /public/race/%d\n" % i + body
+            if r.connection_close:
+                break
+    for q in upstream.requests:
+        if q.method == "POST":
+            assert q.body == body, (q.target, len(q.body))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_large_bodies_to_fresh_upstream_connections_on_one_client_connection(portico, upstream, chunked):
+    """Each 1 MiB POST needs a new upstream connection (the upstream closed
+    the previous one with Connection: close): the body goes through every
+    time, not only the first."""
+    upstream.handle("/public/closing", Response(200, [("Content-Type", "text/plain")], b"closing", close=True))
+    body = bytes(range(256)) * 4096
+    px = start(portico, upstream)
+    with px.client(timeout=5) as c:
+        for i in range(3):
+            c.request("GET", "/internal/closing")
+            assert c.read_response().body == b"closing"
+            time.sleep(0.1)  # portico has seen the upstream close
+            if chunked:
+                c.request("POST", "/internal/big/%d" % i, headers=[("Transfer-Encoding", "chunked")], body=b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+            else:
+                c.request("POST", "/internal/big/%d" % i, body=body)
+            r = c.read_response("POST")
+            assert r.status == 200, (i, r.status)
+            assert r.body == b"POST /public/big/%d\n" % i + body
