@@ -695,3 +695,31 @@ def test_parallel_transfers_on_several_workers(portico, body_upstream, hashing_u
     recs = hashing_upstream.wait_records(8)
     assert sorted(r.target for r in recs) == sorted("/public/%d" % i for i in range(8))
     assert all(r.complete and r.length == size and r.sha256 == expected for r in recs)
+
+
+def test_large_bodies_back_to_back_on_one_connection(portico, body_upstream, hashing_upstream):
+    """Several 50 MiB downloads and uploads in a row on one client
+    connection (its buffers have grown after the first): each completes."""
+    px = portico(
+        "workers: 1\nroutes:\n  - path: /up\n    pass: http://internal.example.com:{hu}/public\n"
+        "  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
+        hu=hashing_upstream,
+        up=body_upstream,
+    )
+    size = 50 * MiB
+    sock = connect(px.port, timeout=5)
+    stream = Stream(sock)
+    try:
+        for i, kind in enumerate(["length", "chunked", "length", "close"]):
+            sock.sendall(request_head("GET", "/internal/%s/%d" % (kind, size), []))
+            r = read_response_streaming(stream)
+            assert r.status == 200 and r.complete and r.sha256 == pattern_sha256(size), (i, kind, r.length)
+        for i in range(3):
+            sock.sendall(request_head("POST", "/up/%d" % i, [("Content-Length", str(size))]))
+            send_body(sock, size, chunked=False)
+            r = read_response_streaming(stream, "POST")
+            assert r.status == 200, (i, r.status)
+    finally:
+        sock.close()
+    recs = hashing_upstream.wait_records(3)
+    assert all(q.length == size and q.sha256 == pattern_sha256(size) for q in recs)
