@@ -438,25 +438,12 @@ static int
 on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct request *req = parser_req(p);
-	struct hdr *h;
 
 	if (req->head_done) /* trailers of a chunked body: dropped */
 		return 0;
-	if (!req->in_value && req->nhdrs > 0 && req->hdrs[req->nhdrs - 1].value_len == UINT32_MAX) {
-		/* A name continued across two llhttp calls. */
-		req->hdrs[req->nhdrs - 1].name_len += (uint32_t)len;
-		return 0;
-	}
-	if (req->nhdrs >= req->cfg->limits.header_count)
+	if (proxy_hdr_name(req, req->head.data, &req->in_value, at, len,
+			   req->cfg->limits.header_count) == -1)
 		return head_fail(req, 431, "too many header fields");
-	req->hdrs = xgrow(req->hdrs, &req->hdrcap, req->nhdrs, sizeof(*h));
-	h = &req->hdrs[req->nhdrs++];
-	h->name = (uint32_t)(at - req->head.data);
-	h->name_len = (uint32_t)len;
-	h->value = h->name + h->name_len;
-	h->value_len = UINT32_MAX; /* name still open */
-	h->id = HTTP_HDR_OTHER;
-	req->in_value = false;
 	return 0;
 }
 
@@ -464,17 +451,11 @@ static int
 on_header_field_complete(llhttp_t *p)
 {
 	struct request *req = parser_req(p);
-	struct hdr *h;
-	const char *name;
 
 	if (req->head_done)
 		return 0;
-	h = &req->hdrs[req->nhdrs - 1];
-	name = req->head.data + h->name;
-	if (!http_name_is_valid(name, h->name_len))
+	if (proxy_hdr_name_done(req, req->head.data) == -1)
 		return head_fail(req, 400, "invalid header name");
-	h->id = (uint8_t)http_header_id(name, h->name_len);
-	h->value_len = 0;
 	return 0;
 }
 
@@ -482,16 +463,9 @@ static int
 on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct request *req = parser_req(p);
-	struct hdr *h;
 
-	if (req->head_done)
-		return 0;
-	h = &req->hdrs[req->nhdrs - 1];
-	if (!req->in_value) {
-		h->value = (uint32_t)(at - req->head.data);
-		req->in_value = true;
-	}
-	h->value_len += (uint32_t)len;
+	if (!req->head_done)
+		proxy_hdr_value(req, req->head.data, &req->in_value, at, len);
 	return 0;
 }
 
@@ -544,18 +518,13 @@ on_header_value_complete(llhttp_t *p)
 {
 	struct request *req = parser_req(p);
 	struct hdr *h;
-	const char *v;
 
 	if (req->head_done)
 		return 0;
-	h = &req->hdrs[req->nhdrs - 1];
-	v = req->head.data + h->value;
-	req->in_value = false;
-	while (h->value_len > 0 && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
-		h->value_len--;
-	if (!http_value_is_valid(v, h->value_len))
+	h = proxy_hdr_value_done(req, req->head.data, &req->in_value);
+	if (h == NULL)
 		return head_fail(req, 400, "invalid header value");
-	return request_note_header(req, h, v);
+	return request_note_header(req, h, req->head.data + h->value);
 }
 
 static int
@@ -870,14 +839,23 @@ client_on_read_timeout(struct client *c)
 	client_close(c, "read timeout");
 }
 
-/* Sends what the exchange queued on either side during a callback. */
-static void
+void
 client_flush(struct client *c)
 {
 	if (c->req != NULL && c->req->up != NULL)
 		upstream_flush(c->req->up);
-	if (c->bev != NULL)
+	/*
+	 * A direct write that drains the output below the low watermark
+	 * raises no write callback: resume the upstream here, and send what
+	 * that brings (bounded: each round needs the upstream's input).
+	 */
+	for (int round = 0; round < 4 && c->bev != NULL; round++) {
 		worker_flush(c->bev);
+		if (c->req == NULL || !c->req->up_paused ||
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) > PROXY_LOW_WATER)
+			return;
+		proxy_client_writable(c->req);
+	}
 }
 
 static void

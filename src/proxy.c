@@ -667,6 +667,68 @@ proxy_request_body(struct request *req)
 	}
 }
 
+/* --- headers as offsets, shared by both head parsers ---------------------- */
+
+int
+proxy_hdr_name(struct request *req, const char *base, bool *in_value, const char *at, size_t len,
+	       size_t max)
+{
+	struct hdr *h;
+
+	if (!*in_value && req->nhdrs > 0 && req->hdrs[req->nhdrs - 1].value_len == UINT32_MAX) {
+		/* A name continued across two llhttp calls. */
+		req->hdrs[req->nhdrs - 1].name_len += (uint32_t)len;
+		return 0;
+	}
+	if (req->nhdrs >= max)
+		return -1;
+	req->hdrs = xgrow(req->hdrs, &req->hdrcap, req->nhdrs, sizeof(*h));
+	h = &req->hdrs[req->nhdrs++];
+	h->name = (uint32_t)(at - base);
+	h->name_len = (uint32_t)len;
+	h->value = h->name + h->name_len;
+	h->value_len = UINT32_MAX; /* name still open */
+	h->id = HTTP_HDR_OTHER;
+	*in_value = false;
+	return 0;
+}
+
+int
+proxy_hdr_name_done(struct request *req, const char *base)
+{
+	struct hdr *h = &req->hdrs[req->nhdrs - 1];
+
+	if (!http_name_is_valid(base + h->name, h->name_len))
+		return -1;
+	h->id = (uint8_t)http_header_id(base + h->name, h->name_len);
+	h->value_len = 0;
+	return 0;
+}
+
+void
+proxy_hdr_value(struct request *req, const char *base, bool *in_value, const char *at, size_t len)
+{
+	struct hdr *h = &req->hdrs[req->nhdrs - 1];
+
+	if (!*in_value) {
+		h->value = (uint32_t)(at - base);
+		*in_value = true;
+	}
+	h->value_len += (uint32_t)len;
+}
+
+struct hdr *
+proxy_hdr_value_done(struct request *req, const char *base, bool *in_value)
+{
+	struct hdr *h = &req->hdrs[req->nhdrs - 1];
+	const char *v = base + h->value;
+
+	*in_value = false;
+	while (h->value_len > 0 && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
+		h->value_len--;
+	return http_value_is_valid(v, h->value_len) ? h : NULL;
+}
+
 /* --- the response head -------------------------------------------------- */
 
 static int
@@ -684,23 +746,10 @@ static int
 on_rheader_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct request *req = p->data;
-	struct hdr *h;
 
-	if (req->rhead_done)
-		return 0;
-	if (!req->rin_value && req->nhdrs > 0 &&
-	    req->hdrs[req->nhdrs - 1].value_len == UINT32_MAX) {
-		req->hdrs[req->nhdrs - 1].name_len += (uint32_t)len;
-		return 0;
-	}
-	req->hdrs = xgrow(req->hdrs, &req->hdrcap, req->nhdrs, sizeof(*h));
-	h = &req->hdrs[req->nhdrs++];
-	h->name = (uint32_t)(at - req->rhead.data);
-	h->name_len = (uint32_t)len;
-	h->value = h->name + h->name_len;
-	h->value_len = UINT32_MAX;
-	h->id = HTTP_HDR_OTHER;
-	req->rin_value = false;
+	/* The response head is bounded by its size, not by a count. */
+	if (!req->rhead_done)
+		proxy_hdr_name(req, req->rhead.data, &req->rin_value, at, len, SIZE_MAX);
 	return 0;
 }
 
@@ -708,32 +757,19 @@ static int
 on_rheader_field_complete(llhttp_t *p)
 {
 	struct request *req = p->data;
-	struct hdr *h;
 
 	if (req->rhead_done)
 		return 0;
-	h = &req->hdrs[req->nhdrs - 1];
-	if (!http_name_is_valid(req->rhead.data + h->name, h->name_len))
-		return HPE_USER;
-	h->id = (uint8_t)http_header_id(req->rhead.data + h->name, h->name_len);
-	h->value_len = 0;
-	return 0;
+	return proxy_hdr_name_done(req, req->rhead.data) == -1 ? HPE_USER : 0;
 }
 
 static int
 on_rheader_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct request *req = p->data;
-	struct hdr *h;
 
-	if (req->rhead_done)
-		return 0;
-	h = &req->hdrs[req->nhdrs - 1];
-	if (!req->rin_value) {
-		h->value = (uint32_t)(at - req->rhead.data);
-		req->rin_value = true;
-	}
-	h->value_len += (uint32_t)len;
+	if (!req->rhead_done)
+		proxy_hdr_value(req, req->rhead.data, &req->rin_value, at, len);
 	return 0;
 }
 
@@ -746,13 +782,10 @@ on_rheader_value_complete(llhttp_t *p)
 
 	if (req->rhead_done)
 		return 0;
-	h = &req->hdrs[req->nhdrs - 1];
-	v = req->rhead.data + h->value;
-	req->rin_value = false;
-	while (h->value_len > 0 && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
-		h->value_len--;
-	if (!http_value_is_valid(v, h->value_len))
+	h = proxy_hdr_value_done(req, req->rhead.data, &req->rin_value);
+	if (h == NULL)
 		return HPE_USER;
+	v = req->rhead.data + h->value;
 	if (h->id == HTTP_HDR_CONTENT_LENGTH)
 		http_framing_add_length(&req->rframing, v, h->value_len);
 	else if (h->id == HTTP_HDR_TRANSFER_ENCODING)

@@ -237,8 +237,20 @@ upstream_pause_read(struct upstream *u, bool pause)
 void
 upstream_flush(struct upstream *u)
 {
-	if (u->state == UPSTREAM_BUSY && !u->tls)
+	/*
+	 * A direct write that drains the output below the low watermark
+	 * raises no write callback: resume the client here, and send what
+	 * that brings (bounded: each round needs the client's input).
+	 */
+	for (int round = 0; round < 4; round++) {
+		if (u->state != UPSTREAM_BUSY || u->tls)
+			return;
 		worker_flush(u->bev);
+		if (u->req == NULL || !u->req->c->upstream_full ||
+		    evbuffer_get_length(bufferevent_get_output(u->bev)) > PROXY_LOW_WATER)
+			return;
+		proxy_upstream_writable(u);
+	}
 }
 
 static struct upstream *
@@ -316,7 +328,7 @@ static void
 upstream_flush_both(struct upstream *u, struct client *c)
 {
 	if (c != NULL)
-		worker_flush(c->bev);
+		client_flush(c);
 	upstream_flush(u);
 }
 
@@ -338,12 +350,20 @@ upstream_io_cb(evutil_socket_t fd, short what, void *arg)
 	upstream_flush_both(u, c);
 }
 
+static void upstream_connected(struct upstream *u);
+
 static void
 upstream_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
 	struct client *c = u->req ? u->req->c : NULL;
 
+	/*
+	 * When connect(2) succeeds at once, libevent 2.1 calls the write
+	 * callback instead of reporting BEV_EVENT_CONNECTED.
+	 */
+	if (u->state == UPSTREAM_CONNECTING && !u->tls)
+		upstream_connected(u);
 	if (u->state == UPSTREAM_BUSY && u->req != NULL)
 		proxy_upstream_writable(u);
 	if (!u->tls)
@@ -368,6 +388,8 @@ upstream_connected(struct upstream *u)
 {
 	int fd = bufferevent_getfd(u->bev), one = 1;
 
+	if (u->connected) /* reported twice after an immediate connect */
+		return;
 	upstream_set_state(u, UPSTREAM_BUSY);
 	u->connected = true;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -533,7 +555,7 @@ upstream_resolved(const char *err, const struct sockaddr *sa, socklen_t salen, v
 		upstream_connect(u, sa, salen);
 	}
 	if (c != NULL)
-		worker_flush(c->bev);
+		client_flush(c);
 }
 
 static struct upstream *

@@ -79,6 +79,12 @@ void client_free(struct client *c);
 void client_request_done(struct client *c);
 /* Reading from the client, paused or resumed for backpressure. */
 void client_update_read(struct client *c);
+/*
+ * Sends what an exchange queued toward the client and its upstream now
+ * (plain sockets), resuming the side that backpressure paused when the
+ * output drained.  Called at the end of every callback that produced output.
+ */
+void client_flush(struct client *c);
 /* Graceful stop: close if idle, else close after the response in progress. */
 void client_drain(struct client *c);
 

@@ -126,6 +126,21 @@ struct request {
 	struct filter *filter; /* NULL: the body is passed through */
 };
 
+/*
+ * Headers of a head being parsed, kept as offsets from `base` in req->hdrs;
+ * shared by the request (client.c) and response (proxy.c) parsers.
+ * proxy_hdr_name: a chunk of a name; starts a header, or -1 when that would
+ * make more than `max`.  proxy_hdr_name_done: -1 when the name is not a
+ * token.  proxy_hdr_value_done: trims trailing whitespace; NULL when the
+ * value holds a forbidden byte.
+ */
+int proxy_hdr_name(struct request *req, const char *base, bool *in_value, const char *at,
+		   size_t len, size_t max);
+int proxy_hdr_name_done(struct request *req, const char *base);
+void proxy_hdr_value(struct request *req, const char *base, bool *in_value, const char *at,
+		     size_t len);
+struct hdr *proxy_hdr_value_done(struct request *req, const char *base, bool *in_value);
+
 /* Takes a request structure from the worker's free list (or allocates one). */
 struct request *request_new(struct worker *w, struct client *c);
 /* Drops the config reference and puts the structure back on the free list. */
