@@ -502,6 +502,13 @@ request_note_header(struct request *req, struct hdr *h, const char *v)
 		req->referer = h->value;
 		req->referer_len = h->value_len;
 		break;
+	case HTTP_HDR_ACCEPT_ENCODING:
+		if (!req->has_ae) {
+			req->has_ae = true;
+			req->ae = h->value;
+			req->ae_len = h->value_len;
+		}
+		break;
 	case HTTP_HDR_USER_AGENT:
 		req->has_ua = true;
 		req->ua = h->value;

@@ -125,6 +125,12 @@ static const struct {
     H("via", HTTP_HDR_VIA),
     H("referer", HTTP_HDR_REFERER),
     H("user-agent", HTTP_HDR_USER_AGENT),
+    H("accept-encoding", HTTP_HDR_ACCEPT_ENCODING),
+    H("content-type", HTTP_HDR_CONTENT_TYPE),
+    H("content-encoding", HTTP_HDR_CONTENT_ENCODING),
+    H("etag", HTTP_HDR_ETAG),
+    H("accept-ranges", HTTP_HDR_ACCEPT_RANGES),
+    H("vary", HTTP_HDR_VARY),
 #undef H
 };
 

@@ -384,6 +384,10 @@ request_header_passes(const struct request *req, const struct hdr *h)
 	case HTTP_HDR_EXPECT:
 	case HTTP_HDR_CONTENT_LENGTH:
 		return false;
+	case HTTP_HDR_ACCEPT_ENCODING:
+		if (req->route->html) /* replaced by the codings the filters can decode */
+			return false;
+		break;
 	case HTTP_HDR_X_FORWARDED_FOR:
 	case HTTP_HDR_X_FORWARDED_HOST:
 	case HTTP_HDR_X_FORWARDED_PROTO:
@@ -419,6 +423,18 @@ write_upgrade(struct request *req, struct evbuffer *out)
 	add_str(out, "Connection: upgrade\r\n");
 }
 
+/* An html route asks only for codings its body filters can decode. */
+static void
+write_accept_encoding(struct request *req, struct evbuffer *out)
+{
+	struct buf *scratch = &req->c->w->scratch;
+
+	buf_reset(scratch);
+	if (bodyfilter_upstream_accept_encoding(req->has_ae ? req->head.data + req->ae : NULL,
+						req->ae_len, scratch))
+		add_header(out, "Accept-Encoding", 15, scratch->data, scratch->len);
+}
+
 /* The request head, rebuilt into the upstream connection's output. */
 static void
 proxy_write_head(struct request *req)
@@ -452,6 +468,8 @@ proxy_write_head(struct request *req)
 	}
 	if (req->upgrade)
 		write_upgrade(req, out);
+	if (r->html)
+		write_accept_encoding(req, out);
 	if (cfg->forwarded.x_forwarded) {
 		write_joined(req, out, "X-Forwarded-For: ", HTTP_HDR_X_FORWARDED_FOR, req->c->addr);
 		if (req->host_len > 0)
@@ -828,6 +846,40 @@ response_emit(struct request *req, const char *data, size_t len)
 	req->bytes_sent += len;
 }
 
+/* Frames what the filter chain produced (in the worker's scratch evbuffer) for the client. */
+static void
+response_filter_out(struct request *req, struct evbuffer *tmp)
+{
+	struct evbuffer *out = client_out(req);
+	size_t len = evbuffer_get_length(tmp);
+	char hex[20];
+	size_t n;
+
+	if (len == 0)
+		return;
+	if (req->rechunk) {
+		n = http_hex(hex, len);
+		hex[n++] = '\r';
+		hex[n++] = '\n';
+		evbuffer_add(out, hex, n);
+	}
+	evbuffer_add_buffer(out, tmp);
+	if (req->rechunk)
+		evbuffer_add(out, "\r\n", 2);
+	req->bytes_sent += len;
+}
+
+/* Body bytes through the filter chain; -1 when the body cannot be completed. */
+static int
+response_filter(struct request *req, const char *data, size_t len)
+{
+	struct evbuffer *tmp = req->c->w->filter_out;
+	int r = req->filter->ops->write(req->filter, data, len, tmp);
+
+	response_filter_out(req, tmp);
+	return r;
+}
+
 /* Moves `len` bytes of the upstream input to the client without copying. */
 static void
 response_move(struct request *req, struct evbuffer *in, size_t len)
@@ -847,11 +899,11 @@ response_move(struct request *req, struct evbuffer *in, size_t len)
 		for (int i = 0; i < cnt && i < 8 && left > 0; i++) {
 			size_t k = v[i].iov_len < left ? v[i].iov_len : left;
 
-			req->filter->ops->write(req->filter, v[i].iov_base, k, out);
+			if (response_filter(req, v[i].iov_base, k) == -1)
+				req->filter_failed = true;
 			left -= k;
 		}
 		evbuffer_drain(in, len - left);
-		req->bytes_sent += len - left;
 		return;
 	}
 	if (req->rechunk) {
@@ -872,8 +924,8 @@ on_rbody(llhttp_t *p, const char *at, size_t len)
 	struct request *req = p->data;
 
 	if (req->filter != NULL) {
-		req->filter->ops->write(req->filter, at, len, client_out(req));
-		req->bytes_sent += len;
+		if (response_filter(req, at, len) == -1)
+			req->filter_failed = true;
 		return 0;
 	}
 	response_emit(req, at, len);
@@ -954,6 +1006,41 @@ response_header_passes(const struct request *req, const struct hdr *h, int statu
 	return true;
 }
 
+/*
+ * The headers body rewriting changes (bodyfilter.h): Content-Encoding is
+ * re-stated after the loop, Accept-Ranges dropped, a strong ETag made weak,
+ * Vary made to list Accept-Encoding.  True when `h` was handled here.
+ */
+static bool
+response_header_filtered(struct request *req, struct evbuffer *out, const struct hdr *h)
+{
+	const char *name = req->rhead.data + h->name, *v = req->rhead.data + h->value;
+	struct buf *scratch = &req->c->w->scratch;
+
+	buf_reset(scratch);
+	switch (h->id) {
+	case HTTP_HDR_CONTENT_ENCODING:
+		return true;
+	case HTTP_HDR_ACCEPT_RANGES:
+		return req->bf_drop_ranges;
+	case HTTP_HDR_ETAG:
+		if (!req->bf_weaken_etag)
+			return false;
+		bodyfilter_weaken_etag(v, h->value_len, scratch);
+		break;
+	case HTTP_HDR_VARY:
+		if (!req->bf_vary || req->bf_vary_done)
+			return false;
+		bodyfilter_vary_merge(v, h->value_len, scratch);
+		req->bf_vary_done = true;
+		break;
+	default:
+		return false;
+	}
+	add_header(out, name, h->name_len, scratch->data, scratch->len);
+	return true;
+}
+
 /* The response head toward the client: status line, headers, framing, Connection. */
 static void
 write_response_head(struct request *req, int status, const char *framing)
@@ -977,9 +1064,19 @@ write_response_head(struct request *req, int status, const char *framing)
 	else
 		add_str(out, http_reason(status));
 	evbuffer_add(out, "\r\n", 2);
-	for (unsigned i = 0; i < req->nhdrs; i++)
-		if (response_header_passes(req, &req->hdrs[i], status))
-			write_response_header(req, out, &req->hdrs[i], &ctx);
+	for (unsigned i = 0; i < req->nhdrs; i++) {
+		const struct hdr *h = &req->hdrs[i];
+
+		if (!response_header_passes(req, h, status))
+			continue;
+		if (req->bf_headers && response_header_filtered(req, out, h))
+			continue;
+		write_response_header(req, out, h, &ctx);
+	}
+	if (req->bf_headers && req->bf_encoding != NULL)
+		evbuffer_add_printf(out, "Content-Encoding: %s\r\n", req->bf_encoding);
+	if (req->bf_headers && req->bf_vary && !req->bf_vary_done)
+		add_str(out, "Vary: Accept-Encoding\r\n");
 	if (framing != NULL)
 		add_str(out, framing);
 	evbuffer_add(out, "\r\n", 2);
@@ -1000,7 +1097,7 @@ response_framing(struct request *req, int status, char *line, size_t linelen)
 			       : (req->rconn_flags & HTTP_CONN_KEEP_ALIVE) != 0;
 	if (no_body) {
 		req->rbody = BODY_NONE;
-		if (v == HTTP_FRAMING_LENGTH && status != 204)
+		if (v == HTTP_FRAMING_LENGTH && status != 204 && !req->bf_headers)
 			snprintf(line, linelen, "Content-Length: %llu\r\n",
 				 (unsigned long long)req->rframing.length);
 		return 0;
@@ -1033,6 +1130,60 @@ response_framing(struct request *req, int status, char *line, size_t linelen)
 static void response_body(struct request *req);
 static void tunnel_start(struct request *req);
 
+/* Content-Type, and every Content-Encoding joined with ", " into `ce`. */
+static void
+response_types(const struct request *req, const char **ct, size_t *ctlen, struct buf *ce)
+{
+	for (unsigned i = 0; i < req->nhdrs; i++) {
+		const struct hdr *h = &req->hdrs[i];
+
+		if (h->id == HTTP_HDR_CONTENT_TYPE && *ct == NULL) {
+			*ct = req->rhead.data + h->value;
+			*ctlen = h->value_len;
+		} else if (h->id == HTTP_HDR_CONTENT_ENCODING) {
+			if (ce->len > 0)
+				buf_add(ce, ", ", 2);
+			buf_add(ce, req->rhead.data + h->value, h->value_len);
+		}
+	}
+}
+
+/*
+ * Body rewriting (SPEC section 6.3) on an html route: installs the filter
+ * chain for a body, or only notes the header changes for HEAD and 304.
+ */
+static void
+response_setup_filter(struct request *req, int status)
+{
+	const struct route *r = req->route;
+	struct buf *ce = &req->c->w->scratch;
+	struct bodyfilter_result res;
+	const char *ct = NULL;
+	size_t ctlen = 0;
+	bool gz;
+
+	if (!r->html || status == 204 || status == 206)
+		return;
+	memset(&res, 0, sizeof(res));
+	buf_reset(ce);
+	response_types(req, &ct, &ctlen, ce);
+	gz = bodyfilter_accepts_gzip(req->has_ae ? req->head.data + req->ae : NULL, req->ae_len);
+	if (req->method == HTTP_HEAD || status == 304) {
+		if (!bodyfilter_headers(r, ct, ctlen, ce->len ? ce->data : NULL, ce->len, gz, &res))
+			return;
+	} else if (bodyfilter_setup(r, ct, ctlen, ce->len ? ce->data : NULL, ce->len, gz, &res) ==
+		       -1 ||
+		   res.filter == NULL) {
+		return;
+	}
+	req->filter = res.filter;
+	req->bf_headers = true;
+	req->bf_encoding = res.content_encoding;
+	req->bf_weaken_etag = res.weaken_etag;
+	req->bf_drop_ranges = res.drop_accept_ranges;
+	req->bf_vary = res.vary_accept_encoding;
+}
+
 /* Sends the final response head and starts the body. */
 static void
 response_start(struct request *req, int status)
@@ -1041,6 +1192,7 @@ response_start(struct request *req, int status)
 	char framing[96];
 	size_t n;
 
+	response_setup_filter(req, status);
 	if (response_framing(req, status, framing, sizeof(framing) - 32) == -1) {
 		proxy_error(req, 502, "invalid response framing");
 		return;
@@ -1161,8 +1313,20 @@ response_head(struct request *req)
 static void
 response_complete(struct request *req)
 {
-	if (req->filter != NULL)
-		req->filter->ops->finish(req->filter, client_out(req));
+	if (req->filter != NULL) {
+		struct evbuffer *tmp = req->c->w->filter_out;
+
+		if (req->filter->ops->finish(req->filter, tmp) == -1)
+			req->filter_failed = true;
+		response_filter_out(req, tmp);
+	}
+	if (req->filter_failed) {
+		/* A corrupt or truncated compressed body: never end it as if complete. */
+		log_req(LOG_LEVEL_WARN, req->id, "response body filter failed route=%s",
+			req->route->name);
+		client_close(req->c, "body filter failed");
+		return;
+	}
 	if (req->rechunk)
 		evbuffer_add(client_out(req), "0\r\n\r\n", 5);
 	req->resp_done = true;

@@ -542,6 +542,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 		return -1;
 	resolver_set_config(w->resolver, cfg);
 	w->pool = upstream_pool_new(w);
+	w->filter_out = evbuffer_new();
 	w->shutdown_ms = cfg->timeouts.shutdown;
 	w->limit_ev = event_new(w->base, -1, 0, worker_limit_cb, w);
 	atomic_store(&shared->max_clients, cfg->limits.connections);
@@ -596,6 +597,8 @@ worker_destroy(struct worker *w)
 		free(req);
 	}
 	buf_free(&w->scratch);
+	if (w->filter_out)
+		evbuffer_free(w->filter_out);
 	while (w->nspare > 0)
 		bufferevent_free(w->spare_bevs[--w->nspare]);
 	free(w->spare_bevs);

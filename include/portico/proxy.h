@@ -18,6 +18,7 @@
 
 #include <llhttp.h>
 
+#include "portico/bodyfilter.h"
 #include "portico/http.h"
 #include "portico/util.h"
 
@@ -81,7 +82,8 @@ struct request {
 	int host_idx;
 	uint32_t host, host_len; /* Host, or the absolute-form authority */
 	uint32_t referer, referer_len, ua, ua_len;
-	bool has_referer, has_ua;
+	bool has_referer, has_ua, has_ae;
+	uint32_t ae, ae_len; /* Accept-Encoding (the first one) */
 	unsigned conn_flags;
 	struct http_framing framing;
 	bool expect_continue;
@@ -124,6 +126,11 @@ struct request {
 	bool up_paused; /* upstream reading paused: the client's output is full */
 	uint64_t bytes_sent;
 	struct filter *filter; /* NULL: the body is passed through */
+	bool filter_failed;
+	bool bf_headers; /* body rewriting changes the response headers (bf says how) */
+	bool bf_vary_done;
+	const char *bf_encoding; /* "gzip" or NULL */
+	bool bf_weaken_etag, bf_drop_ranges, bf_vary;
 };
 
 /*

@@ -109,7 +109,8 @@ struct worker {
 	/* Request structures kept for reuse. */
 	struct request *free_reqs;
 	unsigned nfree_reqs;
-	struct buf scratch; /* header rewriting; only used synchronously */
+	struct buf scratch;	     /* header rewriting; only used synchronously */
+	struct evbuffer *filter_out; /* body filter output, framed at once */
 	/* Socket bufferevents of idle connections, kept for the next active one. */
 	struct bufferevent **spare_bevs;
 	size_t nspare, spare_cap;
