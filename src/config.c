@@ -52,6 +52,7 @@ enum ktype {
 	KT_URL,	    /* struct url */
 	KT_FILE,    /* a file name; read by whoever checks it */
 	KT_LOGDEST, /* one of the choices or an absolute path */
+	KT_LIST,    /* a list of "path[]." scopes, see struct ckey */
 	KT_CUSTOM,  /* the row's parse function */
 };
 
@@ -64,8 +65,15 @@ struct ckey;
 /* Parses `node` (NULL when the key is absent) into `base`; `kp` is the key path shown. */
 typedef int key_parse_fn(struct cctx *c, const struct ckey *k, yaml_node_t *node, void *base,
 			 const char *kp);
+/*
+ * Parses item `i` of the list of row `k`, whose key path is `ikp`, into
+ * `elem` (zeroed); `base` is the struct that holds the list.
+ */
+typedef int list_item_fn(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i,
+			 const char *ikp, void *base, void *elem);
 
 #define KEY_REQUIRED 0x1
+#define KEY_NONEMPTY 0x2 /* KT_LIST: an empty list is an error */
 
 struct ckey {
 	const char *path; /* "limits.header_size", "routes[].pass" */
@@ -75,8 +83,11 @@ struct ckey {
 	const char *defdoc; /* the default in words when `def` is NULL */
 	uint64_t min, max;  /* KT_UINT, KT_SIZE (bytes), KT_DURATION (ms) */
 	const struct kchoice *choices;
-	size_t off;		      /* where the value goes in the scope's struct */
-	size_t aux;		      /* key_access: the has_access flag */
+	size_t off;	    /* where the value goes in the scope's struct (KT_LIST: the array) */
+	size_t aux;	    /* KT_LIST: where the item count (size_t) goes */
+	size_t esize;	    /* KT_LIST: the size of one item */
+	list_item_fn *item; /* KT_LIST: parses one item; NULL: the scope "path[]." */
+	size_t has;	    /* key_access: the bool set when the list is present */
 	bool (*check)(const char *s); /* KT_STRING: what a valid value is, as `expected` says */
 	const char *expected;
 	key_parse_fn *parse;
@@ -84,9 +95,9 @@ struct ckey {
 	const char *help;
 };
 
-static key_parse_fn key_listen, key_address, key_listen_tls, key_certificates, key_workers,
-    key_admin_listen, key_hosts, key_access, key_reverse, key_routes, key_match, key_pass,
-    key_route_host, key_html, key_html_map, key_route_tls, key_server_name;
+static key_parse_fn key_address, key_listen_tls, key_workers, key_admin_listen, key_hosts,
+    key_access, key_match, key_pass, key_route_host, key_html, key_route_tls, key_server_name;
+static list_item_fn listen_item, cert_item, access_item, route_item;
 
 /* Checks of KT_STRING values, named by the key table. */
 static bool check_route_name(const char *s);
@@ -283,33 +294,6 @@ need_list(struct cctx *c, const yaml_node_t *n, const char *kp, bool nonempty)
 		return fail_expected(c, n, kp, "a list");
 	if (nonempty && seq_len(n) == 0)
 		return fail(c, n, kp, "expected at least one item; got an empty list");
-	return 0;
-}
-
-/* Parses item `i` of a list, whose key path is `ikp`, into the array its caller sized. */
-typedef int list_item_fn(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base);
-
-/* Checks that `n` is a list (not empty when `nonempty`); its length goes to *len. */
-static int
-list_begin(struct cctx *c, const yaml_node_t *n, const char *kp, bool nonempty, size_t *len)
-{
-	if (need_list(c, n, kp, nonempty) < 0)
-		return -1;
-	*len = seq_len(n);
-	return 0;
-}
-
-/* Gives every item of the list `n` to `fn`, with its key path "kp[i]". */
-static int
-list_walk(struct cctx *c, const yaml_node_t *n, const char *kp, void *base, list_item_fn *fn)
-{
-	char ikp[KP_MAX];
-
-	for (size_t i = 0; i < seq_len(n); i++) {
-		kp_index(ikp, kp, i);
-		if (fn(c, seq_item(c, n, i), i, ikp, base) < 0)
-			return -1;
-	}
 	return 0;
 }
 
@@ -724,6 +708,7 @@ scalar_store(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const c
 	case KT_URL:
 		return scalar_url(c, n, kp, s, dst);
 	case KT_SECTION:
+	case KT_LIST:
 	case KT_CUSTOM:
 		break;
 	}
@@ -741,6 +726,8 @@ scalar_parse(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const c
 		return -1;
 	return scalar_store(c, k, n, kp, scalar(n), base);
 }
+
+static key_parse_fn list_parse;
 
 /*
  * Walks the keys of `scope` ("", "limits.", "routes[].") over `map` (NULL:
@@ -769,6 +756,8 @@ scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base, con
 			return fail(c, map, kp, "required key is missing");
 		if (k->parse != NULL) {
 			rc = k->parse(c, k, v, base, kp);
+		} else if (k->type == KT_LIST) {
+			rc = list_parse(c, k, v, base, kp);
 		} else if (k->type == KT_SECTION) {
 			snprintf(sub, sizeof(sub), "%s.", k->path);
 			rc = scope_parse(c, sub, v, base, kp);
@@ -777,6 +766,53 @@ scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base, con
 		} else if (k->def != NULL) {
 			rc = scalar_store(c, k, NULL, kp, k->def, base);
 		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Parses one list item as the scope "path[]." of its row. */
+static int
+list_item_scope(struct cctx *c, const struct ckey *k, yaml_node_t *item, const char *ikp,
+		void *elem)
+{
+	char scope[KP_MAX];
+
+	snprintf(scope, sizeof(scope), "%s[].", k->path);
+	return scope_parse(c, scope, item, elem, ikp);
+}
+
+/*
+ * A KT_LIST row: `n` must be a list (not empty with KEY_NONEMPTY); an array
+ * of its length goes to base + k->off, the length to base + k->aux, and
+ * every item, with its key path "kp[i]", to the row's item function.
+ */
+static int
+list_parse(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	char ikp[KP_MAX];
+	char *items;
+	size_t len;
+
+	if (n == NULL)
+		return 0;
+	if (need_list(c, n, kp, k->flags & KEY_NONEMPTY) < 0)
+		return -1;
+	len = seq_len(n);
+	items = xcalloc(len, k->esize);
+	memcpy((char *)base + k->off, &items, sizeof(items)); /* the row's typed array pointer */
+	*(size_t *)((char *)base + k->aux) = len;
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *item = seq_item(c, n, i);
+		void *elem = items + i * k->esize;
+		int rc;
+
+		kp_index(ikp, kp, i);
+		if (k->item != NULL)
+			rc = k->item(c, k, item, i, ikp, base, elem);
+		else
+			rc = list_item_scope(c, k, item, ikp, elem);
 		if (rc < 0)
 			return -1;
 	}
@@ -1063,29 +1099,16 @@ fail:
 /* Listeners */
 
 static int
-cert_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+cert_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
+	  void *base, void *elem)
 {
-	struct config_cert *cert = &((struct config_listen *)base)->certs[i];
+	struct config_cert *cert = elem;
 
-	if (scope_parse(c, "listen[].tls.certificates[].", item, cert, ikp) < 0)
+	(void)i;
+	(void)base;
+	if (list_item_scope(c, k, item, ikp, cert) < 0)
 		return -1;
 	return tls_check_pair(c, item, ikp, cert->cert, cert->key);
-}
-
-static int
-key_certificates(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
-{
-	struct config_listen *l = base;
-	size_t len;
-
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (list_begin(c, n, kp, true, &len) < 0)
-		return -1;
-	l->certs = xcalloc(len, sizeof(*l->certs));
-	l->ncerts = len;
-	return list_walk(c, n, kp, l, cert_item);
 }
 
 static int
@@ -1105,10 +1128,11 @@ key_listen_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
 }
 
 static int
-listen_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+listen_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
+	    void *base, void *elem)
 {
 	struct config *cfg = base;
-	struct config_listen *l = &cfg->listen[i];
+	struct config_listen *l = elem;
 
 	l->line = node_line(item);
 	l->col = node_col(item);
@@ -1118,7 +1142,7 @@ listen_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *
 			return -1;
 	} else if (item->type != YAML_MAPPING_NODE) {
 		return fail_expected(c, item, ikp, "an address or a mapping with address");
-	} else if (scope_parse(c, "listen[].", item, l, ikp) < 0) {
+	} else if (list_item_scope(c, k, item, ikp, l) < 0) {
 		return -1;
 	}
 	for (size_t j = 0; j < i; j++)
@@ -1127,22 +1151,6 @@ listen_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *
 			return fail(c, item, ikp, "the same address as listen[%zu] (line %d)", j,
 				    cfg->listen[j].line);
 	return 0;
-}
-
-static int
-key_listen(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
-{
-	struct config *cfg = base;
-	size_t len;
-
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (list_begin(c, n, kp, true, &len) < 0)
-		return -1;
-	cfg->listen = xcalloc(len, sizeof(*cfg->listen));
-	cfg->nlisten = len;
-	return list_walk(c, n, kp, cfg, listen_item);
 }
 
 /* hosts, access, reverse */
@@ -1253,13 +1261,17 @@ key_hosts(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, cons
 
 /* One access item: a mapping with exactly one of allow and deny. */
 static int
-access_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+access_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
+	    void *base, void *elem)
 {
-	struct access_rule *r = &((struct access_list *)base)->rules[i];
+	struct access_rule *r = elem;
 	yaml_node_t *allow, *deny, *v;
 	const char *why;
 	char kp[KP_MAX];
 
+	(void)k;
+	(void)i;
+	(void)base;
 	if (need_mapping(c, item, ikp) < 0 || keys_check(c, "access[].", item, ikp) < 0)
 		return -1;
 	allow = map_get(c, item, "allow");
@@ -1283,42 +1295,13 @@ access_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *
 	return 0;
 }
 
+/* A list of access_item; its presence (even empty) replaces the wider list. */
 static int
 key_access(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
-	struct access_list *l = (void *)((char *)base + k->off);
-	size_t len;
-
-	if (n == NULL)
-		return 0;
-	if (list_begin(c, n, kp, false, &len) < 0)
-		return -1;
-	*(bool *)((char *)base + k->aux) = true;
-	l->rules = xcalloc(len, sizeof(*l->rules));
-	l->n = len;
-	return list_walk(c, n, kp, l, access_item);
-}
-
-static int
-reverse_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
-{
-	return scope_parse(c, "reverse[].", item, &((struct config *)base)->reverse[i], ikp);
-}
-
-static int
-key_reverse(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
-{
-	struct config *cfg = base;
-	size_t len;
-
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (list_begin(c, n, kp, false, &len) < 0)
-		return -1;
-	cfg->reverse = xcalloc(len, sizeof(*cfg->reverse));
-	cfg->nreverse = len;
-	return list_walk(c, n, kp, cfg, reverse_item);
+	if (n != NULL)
+		*(bool *)((char *)base + k->has) = true;
+	return list_parse(c, k, n, base, kp);
 }
 
 /* Routes */
@@ -1481,29 +1464,6 @@ key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
 }
 
 static int
-html_map_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
-{
-	return scope_parse(c, "routes[].html.map[].", item, &((struct route *)base)->html_maps[i],
-			   ikp);
-}
-
-static int
-key_html_map(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
-{
-	struct route *r = base;
-	size_t len;
-
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (list_begin(c, n, kp, true, &len) < 0)
-		return -1;
-	r->html_maps = xcalloc(len, sizeof(*r->html_maps));
-	r->html_nmaps = len;
-	return list_walk(c, n, kp, r, html_map_item);
-}
-
-static int
 key_html(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	static const char expected[] = "true, false or a mapping with map and extended";
@@ -1643,10 +1603,11 @@ warn_slash(struct cctx *c, const char *ikp, const struct route *r)
 }
 
 static int
-route_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *base)
+route_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
+	   void *base, void *elem)
 {
 	struct config *cfg = base;
-	struct route *r = &cfg->routes[i];
+	struct route *r = elem;
 
 	r->index = (unsigned)i;
 	r->line = node_line(item);
@@ -1654,26 +1615,10 @@ route_item(struct cctx *c, yaml_node_t *item, size_t i, const char *ikp, void *b
 	r->upstream_connect_ms = cfg->timeouts.upstream_connect;
 	r->upstream_read_ms = cfg->timeouts.upstream_read;
 	r->tunnel_ms = cfg->timeouts.tunnel;
-	if (scope_parse(c, "routes[].", item, r, ikp) < 0 || route_finish(c, item, ikp, r) < 0)
+	if (list_item_scope(c, k, item, ikp, r) < 0 || route_finish(c, item, ikp, r) < 0)
 		return -1;
 	warn_slash(c, ikp, r);
 	return 0;
-}
-
-static int
-key_routes(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
-{
-	struct config *cfg = base;
-	size_t len;
-
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (list_begin(c, n, kp, true, &len) < 0)
-		return -1;
-	cfg->routes = xcalloc(len, sizeof(*cfg->routes));
-	cfg->nroutes = len;
-	return list_walk(c, n, kp, cfg, route_item);
 }
 
 /* The whole snapshot */
@@ -2045,6 +1990,7 @@ mdoc_type(FILE *out, const struct ckey *k)
 	    [KT_SECTION] = "mapping", [KT_BOOL] = "bool",	  [KT_UINT] = "number",
 	    [KT_SIZE] = "size",	      [KT_DURATION] = "duration", [KT_STRING] = "string",
 	    [KT_PATH] = "path",	      [KT_URL] = "URL",		  [KT_FILE] = "file",
+	    [KT_LIST] = "list",
 	};
 	char list[128];
 
