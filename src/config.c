@@ -728,6 +728,8 @@ scalar_parse(struct cctx *c, const struct ckey *k, const yaml_node_t *n, const c
 }
 
 static key_parse_fn list_parse;
+static int row_scope(struct cctx *c, const struct ckey *k, const char *suffix, yaml_node_t *n,
+		     void *base, const char *kp);
 
 /*
  * Walks the keys of `scope` ("", "limits.", "routes[].") over `map` (NULL:
@@ -737,7 +739,7 @@ static key_parse_fn list_parse;
 static int
 scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base, const char *dpath)
 {
-	char kp[KP_MAX], sub[KP_MAX];
+	char kp[KP_MAX];
 
 	if (map != NULL &&
 	    (need_mapping(c, map, dpath) < 0 || keys_check(c, scope, map, dpath) < 0))
@@ -759,8 +761,7 @@ scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base, con
 		} else if (k->type == KT_LIST) {
 			rc = list_parse(c, k, v, base, kp);
 		} else if (k->type == KT_SECTION) {
-			snprintf(sub, sizeof(sub), "%s.", k->path);
-			rc = scope_parse(c, sub, v, base, kp);
+			rc = row_scope(c, k, ".", v, base, kp);
 		} else if (v != NULL) {
 			rc = scalar_parse(c, k, v, kp, base);
 		} else if (k->def != NULL) {
@@ -772,15 +773,18 @@ scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base, con
 	return 0;
 }
 
-/* Parses one list item as the scope "path[]." of its row. */
+/*
+ * Parses `n` as the scope below row `k`: "path." for a section, "path[]."
+ * for an item of a list (`suffix`).
+ */
 static int
-list_item_scope(struct cctx *c, const struct ckey *k, yaml_node_t *item, const char *ikp,
-		void *elem)
+row_scope(struct cctx *c, const struct ckey *k, const char *suffix, yaml_node_t *n, void *base,
+	  const char *kp)
 {
 	char scope[KP_MAX];
 
-	snprintf(scope, sizeof(scope), "%s[].", k->path);
-	return scope_parse(c, scope, item, elem, ikp);
+	snprintf(scope, sizeof(scope), "%s%s", k->path, suffix);
+	return scope_parse(c, scope, n, base, kp);
 }
 
 /*
@@ -812,7 +816,7 @@ list_parse(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, con
 		if (k->item != NULL)
 			rc = k->item(c, k, item, i, ikp, base, elem);
 		else
-			rc = list_item_scope(c, k, item, ikp, elem);
+			rc = row_scope(c, k, "[].", item, elem, ikp);
 		if (rc < 0)
 			return -1;
 	}
@@ -910,6 +914,19 @@ addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *salen, bool *a
 #define ADDR_EXPECTED                                                                              \
 	"\"host:port\", \"[v6]:port\" or \"*:port\" with a numeric address and a port in 1..65535"
 
+/* A listening address: parsed into *ss, *salen and *any, its text copied to *text. */
+static int
+addr_value(struct cctx *c, const yaml_node_t *n, const char *kp, struct sockaddr_storage *ss,
+	   socklen_t *salen, bool *any, char **text)
+{
+	if (need_scalar(c, n, kp, ADDR_EXPECTED) < 0)
+		return -1;
+	if (addr_parse(scalar(n), ss, salen, any) < 0)
+		return fail_expected(c, n, kp, ADDR_EXPECTED);
+	*text = xstrdup(scalar(n));
+	return 0;
+}
+
 static int
 key_address(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
@@ -918,11 +935,8 @@ key_address(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, co
 	(void)k;
 	if (n == NULL)
 		return 0; /* required: caught by the walker */
-	if (need_scalar(c, n, kp, ADDR_EXPECTED) < 0)
+	if (addr_value(c, n, kp, &l->sa, &l->salen, &l->any, &l->address) < 0)
 		return -1;
-	if (addr_parse(scalar(n), &l->sa, &l->salen, &l->any) < 0)
-		return fail_expected(c, n, kp, ADDR_EXPECTED);
-	l->address = xstrdup(scalar(n));
 	l->public = !addr_is_loopback(&l->sa);
 	return 0;
 }
@@ -936,12 +950,7 @@ key_admin_listen(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *bas
 	(void)k;
 	if (n == NULL)
 		return 0;
-	if (need_scalar(c, n, kp, ADDR_EXPECTED) < 0)
-		return -1;
-	if (addr_parse(scalar(n), &cfg->admin.sa, &cfg->admin.salen, &any) < 0)
-		return fail_expected(c, n, kp, ADDR_EXPECTED);
-	cfg->admin.listen = xstrdup(scalar(n));
-	return 0;
+	return addr_value(c, n, kp, &cfg->admin.sa, &cfg->admin.salen, &any, &cfg->admin.listen);
 }
 
 static int
@@ -1106,7 +1115,7 @@ cert_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, con
 
 	(void)i;
 	(void)base;
-	if (list_item_scope(c, k, item, ikp, cert) < 0)
+	if (row_scope(c, k, "[].", item, cert, ikp) < 0)
 		return -1;
 	return tls_check_pair(c, item, ikp, cert->cert, cert->key);
 }
@@ -1115,14 +1124,12 @@ static int
 key_listen_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct config_listen *l = base;
-	char scope[KP_MAX];
 
 	l->tls_min_version = TLS1_2_VERSION;
 	if (n == NULL)
 		return 0;
 	l->tls = true;
-	snprintf(scope, sizeof(scope), "%s.", k->path);
-	if (scope_parse(c, scope, n, l, kp) < 0)
+	if (row_scope(c, k, ".", n, l, kp) < 0)
 		return -1;
 	return tls_check_ciphers(c, n, kp, l);
 }
@@ -1142,7 +1149,7 @@ listen_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, c
 			return -1;
 	} else if (item->type != YAML_MAPPING_NODE) {
 		return fail_expected(c, item, ikp, "an address or a mapping with address");
-	} else if (list_item_scope(c, k, item, ikp, l) < 0) {
+	} else if (row_scope(c, k, "[].", item, l, ikp) < 0) {
 		return -1;
 	}
 	for (size_t j = 0; j < i; j++)
@@ -1468,7 +1475,6 @@ key_html(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 {
 	static const char expected[] = "true, false or a mapping with map and extended";
 	struct route *r = base;
-	char scope[KP_MAX];
 
 	if (n == NULL)
 		return parse_bool_text(k->def, &r->html);
@@ -1480,19 +1486,17 @@ key_html(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 	if (n->type != YAML_MAPPING_NODE)
 		return fail_expected(c, n, kp, expected);
 	r->html = true;
-	snprintf(scope, sizeof(scope), "%s.", k->path);
-	return scope_parse(c, scope, n, r, kp);
+	return row_scope(c, k, ".", n, r, kp);
 }
 
 static int
 key_route_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct route *r = base;
-	char scope[KP_MAX], vkp[KP_MAX];
+	char vkp[KP_MAX];
 	yaml_node_t *v;
 
-	snprintf(scope, sizeof(scope), "%s.", k->path);
-	if (scope_parse(c, scope, n, r, kp) < 0)
+	if (row_scope(c, k, ".", n, r, kp) < 0)
 		return -1;
 	if (n == NULL)
 		return 0;
@@ -1615,7 +1619,7 @@ route_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, co
 	r->upstream_connect_ms = cfg->timeouts.upstream_connect;
 	r->upstream_read_ms = cfg->timeouts.upstream_read;
 	r->tunnel_ms = cfg->timeouts.tunnel;
-	if (list_item_scope(c, k, item, ikp, r) < 0 || route_finish(c, item, ikp, r) < 0)
+	if (row_scope(c, k, "[].", item, r, ikp) < 0 || route_finish(c, item, ikp, r) < 0)
 		return -1;
 	warn_slash(c, ikp, r);
 	return 0;
