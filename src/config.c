@@ -436,86 +436,87 @@ scale(uint64_t v, uint64_t unit, uint64_t *out)
 	return 0;
 }
 
-int
-config_parse_size(const char *s, uint64_t *out)
+/* A unit a number may carry: "KiB", "s". */
+struct unit {
+	const char *suffix;
+	uint64_t unit;
+};
+
+static const struct unit size_units[] = {
+    {"", 1},	{"k", KIB},   {"K", KIB}, {"KiB", KIB}, {"m", MIB},
+    {"M", MIB}, {"MiB", MIB}, {"g", GIB}, {"G", GIB},	{"GiB", GIB},
+};
+
+static const struct unit duration_units[] = {
+    {"ms", 1},
+    {"s", SEC},
+    {"m", MIN},
+    {"h", HOUR},
+};
+
+/* How bounds are written: the largest unit that divides the value; the last is 1. */
+static const struct unit size_text_units[] = {
+    {"GiB", GIB},
+    {"MiB", MIB},
+    {"KiB", KIB},
+    {"", 1},
+};
+
+static const struct unit duration_text_units[] = {
+    {"h", HOUR},
+    {"m", MIN},
+    {"s", SEC},
+    {"ms", 1},
+};
+
+/* A number followed by one of the `n` suffixes of `units`, times that unit. */
+static int
+parse_units(const char *s, const struct unit *units, size_t n, uint64_t *out)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t unit;
-	} units[] = {
-	    {"", 1},	{"k", KIB},   {"K", KIB}, {"KiB", KIB}, {"m", MIB},
-	    {"M", MIB}, {"MiB", MIB}, {"g", GIB}, {"G", GIB},	{"GiB", GIB},
-	};
 	const char *end;
 	uint64_t v;
 
 	if (parse_uint(s, &v, &end) < 0)
 		return -1;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+	for (size_t i = 0; i < n; i++)
 		if (strcmp(end, units[i].suffix) == 0)
 			return scale(v, units[i].unit, out);
 	return -1;
 }
 
 int
+config_parse_size(const char *s, uint64_t *out)
+{
+	return parse_units(s, size_units, ARRAY_SIZE(size_units), out);
+}
+
+int
 config_parse_duration(const char *s, uint64_t *out_ms)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t unit;
-	} units[] = {
-	    {"ms", 1},
-	    {"s", SEC},
-	    {"m", MIN},
-	    {"h", HOUR},
-	};
-	const char *end;
-	uint64_t v;
+	return parse_units(s, duration_units, ARRAY_SIZE(duration_units), out_ms);
+}
 
-	if (parse_uint(s, &v, &end) < 0)
-		return -1;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
-		if (strcmp(end, units[i].suffix) == 0)
-			return scale(v, units[i].unit, out_ms);
-	return -1;
+/* `v` in the first of the `n` units (largest first) that divides it; 0 in the last. */
+static void
+units_text(char *out, size_t len, uint64_t v, const struct unit *units, size_t n)
+{
+	size_t i = 0;
+
+	while (i + 1 < n && (v == 0 || v % units[i].unit != 0))
+		i++;
+	snprintf(out, len, "%" PRIu64 "%s", v / units[i].unit, units[i].suffix);
 }
 
 /* A bound in the unit a person would write it in. */
 static void
-size_text(char *out, size_t len, uint64_t v)
-{
-	if (v != 0 && v % GIB == 0)
-		snprintf(out, len, "%" PRIu64 "GiB", v / GIB);
-	else if (v != 0 && v % MIB == 0)
-		snprintf(out, len, "%" PRIu64 "MiB", v / MIB);
-	else if (v != 0 && v % KIB == 0)
-		snprintf(out, len, "%" PRIu64 "KiB", v / KIB);
-	else
-		snprintf(out, len, "%" PRIu64, v);
-}
-
-static void
-duration_text(char *out, size_t len, uint64_t ms)
-{
-	if (ms != 0 && ms % HOUR == 0)
-		snprintf(out, len, "%" PRIu64 "h", ms / HOUR);
-	else if (ms != 0 && ms % MIN == 0)
-		snprintf(out, len, "%" PRIu64 "m", ms / MIN);
-	else if (ms != 0 && ms % SEC == 0)
-		snprintf(out, len, "%" PRIu64 "s", ms / SEC);
-	else if (ms == 0)
-		snprintf(out, len, "0s");
-	else
-		snprintf(out, len, "%" PRIu64 "ms", ms);
-}
-
-static void
 bound_text(const struct ckey *k, char *out, size_t len, uint64_t v)
 {
 	if (k->type == KT_SIZE)
-		size_text(out, len, v);
+		units_text(out, len, v, size_text_units, ARRAY_SIZE(size_text_units));
+	else if (k->type == KT_DURATION && v == 0)
+		snprintf(out, len, "0s");
 	else if (k->type == KT_DURATION)
-		duration_text(out, len, v);
+		units_text(out, len, v, duration_text_units, ARRAY_SIZE(duration_text_units));
 	else
 		snprintf(out, len, "%" PRIu64, v);
 }
