@@ -182,14 +182,28 @@ node_describe(const yaml_node_t *n)
 	return xasprintf("\"%s\"", (const char *)n->data.scalar.value);
 }
 
+/* "kp: <prefix><what>; got <n>" */
 static int
-fail_expected(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected)
+fail_got(struct cctx *c, const yaml_node_t *n, const char *kp, const char *prefix, const char *what)
 {
 	char *got = node_describe(n);
 
-	fail(c, n, kp, "expected %s; got %s", expected, got);
+	fail(c, n, kp, "%s%s; got %s", prefix, what, got);
 	xfree(got);
 	return -1;
+}
+
+static int
+fail_expected(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected)
+{
+	return fail_got(c, n, kp, "expected ", expected);
+}
+
+/* `why`: a parser's own message ("expected ..." or what is wrong). */
+static int
+fail_why(struct cctx *c, const yaml_node_t *n, const char *kp, const char *why)
+{
+	return fail_got(c, n, kp, "", why);
 }
 
 /* Key paths: "routes[2]" + "pass" -> "routes[2].pass" */
@@ -222,31 +236,36 @@ scalar(const yaml_node_t *n)
 	return (const char *)n->data.scalar.value;
 }
 
-/* The value of key `name` in mapping `map` (keys are unique by then), or NULL. */
-static yaml_node_t *
-map_get(struct cctx *c, const yaml_node_t *map, const char *name)
+/* The pair of key `name` in mapping `map` (keys are unique by then), or NULL. */
+static yaml_node_pair_t *
+map_pair(struct cctx *c, const yaml_node_t *map, const char *name)
 {
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *k = node_get(c, p->key);
 
 		if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), name) == 0)
-			return node_get(c, p->value);
+			return p;
 	}
 	return NULL;
 }
 
+/* The value of key `name`, or NULL. */
+static yaml_node_t *
+map_get(struct cctx *c, const yaml_node_t *map, const char *name)
+{
+	yaml_node_pair_t *p = map_pair(c, map, name);
+
+	return p != NULL ? node_get(c, p->value) : NULL;
+}
+
+/* The key node `name` itself, for errors about the key rather than its value. */
 static yaml_node_t *
 map_get_key(struct cctx *c, const yaml_node_t *map, const char *name)
 {
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = node_get(c, p->key);
+	yaml_node_pair_t *p = map_pair(c, map, name);
 
-		if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), name) == 0)
-			return k;
-	}
-	return NULL;
+	return p != NULL ? node_get(c, p->key) : NULL;
 }
 
 static size_t
@@ -648,13 +667,8 @@ scalar_url(struct cctx *c, const yaml_node_t *n, const char *kp, const char *s, 
 {
 	const char *why;
 
-	if (url_parse(s, dst, &why) < 0) {
-		char *got = node_describe(n);
-
-		fail(c, n, kp, "%s; got %s", why, got);
-		xfree(got);
-		return -1;
-	}
+	if (url_parse(s, dst, &why) < 0)
+		return fail_why(c, n, kp, why);
 	return 0;
 }
 
@@ -1293,13 +1307,8 @@ access_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, c
 	kp_join(kp, ikp, allow ? "allow" : "deny");
 	if (need_scalar(c, v, kp, "an address, a CIDR block or all") < 0)
 		return -1;
-	if (access_rule_parse(scalar(v), allow != NULL, r, &why) < 0) {
-		char *got = node_describe(v);
-
-		fail(c, v, kp, "%s; got %s", why, got);
-		xfree(got);
-		return -1;
-	}
+	if (access_rule_parse(scalar(v), allow != NULL, r, &why) < 0)
+		return fail_why(c, v, kp, why);
 	return 0;
 }
 
@@ -1401,7 +1410,6 @@ key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 	static const char expected[] = "an http:// or https:// URL, or off";
 	struct route *r = base;
 	const char *why;
-	char *got;
 	bool b;
 
 	(void)k;
@@ -1414,13 +1422,9 @@ key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 		return 0;
 	}
 	if (url_parse(scalar(n), &r->upstream, &why) < 0) {
-		got = node_describe(n);
 		if (strcmp(why, "expected an http:// or https:// URL") == 0)
-			fail(c, n, kp, "expected %s; got %s", expected, got);
-		else
-			fail(c, n, kp, "%s; got %s", why, got);
-		xfree(got);
-		return -1;
+			return fail_expected(c, n, kp, expected);
+		return fail_why(c, n, kp, why);
 	}
 	r->pass = xstrdup(scalar(n));
 	return pass_check_refs(c, n, kp, r);
