@@ -89,6 +89,7 @@ struct ckey {
 	list_item_fn *item; /* KT_LIST: parses one item; NULL: the scope "path[]." */
 	size_t has;	    /* key_access: the bool set when the list is present */
 	bool (*check)(const char *s); /* KT_STRING: what a valid value is, as `expected` says */
+	/* What a value must be.  With `parse`: the key is a scalar, checked before the call. */
 	const char *expected;
 	key_parse_fn *parse;
 	unsigned flags;
@@ -98,6 +99,9 @@ struct ckey {
 static key_parse_fn key_address, key_listen_tls, key_workers, key_admin_listen, key_hosts,
     key_access, key_match, key_pass, key_route_host, key_html, key_route_tls, key_server_name;
 static list_item_fn listen_item, cert_item, access_item, route_item;
+
+#define ADDR_EXPECTED                                                                              \
+	"\"host:port\", \"[v6]:port\" or \"*:port\" with a numeric address and a port in 1..65535"
 
 /* Checks of KT_STRING values, named by the key table. */
 static bool check_route_name(const char *s);
@@ -771,7 +775,12 @@ scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base, con
 		kp_join(kp, dpath, name);
 		if (v == NULL && (k->flags & KEY_REQUIRED))
 			return fail(c, map, kp, "required key is missing");
-		if (k->parse != NULL) {
+		if (k->parse != NULL && k->expected != NULL) {
+			if (v != NULL && need_scalar(c, v, kp, k->expected) < 0)
+				return -1;
+			if (v != NULL)
+				rc = k->parse(c, k, v, base, kp);
+		} else if (k->parse != NULL) {
 			rc = k->parse(c, k, v, base, kp);
 		} else if (k->type == KT_LIST) {
 			rc = list_parse(c, k, v, base, kp);
@@ -926,16 +935,11 @@ addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *salen, bool *a
 	return 0;
 }
 
-#define ADDR_EXPECTED                                                                              \
-	"\"host:port\", \"[v6]:port\" or \"*:port\" with a numeric address and a port in 1..65535"
-
 /* A listening address: parsed into *ss, *salen and *any, its text copied to *text. */
 static int
 addr_value(struct cctx *c, const yaml_node_t *n, const char *kp, struct sockaddr_storage *ss,
 	   socklen_t *salen, bool *any, char **text)
 {
-	if (need_scalar(c, n, kp, ADDR_EXPECTED) < 0)
-		return -1;
 	if (addr_parse(scalar(n), ss, salen, any) < 0)
 		return fail_expected(c, n, kp, ADDR_EXPECTED);
 	*text = xstrdup(scalar(n));
@@ -948,8 +952,6 @@ key_address(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, co
 	struct config_listen *l = base;
 
 	(void)k;
-	if (n == NULL)
-		return 0; /* required: caught by the walker */
 	if (addr_value(c, n, kp, &l->sa, &l->salen, &l->any, &l->address) < 0)
 		return -1;
 	l->public = !addr_is_loopback(&l->sa);
@@ -963,8 +965,6 @@ key_admin_listen(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *bas
 	bool any;
 
 	(void)k;
-	if (n == NULL)
-		return 0;
 	return addr_value(c, n, kp, &cfg->admin.sa, &cfg->admin.salen, &any, &cfg->admin.listen);
 }
 
@@ -1160,7 +1160,8 @@ listen_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, c
 	l->col = node_col(item);
 	l->tls_min_version = TLS1_2_VERSION;
 	if (item->type == YAML_SCALAR_NODE) {
-		if (key_address(c, NULL, item, l, ikp) < 0)
+		if (need_scalar(c, item, ikp, ADDR_EXPECTED) < 0 ||
+		    key_address(c, NULL, item, l, ikp) < 0)
 			return -1;
 	} else if (item->type != YAML_MAPPING_NODE) {
 		return fail_expected(c, item, ikp, "an address or a mapping with address");
@@ -1348,10 +1349,6 @@ key_match(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, cons
 	int errcode;
 
 	(void)k;
-	if (n == NULL)
-		return 0;
-	if (need_scalar(c, n, kp, "a regular expression") < 0)
-		return -1;
 	if (r->path != NULL)
 		return fail(c, n, kp, "a route has either path or match, not both");
 	r->kind = ROUTE_MATCH;
@@ -1407,23 +1404,17 @@ pass_check_refs(struct cctx *c, const yaml_node_t *n, const char *kp, struct rou
 static int
 key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
-	static const char expected[] = "an http:// or https:// URL, or off";
 	struct route *r = base;
 	const char *why;
 	bool b;
 
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (need_scalar(c, n, kp, expected) < 0)
-		return -1;
 	if (strcmp(scalar(n), "off") == 0 || (parse_bool_text(scalar(n), &b) == 0 && !b)) {
 		r->pass_off = true;
 		return 0;
 	}
 	if (url_parse(scalar(n), &r->upstream, &why) < 0) {
 		if (strcmp(why, "expected an http:// or https:// URL") == 0)
-			return fail_expected(c, n, kp, expected);
+			return fail_expected(c, n, kp, k->expected);
 		return fail_why(c, n, kp, why);
 	}
 	r->pass = xstrdup(scalar(n));
@@ -1434,18 +1425,12 @@ key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const
 static int
 key_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
-	static const char expected[] = "a host name with an optional :port, like www.example.com";
 	struct config *cfg = base;
 	const char *s, *colon;
 	char *host;
 	uint16_t port;
 	bool ok;
 
-	(void)k;
-	if (n == NULL)
-		return 0;
-	if (need_scalar(c, n, kp, expected) < 0)
-		return -1;
 	s = scalar(n);
 	colon = s[0] == '[' ? strstr(s, "]:") : strrchr(s, ':');
 	if (colon != NULL && s[0] == '[')
@@ -1454,7 +1439,7 @@ key_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base
 	ok = hostname_is_valid(host, false) || host_is_v6_literal(host);
 	xfree(host);
 	if (!ok || (colon != NULL && addr_port(colon + 1, &port) < 0))
-		return fail_expected(c, n, kp, expected);
+		return fail_expected(c, n, kp, k->expected);
 	cfg->server_name = xstrdup(s);
 	return 0;
 }
@@ -1465,10 +1450,6 @@ key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
 	struct route *r = base;
 
 	(void)k;
-	if (n == NULL)
-		return 0;
-	if (need_scalar(c, n, kp, "a host name or *.suffix") < 0)
-		return -1;
 	if (!hostname_is_valid(scalar(n), true))
 		return fail_expected(c, n, kp, "a host name or *.suffix, without a port");
 	r->host = lower_dup(scalar(n));

@@ -72,6 +72,7 @@ static const struct ckey config_keys[] = {
      .type = KT_CUSTOM,
      .tname = "address",
      .parse = key_address,
+     .expected = ADDR_EXPECTED,
      .off = LSN(address),
      .flags = KEY_REQUIRED,
      .help = "host:port, [v6]:port or *:port (every address, IPv4 and IPv6); "
@@ -143,6 +144,7 @@ static const struct ckey config_keys[] = {
      .type = KT_CUSTOM,
      .tname = "host[:port]",
      .parse = key_server_name,
+     .expected = "a host name with an optional :port, like www.example.com",
      .defdoc = "the request's Host",
      .help = "Public host[:port] used when rewriting URLs on the way back (Apache "
 	     "ServerName with UseCanonicalName On)."},
@@ -188,6 +190,7 @@ static const struct ckey config_keys[] = {
      .type = KT_CUSTOM,
      .tname = "address",
      .parse = key_admin_listen,
+     .expected = ADDR_EXPECTED,
      .defdoc = "no admin listener",
      .help = "Address serving GET /metrics and GET /healthz (Apache mod_status "
 	     "server-status)."},
@@ -389,12 +392,14 @@ static const struct ckey config_keys[] = {
      .type = KT_CUSTOM,
      .tname = "regex",
      .parse = key_match,
+     .expected = "a regular expression",
      .defdoc = "none",
      .help = "PCRE2 pattern against the normalized path (Apache ProxyPassMatch)."},
     {.path = "routes[].pass",
      .type = KT_CUSTOM,
      .tname = "URL | off",
      .parse = key_pass,
+     .expected = "an http:// or https:// URL, or off",
      .flags = KEY_REQUIRED,
      .help = "Upstream URL; $0 to $9 in match rules; off excludes the path (Apache "
 	     "ProxyPass path url, ProxyPass path !)."},
@@ -411,6 +416,7 @@ static const struct ckey config_keys[] = {
      .type = KT_CUSTOM,
      .tname = "name | *.suffix",
      .parse = key_route_host,
+     .expected = "a host name or *.suffix",
      .defdoc = "any host",
      .help = "Only requests for this Host, port ignored (Apache <VirtualHost> "
 	     "ServerName)."},
