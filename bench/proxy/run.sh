@@ -35,6 +35,7 @@ fi
 
 up=18090 p_portico=18091 p_nginx=18092 p_haproxy=18093
 mkdir -p "$work/www" "$work/up" "$work/ng"
+chmod 755 "$work" "$work/www" # nginx workers run as an unprivileged user
 head -c "$body_size" /dev/zero | tr '\0' x >"$work/www/small.txt"
 sed -e "s|@WORK@|$work|g" -e "s|@UP@|$up|g" "$here/upstream-nginx.conf" >"$work/up.conf"
 sed -e "s|@WORK@|$work|g" -e "s|@UP@|$up|g" -e "s|@PORT@|$p_nginx|g" \
