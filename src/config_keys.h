@@ -257,7 +257,9 @@ static const struct ckey config_keys[] = {
      .min = 1,
      .max = 24 * HOUR,
      .off = CFG(timeouts.client_body),
-     .help = "Between two reads of the request body (Apache RequestReadTimeout body=)."},
+     .help = "Between two reads of the request body, and between two writes to a client "
+	     "that stops reading its response (Apache RequestReadTimeout body=, nginx "
+	     "send_timeout)."},
     {.path = "timeouts.client_idle",
      .type = KT_DURATION,
      .def = "60s",
