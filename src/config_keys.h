@@ -185,8 +185,8 @@ static const struct ckey config_keys[] = {
      .tname = "address",
      .parse = key_admin_listen,
      .defdoc = "no admin listener",
-     .help = "Address serving GET /metrics and GET /healthz (Apache mod_status "
-	     "server-status)."},
+     .help = "Address (host:port) serving GET /metrics in the Prometheus text format and "
+	     "GET /healthz; re-bound on reload (Apache mod_status server-status)."},
 
     /* limits */
     {.path = "limits",
