@@ -1,8 +1,8 @@
 /*
  * admin.c: the admin listener.  A tiny HTTP/1.1 server on the main thread:
  * each connection reads one request head (llhttp, strict), answers it with
- * Connection: close and is freed once the answer is written, or after
- * ADMIN_TIMEOUT_S seconds, whichever comes first.
+ * Connection: close and is freed once the answer is written, or
+ * ADMIN_TIMEOUT_S seconds after the accept, whichever comes first.
  */
 #include <assert.h>
 #include <errno.h>
@@ -28,6 +28,7 @@ struct admin_conn {
 	unsigned magic;
 	struct admin *a;
 	struct bufferevent *bev;
+	struct event *deadline; /* ADMIN_TIMEOUT_S after the accept */
 	llhttp_t parser;
 	char path[ADMIN_PATH_MAX];
 	size_t pathlen;
@@ -58,6 +59,7 @@ admin_conn_free(struct admin_conn *c)
 		c->a->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	event_free(c->deadline);
 	bufferevent_free(c->bev);
 	c->magic = 0;
 	free(c);
@@ -208,6 +210,14 @@ admin_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
+admin_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	admin_conn_free(admin_conn_from_arg(arg));
+}
+
+static void
 admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		void *arg)
 {
@@ -234,8 +244,9 @@ admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 		a->conns->prev = c;
 	a->conns = c;
 	bufferevent_setcb(c->bev, admin_read_cb, admin_write_cb, admin_event_cb, c);
-	/* One deadline for the whole exchange: the timers are not re-armed by progress. */
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	/* One deadline for the whole exchange, not re-armed by a trickle of bytes. */
+	c->deadline = evtimer_new(a->base, admin_deadline_cb, c);
+	evtimer_add(c->deadline, &tv);
 	bufferevent_enable(c->bev, EV_READ);
 }
 

@@ -14,9 +14,10 @@
  * that keeps its name; a route removed by a reload keeps its last values
  * until portico restarts, and a route renamed starts a new series.  Requests
  * that matched no rule count under the name "".  Each worker keeps the names
- * it has seen in a table indexed like the first configuration's routes (slot
- * 0 is ""), so the lookup is one string compare while the routes keep their
- * order; a new name is appended under a mutex that only the reader also takes.
+ * it has seen in a table in the order first seen (slot 0 is ""); slot
+ * index + 1 is tried first, which hits when routes are first used in file
+ * order, else the table is scanned.  A new name is appended under a mutex
+ * that only the reader also takes.
  */
 #ifndef PORTICO_METRICS_H
 #define PORTICO_METRICS_H

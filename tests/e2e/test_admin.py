@@ -174,3 +174,25 @@ def test_connect_errors_counted(portico, refused_port):
     assert m["portico_upstream_connect_errors_total"] == 1
     assert m['portico_requests_total{route="internal",code="5xx"}'] == 1
     assert m["portico_upstream_connections"] == 0
+
+
+def test_slow_head_cut_after_ten_seconds(portico, upstream):
+    px = start(portico, upstream)
+    with socket.create_connection(("127.0.0.1", px.admin), timeout=15) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        # A trickle of bytes does not extend the deadline.
+        while time.monotonic() - t0 < 12:
+            try:
+                s.sendall(b"X")
+            except OSError:
+                break
+            s.settimeout(1)
+            try:
+                if s.recv(1) == b"":
+                    break
+            except socket.timeout:
+                pass
+        elapsed = time.monotonic() - t0
+    assert 9 <= elapsed < 12
+    assert admin_get(px, "/healthz").status == 200
