@@ -29,6 +29,7 @@
 #include "portico/client.h"
 #include "portico/config.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/proxy.h"
 #include "portico/upstream.h"
 #include "portico/worker.h"
@@ -294,6 +295,7 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 		w->clients->prev = c;
 	w->clients = c;
 	w->nclients++;
+	metrics_gauge_add(w->metrics, METRICS_CLIENT_CONNECTIONS, 1);
 	/* A new connection must send its first head within client_header. */
 	c->state = CLIENT_IDLE;
 	client_arm_timer(c, cfg->timeouts.client_header);
@@ -379,6 +381,7 @@ client_free(struct client *c)
 	c->magic = 0;
 	free(c);
 	w->nclients--;
+	metrics_gauge_add(w->metrics, METRICS_CLIENT_CONNECTIONS, -1);
 	worker_client_gone(w);
 }
 
@@ -726,6 +729,7 @@ client_parse_head(struct client *c)
 		req->head.len = head_len;
 		evbuffer_drain(in, head_len);
 		c->bytes_in += head_len;
+		metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, head_len);
 		status = head_validate(req, head_len);
 		if (status != 0) {
 			client_head_failed(c, status, NULL);
@@ -792,6 +796,7 @@ client_on_data(struct client *c)
 	switch (c->state) {
 	case CLIENT_CLOSING:
 		c->bytes_in += evbuffer_get_length(in);
+		metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, evbuffer_get_length(in));
 		evbuffer_drain(in, evbuffer_get_length(in));
 		break;
 	case CLIENT_IDLE:

@@ -192,8 +192,8 @@ static const struct ckey config_keys[] = {
      .parse = key_admin_listen,
      .expected = ADDR_EXPECTED,
      .defdoc = "no admin listener",
-     .help = "Address serving GET /metrics and GET /healthz (Apache mod_status "
-	     "server-status)."},
+     .help = "Address (host:port) serving GET /metrics in the Prometheus text format and "
+	     "GET /healthz; re-bound on reload (Apache mod_status server-status)."},
 
     /* limits */
     {.path = "limits",

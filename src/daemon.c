@@ -21,9 +21,11 @@
 #include <event2/thread.h>
 
 #include "portico/accesslog.h"
+#include "portico/admin.h"
 #include "portico/config.h"
 #include "portico/daemon.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/worker.h"
 
 #define LISTEN_BACKLOG 4096
@@ -37,6 +39,8 @@ struct daemon {
 	struct worker_shared shared;
 	struct event_base *base;
 	unsigned generation;
+	struct admin *admin;
+	uint64_t reloads_ok, reloads_error;
 };
 
 /* --- systemd notify -------------------------------------------------------- */
@@ -248,7 +252,48 @@ drop_privileges(const struct config *cfg)
 	return 0;
 }
 
+/* --- the admin listener ------------------------------------------------------ */
+
+/* What /metrics serves: every worker's counters and the daemon's own. */
+static void
+daemon_collect(struct metrics_sum *s, void *arg)
+{
+	struct daemon *d = arg;
+
+	for (unsigned i = 0; i < d->nworkers; i++)
+		metrics_sum_add(s, d->workers[i].metrics);
+	s->reloads_ok = d->reloads_ok;
+	s->reloads_error = d->reloads_error;
+	s->generation = d->generation;
+	s->accesslog_dropped = accesslog_dropped();
+}
+
+/* (Re)binds the admin listener to cfg's admin.listen; -1 logged. */
+static int
+daemon_admin_listen(struct daemon *d, const struct config *cfg)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->admin.sa;
+	const char *why = "bind";
+
+	if (admin_listen(d->admin, cfg->admin.listen ? sa : NULL, cfg->admin.salen, &why) == 0)
+		return 0;
+	log_error("admin listen %s: %s: %s", cfg->admin.listen, why, strerror(errno));
+	return -1;
+}
+
 /* --- signals ----------------------------------------------------------------- */
+
+static void
+daemon_reload_failed(struct daemon *d, struct config *cfg, const char *err)
+{
+	if (err != NULL)
+		log_error("reload failed, keeping the running configuration: %s", err);
+	else
+		log_error("reload failed, keeping the running configuration");
+	config_unref(cfg);
+	d->reloads_error++;
+	sd_notify_send("READY=1\nSTATUS=reload failed");
+}
 
 static void
 daemon_reload(struct daemon *d)
@@ -260,19 +305,21 @@ daemon_reload(struct daemon *d)
 	sd_notify_reloading();
 	cfg = config_load(d->path, &err);
 	if (cfg == NULL) {
-		log_error("reload failed, keeping the running configuration: %s",
-			  err ? err : "unknown error");
+		daemon_reload_failed(d, NULL, err ? err : "unknown error");
 		free(err);
-		sd_notify_send("READY=1\nSTATUS=reload failed");
+		return;
+	}
+	if (daemon_admin_listen(d, cfg) == -1) {
+		daemon_reload_failed(d, cfg, NULL);
 		return;
 	}
 	set = listen_set_build(cfg, old, d->nworkers);
 	if (set == NULL) {
-		log_error("reload failed, keeping the running configuration");
-		config_unref(cfg);
-		sd_notify_send("READY=1\nSTATUS=reload failed");
+		daemon_admin_listen(d, d->cfg); /* back to the running address */
+		daemon_reload_failed(d, cfg, NULL);
 		return;
 	}
+	d->reloads_ok++;
 	cfg->generation = ++d->generation;
 	log_set_level(cfg->log.level);
 	for (unsigned i = 0; i < d->nworkers; i++)
@@ -381,7 +428,8 @@ daemon_run(const char *path, struct config *cfg)
 	if (d.base == NULL || daemon_open_logs(cfg) == -1)
 		goto out;
 	d.set = listen_set_build(cfg, NULL, d.nworkers);
-	if (d.set == NULL || drop_privileges(cfg) == -1)
+	d.admin = admin_new(d.base, daemon_collect, &d);
+	if (d.set == NULL || daemon_admin_listen(&d, cfg) == -1 || drop_privileges(cfg) == -1)
 		goto out;
 	if (daemon_start_workers(&d) == -1) {
 		for (unsigned i = 0; i < d.nworkers; i++)
@@ -399,6 +447,7 @@ out:
 	for (unsigned i = 0; i < started; i++)
 		if (d.workers[i].base)
 			worker_destroy(&d.workers[i]);
+	admin_free(d.admin);
 	free(d.workers);
 	/* Every worker closed its own sockets; on a failed start close them here. */
 	listen_set_free(d.set, started == 0, d.nworkers);

@@ -24,6 +24,7 @@
 #include "portico/errpage.h"
 #include "portico/filter.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/path.h"
 #include "portico/proxy.h"
 #include "portico/reverse.h"
@@ -242,6 +243,9 @@ proxy_log_access(struct request *req)
 	e.upstream = req->up && req->up->addr[0] ? req->up->addr : NULL;
 	e.duration_us = now_us(req) - req->start_us;
 	accesslog_write(&e);
+	metrics_request(req->c->w->metrics, e.route, req->route ? req->route->index : 0, e.status,
+			e.duration_us);
+	metrics_add(req->c->w->metrics, METRICS_BYTES_SENT, e.bytes_sent);
 }
 
 /* The response is complete (or was generated): log, release, next request. */
@@ -639,6 +643,7 @@ request_body_chunked(struct request *req, struct evbuffer *in)
 	}
 	evbuffer_drain(in, used);
 	req->c->bytes_in += used;
+	metrics_add(req->c->w->metrics, METRICS_BYTES_RECEIVED, used);
 	if (done == 1)
 		evbuffer_add(upstream_out(req), "0\r\n\r\n", 5);
 	return done;
@@ -662,6 +667,7 @@ proxy_request_body(struct request *req)
 		req->body_left -= n;
 		req->body_bytes += n;
 		c->bytes_in += n;
+		metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, n);
 		done = req->body_left == 0;
 	} else {
 		done = request_body_chunked(req, in);
@@ -1429,6 +1435,7 @@ proxy_tunnel_from_client(struct request *req)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 
 	c->bytes_in += evbuffer_get_length(in);
+	metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, evbuffer_get_length(in));
 	evbuffer_add_buffer(upstream_out(req), in);
 	req->tunnel_last_us = now_us(req);
 	if (evbuffer_get_length(upstream_out(req)) > PROXY_HIGH_WATER) {

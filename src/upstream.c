@@ -27,6 +27,7 @@
 #include "portico/client.h"
 #include "portico/config.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/proxy.h"
 #include "portico/resolve.h"
 #include "portico/route.h"
@@ -145,6 +146,7 @@ idle_unlink(struct upstream *u)
 		u->next->prev = u->prev;
 	u->next = u->prev = NULL;
 	k->nidle--;
+	metrics_gauge_add(u->w->metrics, METRICS_UPSTREAM_IDLE, -1);
 }
 
 static void
@@ -158,6 +160,7 @@ idle_push(struct upstream *u)
 		k->idle->prev = u;
 	k->idle = u;
 	k->nidle++;
+	metrics_gauge_add(u->w->metrics, METRICS_UPSTREAM_IDLE, 1);
 }
 
 static void
@@ -304,6 +307,7 @@ upstream_on_timeout(struct upstream *u, bool connecting)
 		proxy_tunnel_timeout(u->req, false);
 		return;
 	}
+	metrics_add(u->w->metrics, METRICS_UPSTREAM_TIMEOUTS, 1);
 	proxy_upstream_failed(u, 504, connecting ? "connect timeout" : "read timeout");
 }
 
@@ -320,6 +324,8 @@ upstream_on_error(struct upstream *u, int err, const char *why)
 		return;
 	if (why == NULL)
 		why = err ? evutil_socket_error_to_string(err) : "connection failed";
+	if (u->state != UPSTREAM_BUSY) /* resolving or connecting (TLS handshake included) */
+		metrics_add(u->w->metrics, METRICS_UPSTREAM_CONNECT_ERRORS, 1);
 	proxy_upstream_failed(u, 502, why);
 }
 
@@ -550,6 +556,7 @@ upstream_resolved(const char *err, const struct sockaddr *sa, socklen_t salen, v
 	u->rq = NULL;
 	if (err != NULL) {
 		upstream_set_state(u, UPSTREAM_CONNECTING);
+		metrics_add(u->w->metrics, METRICS_UPSTREAM_CONNECT_ERRORS, 1);
 		proxy_upstream_failed(u, 502, err);
 	} else {
 		upstream_connect(u, sa, salen);
@@ -567,6 +574,7 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
 
 	u->magic = UPSTREAM_MAGIC;
 	u->w = w;
+	metrics_gauge_add(w->metrics, METRICS_UPSTREAM_CONNECTIONS, 1);
 	u->key = k;
 	u->connect_ms = r->upstream_connect_ms;
 	u->tls = r->upstream.tls;
@@ -675,6 +683,7 @@ upstream_free(struct upstream *u)
 	if (u->rev != NULL)
 		event_free(u->rev);
 	bufferevent_free(u->bev);
+	metrics_gauge_add(u->w->metrics, METRICS_UPSTREAM_CONNECTIONS, -1);
 	u->magic = 0;
 	free(u);
 }

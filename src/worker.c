@@ -24,6 +24,7 @@
 #include "portico/config.h"
 #include "portico/http.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/proxy.h"
 #include "portico/resolve.h"
 #include "portico/upstream.h"
@@ -542,6 +543,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 		return -1;
 	resolver_set_config(w->resolver, cfg);
 	w->pool = upstream_pool_new(w);
+	w->metrics = metrics_new();
 	w->filter_out = evbuffer_new();
 	w->shutdown_ms = cfg->timeouts.shutdown;
 	w->limit_ev = event_new(w->base, -1, 0, worker_limit_cb, w);
@@ -612,4 +614,5 @@ worker_destroy(struct worker *w)
 	config_unref(w->cfg);
 	event_base_free(w->base);
 	pthread_mutex_destroy(&w->lock);
+	metrics_free(w->metrics);
 }

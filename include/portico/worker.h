@@ -23,6 +23,7 @@ struct request;
 struct upstream;
 struct upstream_pool;
 struct resolver;
+struct metrics;
 struct event;
 struct event_base;
 struct evconnlistener;
@@ -94,6 +95,7 @@ struct worker {
 
 	struct resolver *resolver;
 	struct upstream_pool *pool;
+	struct metrics *metrics; /* written by this thread only (metrics.h) */
 
 	/* Client connections: all of them, and those marked for close. */
 	struct client *clients;
