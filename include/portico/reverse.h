@@ -13,7 +13,7 @@
 
 /* A mapping (public path, upstream URL). */
 struct reverse_map {
-	char *public_path; /* e.g. "/internal" */
+	char *public_path;   /* e.g. "/internal" */
 	struct url upstream; /* e.g. http://internal.example.com/public */
 };
 
