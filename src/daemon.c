@@ -331,6 +331,9 @@ daemon_reload(struct daemon *d)
 	d->cfg = cfg;
 	for (size_t i = 0; i < cfg->nwarnings; i++)
 		log_warn("%s", cfg->warnings[i]);
+	if (cfg->workers != d->nworkers)
+		log_warn("workers: %u in the new configuration; %u keep running until a restart",
+			 cfg->workers, d->nworkers);
 	log_info("configuration reloaded generation=%u", cfg->generation);
 	sd_notify_send("READY=1\nSTATUS=running");
 }
