@@ -147,18 +147,46 @@ hvalue(const struct buf *b, const struct hdr *h)
 }
 
 static void
-add_str(struct evbuffer *out, const char *s)
+add_str(struct buf *out, const char *s)
 {
-	evbuffer_add(out, s, strlen(s));
+	buf_add(out, s, strlen(s));
 }
 
+/* "name: value\r\n" with one reservation. */
 static void
-add_header(struct evbuffer *out, const char *name, size_t nlen, const char *value, size_t vlen)
+add_header(struct buf *out, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-	evbuffer_add(out, name, nlen);
-	evbuffer_add(out, ": ", 2);
-	evbuffer_add(out, value, vlen);
-	evbuffer_add(out, "\r\n", 2);
+	char *p;
+
+	buf_reserve(out, nlen + vlen + 4);
+	p = out->data + out->len;
+	memcpy(p, name, nlen);
+	p += nlen;
+	*p++ = ':';
+	*p++ = ' ';
+	if (vlen > 0)
+		memcpy(p, value, vlen);
+	p += vlen;
+	*p++ = '\r';
+	*p++ = '\n';
+	*p = '\0';
+	out->len = (size_t)(p - out->data);
+}
+
+/* Decimal digits of `v` into `dst` (at least 20 bytes); returns their count. */
+static size_t
+fmt_u64(char *dst, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	return n;
 }
 
 /* Monotonic microseconds (vDSO, no system call). */
@@ -327,7 +355,7 @@ proxy_error(struct request *req, int status, const char *reason)
 /* --- the upstream request head ------------------------------------------ */
 
 static void
-write_forwarded(struct request *req, struct evbuffer *out, const char *scheme)
+write_forwarded(struct request *req, struct buf *out, const char *scheme)
 {
 	const struct buf *b = &req->head;
 	const struct client *c = req->c;
@@ -338,24 +366,24 @@ write_forwarded(struct request *req, struct evbuffer *out, const char *scheme)
 
 		if (h->id != HTTP_HDR_FORWARDED || h->value_len == 0)
 			continue;
-		evbuffer_add(out, hvalue(b, h), h->value_len);
-		evbuffer_add(out, ", ", 2);
+		buf_add(out, hvalue(b, h), h->value_len);
+		buf_add(out, ", ", 2);
 	}
 	if (strchr(c->addr, ':') != NULL)
-		evbuffer_add_printf(out, "for=\"[%s]\"", c->addr);
+		buf_addf(out, "for=\"[%s]\"", c->addr);
 	else
-		evbuffer_add_printf(out, "for=%s", c->addr);
+		buf_addf(out, "for=%s", c->addr);
 	if (req->host_len > 0) {
 		add_str(out, ";host=\"");
-		evbuffer_add(out, b->data + req->host, req->host_len);
+		buf_add(out, b->data + req->host, req->host_len);
 		add_str(out, "\"");
 	}
-	evbuffer_add_printf(out, ";proto=%s\r\n", scheme);
+	buf_addf(out, ";proto=%s\r\n", scheme);
 }
 
 /* Appends the values of every `id` header joined by ", ", then `last`. */
 static void
-write_joined(struct request *req, struct evbuffer *out, const char *name, enum http_hdr id,
+write_joined(struct request *req, struct buf *out, const char *name, enum http_hdr id,
 	     const char *last)
 {
 	add_str(out, name);
@@ -368,11 +396,11 @@ write_joined(struct request *req, struct evbuffer *out, const char *name, enum h
 		if ((req->conn_flags & HTTP_CONN_OTHER) &&
 		    named_in_connection(&req->head, req->hdrs, req->nhdrs, h))
 			continue;
-		evbuffer_add(out, hvalue(&req->head, h), h->value_len);
-		evbuffer_add(out, ", ", 2);
+		buf_add(out, hvalue(&req->head, h), h->value_len);
+		buf_add(out, ", ", 2);
 	}
 	add_str(out, last);
-	evbuffer_add(out, "\r\n", 2);
+	buf_add(out, "\r\n", 2);
 }
 
 /* Whether a client header is forwarded as it is. */
@@ -416,7 +444,7 @@ request_header_passes(const struct request *req, const struct hdr *h)
 }
 
 static void
-write_upgrade(struct request *req, struct evbuffer *out)
+write_upgrade(struct request *req, struct buf *out)
 {
 	for (unsigned i = 0; i < req->nhdrs; i++) {
 		const struct hdr *h = &req->hdrs[i];
@@ -429,7 +457,7 @@ write_upgrade(struct request *req, struct evbuffer *out)
 
 /* An html route asks only for codings its body filters can decode. */
 static void
-write_accept_encoding(struct request *req, struct evbuffer *out)
+write_accept_encoding(struct request *req, struct buf *out)
 {
 	struct buf *scratch = &req->c->w->scratch;
 
@@ -443,16 +471,18 @@ write_accept_encoding(struct request *req, struct evbuffer *out)
 static void
 proxy_write_head(struct request *req)
 {
-	struct evbuffer *out = upstream_out(req);
+	struct buf *out = &req->c->w->head;
 	const struct route *r = req->route;
 	const struct config *cfg = req->cfg;
 	const struct buf *b = &req->head;
 	const char *scheme = req->c->scheme;
 	char num[24];
+	size_t n;
 
+	buf_reset(out);
 	add_str(out, llhttp_method_name((llhttp_method_t)req->method));
-	evbuffer_add(out, " ", 1);
-	evbuffer_add(out, req->target.data, req->target.len);
+	buf_add(out, " ", 1);
+	buf_add(out, req->target.data, req->target.len);
 	add_str(out, " HTTP/1.1\r\n");
 	for (unsigned i = 0; i < req->nhdrs; i++) {
 		const struct hdr *h = &req->hdrs[i];
@@ -465,8 +495,8 @@ proxy_write_head(struct request *req)
 	else
 		add_header(out, "Host", 4, r->upstream.authority, strlen(r->upstream.authority));
 	if (req->body == BODY_LENGTH || req->framing.has_length) {
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)req->framing.length);
-		add_header(out, "Content-Length", 14, num, strlen(num));
+		n = fmt_u64(num, req->framing.length);
+		add_header(out, "Content-Length", 14, num, n);
 	} else if (req->body == BODY_CHUNKED) {
 		add_str(out, "Transfer-Encoding: chunked\r\n");
 	}
@@ -484,7 +514,8 @@ proxy_write_head(struct request *req)
 		write_forwarded(req, out, scheme);
 	if (cfg->forwarded.via)
 		write_joined(req, out, "Via: ", HTTP_HDR_VIA, "1.1 portico");
-	evbuffer_add(out, "\r\n", 2);
+	buf_add(out, "\r\n", 2);
+	evbuffer_add(upstream_out(req), out->data, out->len);
 }
 
 static void response_parser_reset(struct request *req);
@@ -577,7 +608,7 @@ proxy_request_start(struct request *req)
 		return;
 	}
 	if (req->expect_continue && req->http_minor >= 1)
-		add_str(client_out(req), "HTTP/1.1 100 Continue\r\n\r\n");
+		evbuffer_add(client_out(req), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	client_set_state(c, CLIENT_BODY);
 	if (req->body == BODY_CHUNKED)
 		llhttp_resume(&req->parser);
@@ -975,7 +1006,7 @@ response_parser_reset(struct request *req)
 
 /* A response header, rewritten (ProxyPassReverse, cookies) or as it came. */
 static void
-write_response_header(struct request *req, struct evbuffer *out, const struct hdr *h,
+write_response_header(struct request *req, struct buf *out, const struct hdr *h,
 		      const struct reverse_ctx *ctx)
 {
 	const char *name = req->rhead.data + h->name, *v = req->rhead.data + h->value;
@@ -1018,7 +1049,7 @@ response_header_passes(const struct request *req, const struct hdr *h, int statu
  * Vary made to list Accept-Encoding.  True when `h` was handled here.
  */
 static bool
-response_header_filtered(struct request *req, struct evbuffer *out, const struct hdr *h)
+response_header_filtered(struct request *req, struct buf *out, const struct hdr *h)
 {
 	const char *name = req->rhead.data + h->name, *v = req->rhead.data + h->value;
 	struct buf *scratch = &req->c->w->scratch;
@@ -1051,9 +1082,10 @@ response_header_filtered(struct request *req, struct evbuffer *out, const struct
 static void
 write_response_head(struct request *req, int status, const char *framing)
 {
-	struct evbuffer *out = client_out(req);
+	struct buf *out = &req->c->w->head;
 	const struct config *cfg = req->cfg;
 	struct reverse_ctx ctx = {.scheme = req->c->scheme};
+	char num[24];
 
 	if (cfg->server_name) {
 		ctx.host = cfg->server_name;
@@ -1064,12 +1096,15 @@ write_response_head(struct request *req, int status, const char *framing)
 	} else {
 		ctx.host = "";
 	}
-	evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
+	buf_reset(out);
+	buf_add(out, "HTTP/1.1 ", 9);
+	buf_add(out, num, fmt_u64(num, (uint64_t)status));
+	buf_addc(out, ' ');
 	if (req->reason_len > 0)
-		evbuffer_add(out, req->rhead.data + req->reason, req->reason_len);
+		buf_add(out, req->rhead.data + req->reason, req->reason_len);
 	else
 		add_str(out, http_reason(status));
-	evbuffer_add(out, "\r\n", 2);
+	buf_add(out, "\r\n", 2);
 	for (unsigned i = 0; i < req->nhdrs; i++) {
 		const struct hdr *h = &req->hdrs[i];
 
@@ -1080,17 +1115,29 @@ write_response_head(struct request *req, int status, const char *framing)
 		write_response_header(req, out, h, &ctx);
 	}
 	if (req->bf_headers && req->bf_encoding != NULL)
-		evbuffer_add_printf(out, "Content-Encoding: %s\r\n", req->bf_encoding);
+		add_header(out, "Content-Encoding", 16, req->bf_encoding, strlen(req->bf_encoding));
 	if (req->bf_headers && req->bf_vary && !req->bf_vary_done)
 		add_str(out, "Vary: Accept-Encoding\r\n");
 	if (framing != NULL)
 		add_str(out, framing);
-	evbuffer_add(out, "\r\n", 2);
+	buf_add(out, "\r\n", 2);
+	evbuffer_add(client_out(req), out->data, out->len);
 }
 
-/* How the body is delimited by the upstream and how it goes to the client. */
+/* "Content-Length: N\r\n" into `line` (at least 40 bytes). */
+static void
+length_line(char *line, uint64_t len)
+{
+	size_t n = sizeof("Content-Length: ") - 1;
+
+	memcpy(line, "Content-Length: ", n);
+	n += fmt_u64(line + n, len);
+	memcpy(line + n, "\r\n", 3);
+}
+
+/* How the body is delimited upstream and toward the client; `line` holds 64 bytes. */
 static int
-response_framing(struct request *req, int status, char *line, size_t linelen)
+response_framing(struct request *req, int status, char *line)
 {
 	enum http_framing_verdict v = http_framing_check(&req->rframing);
 	bool no_body = req->method == HTTP_HEAD || status == 204 || status == 304;
@@ -1104,15 +1151,13 @@ response_framing(struct request *req, int status, char *line, size_t linelen)
 	if (no_body) {
 		req->rbody = BODY_NONE;
 		if (v == HTTP_FRAMING_LENGTH && status != 204 && !req->bf_headers)
-			snprintf(line, linelen, "Content-Length: %llu\r\n",
-				 (unsigned long long)req->rframing.length);
+			length_line(line, req->rframing.length);
 		return 0;
 	}
 	if (v == HTTP_FRAMING_LENGTH && req->filter == NULL) {
 		req->rbody = BODY_LENGTH;
 		req->rbody_left = req->rframing.length;
-		snprintf(line, linelen, "Content-Length: %llu\r\n",
-			 (unsigned long long)req->rframing.length);
+		length_line(line, req->rframing.length);
 		return 0;
 	}
 	if (v == HTTP_FRAMING_LENGTH) {
@@ -1125,7 +1170,8 @@ response_framing(struct request *req, int status, char *line, size_t linelen)
 	}
 	if (req->http_minor >= 1) {
 		req->rechunk = true;
-		snprintf(line, linelen, "Transfer-Encoding: chunked\r\n");
+		memcpy(line, "Transfer-Encoding: chunked\r\n",
+		       sizeof("Transfer-Encoding: chunked\r\n"));
 	} else {
 		req->close_delim = true;
 		req->keep_alive = false;
@@ -1199,7 +1245,7 @@ response_start(struct request *req, int status)
 	size_t n;
 
 	response_setup_filter(req, status);
-	if (response_framing(req, status, framing, sizeof(framing) - 32) == -1) {
+	if (response_framing(req, status, framing) == -1) {
 		proxy_error(req, 502, "invalid response framing");
 		return;
 	}
@@ -1207,9 +1253,10 @@ response_start(struct request *req, int status)
 		req->keep_alive = false;
 	n = strlen(framing);
 	if (!req->keep_alive)
-		snprintf(framing + n, sizeof(framing) - n, "Connection: close\r\n");
+		memcpy(framing + n, "Connection: close\r\n", sizeof("Connection: close\r\n"));
 	else if (req->http_minor == 0)
-		snprintf(framing + n, sizeof(framing) - n, "Connection: keep-alive\r\n");
+		memcpy(framing + n, "Connection: keep-alive\r\n",
+		       sizeof("Connection: keep-alive\r\n"));
 	req->status = status;
 	req->resp_started = true;
 	write_response_head(req, status, framing);

@@ -599,6 +599,7 @@ worker_destroy(struct worker *w)
 		free(req);
 	}
 	buf_free(&w->scratch);
+	buf_free(&w->head);
 	if (w->filter_out)
 		evbuffer_free(w->filter_out);
 	while (w->nspare > 0)

@@ -112,6 +112,7 @@ struct worker {
 	struct request *free_reqs;
 	unsigned nfree_reqs;
 	struct buf scratch;	     /* header rewriting; only used synchronously */
+	struct buf head;	     /* a head being assembled; only used synchronously */
 	struct evbuffer *filter_out; /* body filter output, framed at once */
 	/* Socket bufferevents of idle connections, kept for the next active one. */
 	struct bufferevent **spare_bevs;
