@@ -141,9 +141,12 @@ client_set_timeouts(struct client *c, enum client_state s)
 		rms = cfg->timeouts.client_body;
 	else if (s == CLIENT_TUNNEL)
 		rms = wms = c->req->route ? c->req->route->tunnel_ms : cfg->timeouts.tunnel;
-	tv_from_ms(&wtv, wms);
-	if (c->bev != NULL && c->tls == NULL)
+	/* Re-set only when it changes: setting it re-adds the bufferevent's events. */
+	if (c->bev != NULL && c->tls == NULL && c->bev_write_ms != wms) {
+		tv_from_ms(&wtv, wms);
 		bufferevent_set_timeouts(c->bev, NULL, &wtv);
+		c->bev_write_ms = wms;
+	}
 	if (rms != c->read_ms) {
 		c->read_ms = rms;
 		client_apply_read(c, true);
@@ -196,7 +199,8 @@ client_attach_bev(struct client *c)
 	bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATER, 0);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	tv_from_ms(&wtv, c->w->cfg->timeouts.client_body);
+	c->bev_write_ms = c->w->cfg->timeouts.client_body;
+	tv_from_ms(&wtv, c->bev_write_ms);
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
 }
 

@@ -7,27 +7,65 @@
 #include "portico/http.h"
 #include "portico/util.h"
 
+/* RFC 9110 tchar: ALPHA, DIGIT and "!#$%&'*+-.^_`|~". */
+static const uint8_t tchar_table[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+/* Word-at-a-time helpers: a byte of `x` below `n` (n <= 128), or equal to `c`. */
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline uint64_t
+word_has_less(uint64_t x, unsigned n)
+{
+	return (x - ONES * n) & ~x & HIGHS;
+}
+
+static inline uint64_t
+word_has_byte(uint64_t x, unsigned c)
+{
+	return word_has_less(x ^ (ONES * c), 1);
+}
+
+static inline uint64_t
+word_load(const char *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, sizeof(x));
+	return x;
+}
+
 bool
 http_is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return tchar_table[c] != 0;
 }
 
 bool
 http_name_is_valid(const char *p, size_t len)
 {
+	unsigned ok = 1;
+
 	if (len == 0)
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if (!http_is_tchar((unsigned char)p[i]))
-			return false;
-	return true;
+		ok &= tchar_table[(unsigned char)p[i]];
+	return ok != 0;
 }
 
-bool
-http_value_is_valid(const char *p, size_t len)
+static bool
+value_bytes_ok(const char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)p[i];
@@ -36,6 +74,21 @@ http_value_is_valid(const char *p, size_t len)
 			return false;
 	}
 	return true;
+}
+
+bool
+http_value_is_valid(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	/* Eight bytes at a time; a word with a control byte (or a tab) is checked bytewise. */
+	for (; i + 8 <= len; i += 8) {
+		uint64_t x = word_load(p + i);
+
+		if ((word_has_less(x, 0x20) | word_has_byte(x, 0x7f)) && !value_bytes_ok(p + i, 8))
+			return false;
+	}
+	return value_bytes_ok(p + i, len - i);
 }
 
 static bool
@@ -98,49 +151,93 @@ http_host_strip_port(const char *p, size_t len)
 	return colon ? (size_t)(colon - p) : len;
 }
 
-static const struct {
-	const char *name;
-	size_t len;
-	enum http_hdr id;
-} header_names[] = {
-#define H(s, id)                                                                                   \
-	{                                                                                          \
-		s, sizeof(s) - 1, id                                                               \
-	}
-    H("host", HTTP_HDR_HOST),
-    H("content-length", HTTP_HDR_CONTENT_LENGTH),
-    H("transfer-encoding", HTTP_HDR_TRANSFER_ENCODING),
-    H("connection", HTTP_HDR_CONNECTION),
-    H("keep-alive", HTTP_HDR_KEEP_ALIVE),
-    H("proxy-connection", HTTP_HDR_PROXY_CONNECTION),
-    H("te", HTTP_HDR_TE),
-    H("trailer", HTTP_HDR_TRAILER),
-    H("upgrade", HTTP_HDR_UPGRADE),
-    H("proxy-authorization", HTTP_HDR_PROXY_AUTHORIZATION),
-    H("expect", HTTP_HDR_EXPECT),
-    H("x-forwarded-for", HTTP_HDR_X_FORWARDED_FOR),
-    H("x-forwarded-host", HTTP_HDR_X_FORWARDED_HOST),
-    H("x-forwarded-proto", HTTP_HDR_X_FORWARDED_PROTO),
-    H("forwarded", HTTP_HDR_FORWARDED),
-    H("via", HTTP_HDR_VIA),
-    H("referer", HTTP_HDR_REFERER),
-    H("user-agent", HTTP_HDR_USER_AGENT),
-    H("accept-encoding", HTTP_HDR_ACCEPT_ENCODING),
-    H("content-type", HTTP_HDR_CONTENT_TYPE),
-    H("content-encoding", HTTP_HDR_CONTENT_ENCODING),
-    H("etag", HTTP_HDR_ETAG),
-    H("accept-ranges", HTTP_HDR_ACCEPT_RANGES),
-    H("vary", HTTP_HDR_VARY),
-#undef H
+/* Lower-case header names by id. */
+static const char *const header_names[] = {
+    [HTTP_HDR_HOST] = "host",
+    [HTTP_HDR_CONTENT_LENGTH] = "content-length",
+    [HTTP_HDR_TRANSFER_ENCODING] = "transfer-encoding",
+    [HTTP_HDR_CONNECTION] = "connection",
+    [HTTP_HDR_KEEP_ALIVE] = "keep-alive",
+    [HTTP_HDR_PROXY_CONNECTION] = "proxy-connection",
+    [HTTP_HDR_TE] = "te",
+    [HTTP_HDR_TRAILER] = "trailer",
+    [HTTP_HDR_UPGRADE] = "upgrade",
+    [HTTP_HDR_PROXY_AUTHORIZATION] = "proxy-authorization",
+    [HTTP_HDR_EXPECT] = "expect",
+    [HTTP_HDR_X_FORWARDED_FOR] = "x-forwarded-for",
+    [HTTP_HDR_X_FORWARDED_HOST] = "x-forwarded-host",
+    [HTTP_HDR_X_FORWARDED_PROTO] = "x-forwarded-proto",
+    [HTTP_HDR_FORWARDED] = "forwarded",
+    [HTTP_HDR_VIA] = "via",
+    [HTTP_HDR_REFERER] = "referer",
+    [HTTP_HDR_USER_AGENT] = "user-agent",
+    [HTTP_HDR_ACCEPT_ENCODING] = "accept-encoding",
+    [HTTP_HDR_CONTENT_TYPE] = "content-type",
+    [HTTP_HDR_CONTENT_ENCODING] = "content-encoding",
+    [HTTP_HDR_ETAG] = "etag",
+    [HTTP_HDR_ACCEPT_RANGES] = "accept-ranges",
+    [HTTP_HDR_VARY] = "vary",
+    [HTTP_HDR_LOCATION] = "location",
+    [HTTP_HDR_CONTENT_LOCATION] = "content-location",
+    [HTTP_HDR_URI] = "uri",
+    [HTTP_HDR_DESTINATION] = "destination",
+    [HTTP_HDR_REFRESH] = "refresh",
+    [HTTP_HDR_LINK] = "link",
+    [HTTP_HDR_SET_COOKIE] = "set-cookie",
 };
+
+/* The candidates of each name length, ended by HTTP_HDR_OTHER. */
+#define HDR_MAXLEN 19
+static const uint8_t header_by_len[HDR_MAXLEN + 1][5] = {
+    [2] = {HTTP_HDR_TE},
+    [3] = {HTTP_HDR_VIA, HTTP_HDR_URI},
+    [4] = {HTTP_HDR_HOST, HTTP_HDR_ETAG, HTTP_HDR_VARY, HTTP_HDR_LINK},
+    [6] = {HTTP_HDR_EXPECT},
+    [7] = {HTTP_HDR_TRAILER, HTTP_HDR_UPGRADE, HTTP_HDR_REFERER, HTTP_HDR_REFRESH},
+    [8] = {HTTP_HDR_LOCATION},
+    [9] = {HTTP_HDR_FORWARDED},
+    [10] = {HTTP_HDR_CONNECTION, HTTP_HDR_KEEP_ALIVE, HTTP_HDR_USER_AGENT, HTTP_HDR_SET_COOKIE},
+    [11] = {HTTP_HDR_DESTINATION},
+    [12] = {HTTP_HDR_CONTENT_TYPE},
+    [13] = {HTTP_HDR_ACCEPT_RANGES},
+    [14] = {HTTP_HDR_CONTENT_LENGTH},
+    [15] = {HTTP_HDR_X_FORWARDED_FOR, HTTP_HDR_ACCEPT_ENCODING},
+    [16] = {HTTP_HDR_PROXY_CONNECTION, HTTP_HDR_CONTENT_ENCODING, HTTP_HDR_X_FORWARDED_HOST,
+	    HTTP_HDR_CONTENT_LOCATION},
+    [17] = {HTTP_HDR_TRANSFER_ENCODING, HTTP_HDR_X_FORWARDED_PROTO},
+    [19] = {HTTP_HDR_PROXY_AUTHORIZATION},
+};
+
+static inline unsigned char
+lower(unsigned char c)
+{
+	return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 0x20 : 0));
+}
+
+/* `name` (any case) against the lower-case `want` of the same length. */
+static bool
+name_eq_lower(const char *name, const char *want, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (lower((unsigned char)name[i]) != (unsigned char)want[i])
+			return false;
+	return true;
+}
 
 enum http_hdr
 http_header_id(const char *name, size_t len)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(header_names); i++)
-		if (header_names[i].len == len &&
-		    ascii_casecmp_eq(name, len, header_names[i].name, len))
-			return header_names[i].id;
+	unsigned char first;
+
+	if (len == 0 || len > HDR_MAXLEN)
+		return HTTP_HDR_OTHER;
+	first = lower((unsigned char)name[0]);
+	for (const uint8_t *id = header_by_len[len]; *id != HTTP_HDR_OTHER; id++) {
+		const char *want = header_names[*id];
+
+		if ((unsigned char)want[0] == first && name_eq_lower(name + 1, want + 1, len - 1))
+			return (enum http_hdr) * id;
+	}
 	return HTTP_HDR_OTHER;
 }
 
@@ -301,6 +398,23 @@ const char *
 http_head_scan(const char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
+		/*
+		 * Jump to the next byte below 0x0e (CR, LF and NUL are): the lowest
+		 * flagged byte of a word is exact (little-endian), later ones may not be.
+		 */
+		while (i + 8 <= len) {
+			uint64_t m = word_has_less(word_load(p + i), 0x0e);
+
+			if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				i += (size_t)__builtin_ctzll(m) / 8;
+#endif
+				break;
+			}
+			i += 8;
+		}
+		if (i >= len)
+			break;
 		if (p[i] == '\r' && (i + 1 == len || p[i + 1] != '\n'))
 			return "bare CR";
 		if (p[i] == '\n') {

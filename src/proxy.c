@@ -1004,6 +1004,27 @@ response_parser_reset(struct request *req)
 	memset(&req->rframing, 0, sizeof(req->rframing));
 }
 
+/* What reverse.h rewrites in a header, from its classification (http.h). */
+static enum reverse_kind
+reverse_kind_of(enum http_hdr id)
+{
+	switch (id) {
+	case HTTP_HDR_LOCATION:
+	case HTTP_HDR_CONTENT_LOCATION:
+	case HTTP_HDR_URI:
+	case HTTP_HDR_DESTINATION:
+		return REVERSE_URL;
+	case HTTP_HDR_REFRESH:
+		return REVERSE_REFRESH;
+	case HTTP_HDR_LINK:
+		return REVERSE_LINK;
+	case HTTP_HDR_SET_COOKIE:
+		return REVERSE_COOKIE;
+	default:
+		return REVERSE_NONE;
+	}
+}
+
 /* A response header, rewritten (ProxyPassReverse, cookies) or as it came. */
 static void
 write_response_header(struct request *req, struct buf *out, const struct hdr *h,
@@ -1016,7 +1037,7 @@ write_response_header(struct request *req, struct buf *out, const struct hdr *h,
 	int changed = 0;
 
 	if (cfg->nreverse > 0 || (req->route && req->route->cookies))
-		kind = reverse_header_kind(name, h->name_len);
+		kind = reverse_kind_of(h->id);
 	buf_reset(scratch);
 	if (kind == REVERSE_COOKIE && req->route && req->route->cookies)
 		changed =

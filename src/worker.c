@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -290,12 +291,21 @@ worker_limit_check(struct worker *w)
 			 (unsigned long long)max);
 }
 
+#define WORKER_WAKE_NOTIFY 0x1u /* the mailbox has something */
+#define WORKER_WAKE_LIMIT  0x2u /* re-check the connection limit */
+
+/* From any thread: `why` for `w`, then its eventfd, so its loop sees both. */
 static void
-worker_limit_cb(evutil_socket_t fd, short what, void *arg)
+worker_wake(struct worker *w, unsigned why)
 {
-	(void)fd;
-	(void)what;
-	worker_limit_check(arg);
+	uint64_t one = 1;
+	ssize_t n;
+
+	atomic_fetch_or(&w->wake_bits, why);
+	do
+		n = write(w->wake_fd, &one, sizeof(one));
+	while (n == -1 && errno == EINTR);
+	/* EAGAIN: the counter is full, so a wake-up is pending anyway. */
 }
 
 /* The count crossed the limit: every worker re-checks (the others from their own loops). */
@@ -304,7 +314,7 @@ worker_limit_crossed(struct worker *w)
 {
 	for (unsigned i = 0; i < w->nworkers; i++)
 		if (&w->siblings[i] != w)
-			event_active(w->siblings[i].limit_ev, EV_READ, 0);
+			worker_wake(&w->siblings[i], WORKER_WAKE_LIMIT);
 	worker_limit_check(w);
 }
 
@@ -467,15 +477,12 @@ worker_swap_config(struct worker *w, struct config *cfg)
 }
 
 static void
-worker_notify_cb(evutil_socket_t fd, short what, void *arg)
+worker_notify(struct worker *w)
 {
-	struct worker *w = arg;
 	struct config *cfg;
 	struct listen_set *set;
 	bool stop;
 
-	(void)fd;
-	(void)what;
 	pthread_mutex_lock(&w->lock);
 	cfg = w->pending_cfg;
 	set = w->pending_set;
@@ -491,6 +498,24 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 		worker_begin_drain(w);
 }
 
+static void
+worker_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t count;
+	unsigned why;
+
+	(void)what;
+	/* Read first: a wake-up set after the exchange writes the fd again. */
+	while (read(fd, &count, sizeof(count)) == -1 && errno == EINTR)
+		;
+	why = atomic_exchange(&w->wake_bits, 0u);
+	if (why & WORKER_WAKE_LIMIT)
+		worker_limit_check(w);
+	if (why & WORKER_WAKE_NOTIFY)
+		worker_notify(w);
+}
+
 void
 worker_post_config(struct worker *w, struct config *cfg, struct listen_set *set)
 {
@@ -503,7 +528,7 @@ worker_post_config(struct worker *w, struct config *cfg, struct listen_set *set)
 	pthread_mutex_unlock(&w->lock);
 	if (old != NULL)
 		config_unref(old);
-	event_active(w->notify_ev, EV_READ, 0);
+	worker_wake(w, WORKER_WAKE_NOTIFY);
 }
 
 void
@@ -512,7 +537,7 @@ worker_post_stop(struct worker *w)
 	pthread_mutex_lock(&w->lock);
 	w->stop_requested = true;
 	pthread_mutex_unlock(&w->lock);
-	event_active(w->notify_ev, EV_READ, 0);
+	worker_wake(w, WORKER_WAKE_NOTIFY);
 }
 
 int
@@ -528,15 +553,22 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->nworkers = nworkers ? nworkers : 1;
 	w->siblings = all;
 	w->shared = shared;
-	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->wake_fd = -1;
+	/* Only this worker's thread touches the base (worker_wake() goes through an fd). */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST | EVENT_BASE_FLAG_NOLOCK);
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (w->base == NULL)
 		return -1;
 	pthread_mutex_init(&w->lock, NULL);
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd == -1)
+		return -1;
+	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake_cb, w);
+	if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) == -1)
+		return -1;
 	w->cfg = config_ref(cfg);
 	w->reap_ev = event_new(w->base, -1, 0, worker_reap_cb, w);
-	w->notify_ev = event_new(w->base, -1, 0, worker_notify_cb, w);
 	w->shutdown_ev = evtimer_new(w->base, worker_shutdown_cb, w);
 	w->resolver = resolver_new(w->base);
 	if (w->resolver == NULL)
@@ -546,7 +578,6 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->metrics = metrics_new();
 	w->filter_out = evbuffer_new();
 	w->shutdown_ms = cfg->timeouts.shutdown;
-	w->limit_ev = event_new(w->base, -1, 0, worker_limit_cb, w);
 	atomic_store(&shared->max_clients, cfg->limits.connections);
 	/* Request ids: 20 bits of start time, 8 of worker, 36 of counter. */
 	w->reqid_base = ((start_time & 0xfffffull) << 44) | ((uint64_t)(id & 0xff) << 36);
@@ -607,9 +638,11 @@ worker_destroy(struct worker *w)
 	free(w->spare_bevs);
 	resolver_free(w->resolver);
 	event_free(w->reap_ev);
-	event_free(w->notify_ev);
+	if (w->wake_ev)
+		event_free(w->wake_ev);
+	if (w->wake_fd != -1)
+		close(w->wake_fd);
 	event_free(w->shutdown_ev);
-	event_free(w->limit_ev);
 	if (w->pending_cfg)
 		config_unref(w->pending_cfg);
 	config_unref(w->cfg);

@@ -44,6 +44,7 @@ struct client {
 	struct event timer;	    /* client_header deadline and client_idle */
 	struct event rev;	    /* reading (plain sockets: see worker_read) */
 	uint64_t read_ms;	    /* read timeout of the current state, 0: none */
+	uint64_t bev_write_ms;	    /* send timeout set on a plain `bev` */
 	bool reading;		    /* rev is armed */
 	bool parse_pending;	    /* rev activated to parse bytes already buffered */
 	struct request *req;	    /* the request in progress, or NULL */

@@ -39,6 +39,14 @@ enum http_hdr {
 	HTTP_HDR_ETAG,
 	HTTP_HDR_ACCEPT_RANGES,
 	HTTP_HDR_VARY,
+	/* Response headers reverse.h rewrites (enum reverse_kind). */
+	HTTP_HDR_LOCATION,
+	HTTP_HDR_CONTENT_LOCATION,
+	HTTP_HDR_URI,
+	HTTP_HDR_DESTINATION,
+	HTTP_HDR_REFRESH,
+	HTTP_HDR_LINK,
+	HTTP_HDR_SET_COOKIE,
 };
 
 /* RFC 9110 tchar. */

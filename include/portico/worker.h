@@ -86,12 +86,12 @@ struct worker {
 	bool accept_paused;
 	/*
 	 * limits.connections counts every worker's clients: one counter shared
-	 * by the workers (touched on accept and close only), and an event each
-	 * worker activates on the others when the count crosses the limit.
+	 * by the workers (touched on accept and close only), and a wake-up
+	 * (WORKER_WAKE_LIMIT) each worker sends the others when the count
+	 * crosses the limit.
 	 */
 	struct worker_shared *shared;
 	struct worker *siblings; /* [nworkers] */
-	struct event *limit_ev;
 
 	struct resolver *resolver;
 	struct upstream_pool *pool;
@@ -118,9 +118,17 @@ struct worker {
 	struct bufferevent **spare_bevs;
 	size_t nspare, spare_cap;
 
+	/*
+	 * Wake-ups from other threads: an eventfd and the reasons (WORKER_WAKE_*)
+	 * set before it is written.  The base itself takes no locks: nothing but
+	 * this fd reaches it from another thread.
+	 */
+	int wake_fd;
+	struct event *wake_ev;
+	_Atomic unsigned wake_bits;
+
 	/* Cross-thread mailbox, guarded by `lock`. */
 	pthread_mutex_t lock;
-	struct event *notify_ev;
 	struct config *pending_cfg;
 	struct listen_set *pending_set;
 	bool stop_requested;
