@@ -78,6 +78,7 @@ from upstreams import (
     WebSocketEchoServer,
     closed_port,
     http_request,
+    server_factory,
 )
 
 SOURCE_DIR = Path(__file__).resolve().parents[2]
@@ -369,16 +370,8 @@ def portico_cli(portico_bin):
 
 @pytest.fixture
 def upstream_factory():
-    servers = []
-
-    def make(**kw) -> HTTPUpstream:
-        s = HTTPUpstream(**kw).start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    with server_factory(HTTPUpstream) as make:
+        yield make
 
 
 @pytest.fixture
@@ -388,44 +381,26 @@ def upstream(upstream_factory) -> HTTPUpstream:
 
 @pytest.fixture
 def raw_upstream():
-    servers = []
-
-    def make(script) -> RawUpstream:
-        s = RawUpstream(script).start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    with server_factory(RawUpstream) as make:
+        yield make
 
 
 @pytest.fixture
 def raw_reply():
-    servers = []
-
-    def make(data: bytes, **kw) -> RawUpstream:
-        s = RawUpstream.reply(data, **kw).start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    with server_factory(RawUpstream.reply) as make:
+        yield make
 
 
 @pytest.fixture
 def silent_upstream():
-    s = SilentUpstream().start()
-    yield s
-    s.stop()
+    with SilentUpstream() as s:
+        yield s
 
 
 @pytest.fixture
 def ws_upstream():
-    s = WebSocketEchoServer().start()
-    yield s
-    s.stop()
+    with WebSocketEchoServer() as s:
+        yield s
 
 
 @pytest.fixture

@@ -23,6 +23,9 @@ The fixtures in ``upstreams.py`` keep whole bodies in memory.  The tests of
 ``send_body(sock, total, chunked)``
     Sends ``pattern(total)`` as a body, raw or chunk-framed.
 
+``ONE_ROUTE_CONFIG``
+    One worker, ``/internal`` passed to the upstream ``{up}``.
+
 ``RateLimiter``, ``RssSampler``, ``sanitized_binary()``
     Pacing for slow readers, a background sampler of a process's VmRSS, and
     the sanitizer-build check of the memory tests.
@@ -43,19 +46,31 @@ from typing import Iterator, Optional
 
 from upstreams import (
     HOST,
+    HeaderAccess,
     PeerClosed,
     ProtocolError,
     RawConn,
     RawUpstream,
     Stream,
-    _hget,
-    _is_chunked,
-    _parse_header_lines,
-    _read_head,
-    _split_head,
+    hget,
+    is_chunked,
+    parse_header_lines,
+    read_chunk_end,
+    read_chunk_size,
+    read_head,
+    read_trailers,
+    split_head,
 )
 
 MiB = 1 << 20
+
+# One worker, /internal passed to the upstream "up" (``portico(ONE_ROUTE_CONFIG, up=...)``).
+ONE_ROUTE_CONFIG = """
+workers: 1
+routes:
+  - path: /internal
+    pass: http://internal.example.com:{up}/public
+"""
 BLOCK = MiB
 
 
@@ -232,25 +247,14 @@ def _hash_chunked(stream: Stream, acc: _BodyHash, piece: int) -> tuple:
     count = 0
     try:
         while True:
-            line = stream.read_line(65536).rstrip(b"\r\n")
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ProtocolError("bad chunk size line %r" % line) from None
+            size = read_chunk_size(stream)
             if size == 0:
                 break
             count += 1
             if not _hash_exact(stream, size, acc, piece):
                 return False, count, []
-            if stream.read_exact(2) != b"\r\n":
-                raise ProtocolError("chunk not followed by CRLF")
-        trailers = []
-        while True:
-            line = stream.read_line(65536)
-            if line in (b"\r\n", b"\n"):
-                break
-            trailers.append(line.rstrip(b"\r\n"))
-        return True, count, _parse_header_lines(trailers)
+            read_chunk_end(stream)
+        return True, count, read_trailers(stream)
     except PeerClosed:
         return False, count, []
 
@@ -268,7 +272,7 @@ def _hash_to_eof(stream: Stream, acc: _BodyHash, piece: int):
 
 
 @dataclass
-class StreamedResponse:
+class StreamedResponse(HeaderAccess):
     """A response whose body was hashed, not kept.
 
     ``framing``: "length", "chunked", "close" or "none".  ``complete``: the
@@ -288,9 +292,6 @@ class StreamedResponse:
     interim: list = field(default_factory=list)
     head: bytes = b""
 
-    def header(self, name: str) -> Optional[str]:
-        return _hget(self.headers, name)
-
 
 def read_response_streaming(
     stream: Stream, method: str = "GET", rate: Optional[float] = None, piece: int = 256 * 1024, pause: Optional[tuple] = None
@@ -300,8 +301,8 @@ def read_response_streaming(
     to read for ``pause`` = (after bytes, seconds) once."""
     interim = []
     while True:
-        head = _read_head(stream)
-        lines = _split_head(head)
+        head = read_head(stream)
+        lines = split_head(head)
         parts = lines[0].decode("latin-1").split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
             raise ProtocolError("bad status line %r" % lines[0])
@@ -310,17 +311,17 @@ def read_response_streaming(
             interim.append(head)
             continue
         break
-    headers = _parse_header_lines(lines[1:])
+    headers = parse_header_lines(lines[1:])
     resp = StreamedResponse(status=status, version=parts[0], headers=headers, framing="none", interim=interim, head=head)
     acc = _BodyHash(RateLimiter(rate) if rate else None, pause)
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         resp.complete = True
-    elif _is_chunked(headers):
+    elif is_chunked(headers):
         resp.framing = "chunked"
         resp.complete, resp.chunk_count, resp.trailers = _hash_chunked(stream, acc, piece)
-    elif _hget(headers, "Content-Length") is not None:
+    elif hget(headers, "Content-Length") is not None:
         resp.framing = "length"
-        resp.complete = _hash_exact(stream, int(_hget(headers, "Content-Length")), acc, piece)
+        resp.complete = _hash_exact(stream, int(hget(headers, "Content-Length")), acc, piece)
     else:
         resp.framing = "close"
         _hash_to_eof(stream, acc, piece)
@@ -368,7 +369,7 @@ def send_body(sock: socket.socket, total: int, chunked: bool, piece: int = 64 * 
 
 
 @dataclass
-class BodyRecord:
+class BodyRecord(HeaderAccess):
     """One request as a HashingUpstream saw it; the body only as a hash."""
 
     method: str
@@ -381,12 +382,6 @@ class BodyRecord:
     complete: bool
     conn_id: int
     chunk_count: int = 0
-
-    def header(self, name: str) -> Optional[str]:
-        return _hget(self.headers, name)
-
-    def has_header(self, name: str) -> bool:
-        return _hget(self.headers, name) is not None
 
 
 class HashingUpstream(RawUpstream):
@@ -406,21 +401,21 @@ class HashingUpstream(RawUpstream):
         stream = conn.stream
         while not self._stopped:
             try:
-                head = _read_head(stream)
+                head = read_head(stream)
             except PeerClosed:
                 return
-            lines = _split_head(head)
+            lines = split_head(head)
             parts = lines[0].decode("latin-1").split(" ")
             if len(parts) != 3:
                 raise ProtocolError("bad request line %r" % lines[0])
-            headers = _parse_header_lines(lines[1:])
+            headers = parse_header_lines(lines[1:])
             acc = _BodyHash(RateLimiter(self.read_rate) if self.read_rate else None, self.pause)
-            chunked = _is_chunked(headers)
+            chunked = is_chunked(headers)
             count = 0
             if chunked:
                 complete, count, _ = _hash_chunked(stream, acc, 64 * 1024)
-            elif _hget(headers, "Content-Length") is not None:
-                complete = _hash_exact(stream, int(_hget(headers, "Content-Length")), acc, 64 * 1024)
+            elif hget(headers, "Content-Length") is not None:
+                complete = _hash_exact(stream, int(hget(headers, "Content-Length")), acc, 64 * 1024)
             else:
                 complete = True
             rec = BodyRecord(parts[0], parts[1], parts[2], headers, chunked, acc.length, acc.hexdigest, complete, conn.id, count)

@@ -20,7 +20,8 @@ Servers (upstreams portico forwards to)
     script function running in its own thread, for byte-exact behaviour:
     malformed status lines, dying in the middle of a body, never answering.
     ``RawUpstream.reply(data)`` builds the common "read a request, write these
-    bytes, close" script.
+    bytes, close" script; ``for req in conn.requests()`` reads request after
+    request until the peer closes.
 
 ``WebSocketEchoServer``
     An ``HTTPUpstream`` whose every path accepts an RFC 6455 handshake and then
@@ -56,11 +57,30 @@ Client side (talking to portico)
 
 WebSocket client helpers: ``ws_handshake_request``, ``ws_accept_value``,
 ``ws_encode_frame``, ``ws_read_frame`` and the opcode constants.
+
+Shared pieces
+-------------
+``server_factory(cls)``
+    Context manager yielding ``make(*args, **kw)``: starts ``cls(*args, **kw)``
+    and stops every server it made on exit (the factory fixtures use it).
+
+``in_background(fn)``
+    Runs ``fn`` in a daemon thread; returns ``(thread, errors)`` where
+    ``errors`` collects an OSError it raised (a sender racing a reader).
+
+``HeaderAccess``
+    ``header``, ``header_all``, ``has_header``, ``header_names`` for any
+    message with a ``headers`` list of (name, value).
+
+Wire parsing: ``read_head``, ``split_head``, ``parse_header_lines``,
+``hget``, ``is_chunked``, ``read_chunk_size``, ``read_chunk_end``,
+``read_trailers``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import os
@@ -198,7 +218,7 @@ class Stream:
 Headers = list  # list of (name, value) str tuples, in wire order
 
 
-def _hget(headers: Headers, name: str) -> Optional[str]:
+def hget(headers: Headers, name: str) -> Optional[str]:
     lname = name.lower()
     for k, v in headers:
         if k.lower() == lname:
@@ -211,7 +231,7 @@ def _hall(headers: Headers, name: str) -> list:
     return [v for k, v in headers if k.lower() == lname]
 
 
-def _parse_header_lines(lines: list) -> Headers:
+def parse_header_lines(lines: list) -> Headers:
     out = []
     for line in lines:
         if not line:
@@ -223,13 +243,13 @@ def _parse_header_lines(lines: list) -> Headers:
     return out
 
 
-def _split_head(head: bytes) -> list:
+def split_head(head: bytes) -> list:
     """Splits a head ending in CRLFCRLF (or LFLF) into lines without EOLs."""
     text = head.rstrip(b"\r\n")
     return [ln[:-1] if ln.endswith(b"\r") else ln for ln in text.split(b"\n")]
 
 
-def _read_head(stream: Stream, limit: int = MAX_HEAD) -> bytes:
+def read_head(stream: Stream, limit: int = MAX_HEAD) -> bytes:
     """Reads a message head up to the empty line; accepts CRLF or bare LF."""
     lines = []
     total = 0
@@ -243,33 +263,47 @@ def _read_head(stream: Stream, limit: int = MAX_HEAD) -> bytes:
             return b"".join(lines)
 
 
+def read_chunk_size(stream: Stream) -> int:
+    """Reads one chunk-size line (extensions ignored); 0 ends the body."""
+    line = stream.read_line(65536).rstrip(b"\r\n")
+    try:
+        return int(line.split(b";", 1)[0].strip(), 16)
+    except ValueError:
+        raise ProtocolError("bad chunk size line %r" % line) from None
+
+
+def read_chunk_end(stream: Stream) -> None:
+    """Reads the CRLF that closes a chunk's data."""
+    if stream.read_exact(2) != b"\r\n":
+        raise ProtocolError("chunk not followed by CRLF")
+
+
+def read_trailers(stream: Stream) -> Headers:
+    """Reads the trailer section after the last chunk, up to the empty line."""
+    lines = []
+    while True:
+        line = stream.read_line(65536)
+        if line in (b"\r\n", b"\n"):
+            break
+        lines.append(line.rstrip(b"\r\n"))
+    return parse_header_lines(lines)
+
+
 def _read_chunked(stream: Stream) -> tuple:
     """Decodes a chunked body.  Returns (body, trailers, chunk_sizes)."""
     body = bytearray()
     sizes = []
     while True:
-        line = stream.read_line(65536).rstrip(b"\r\n")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError("bad chunk size line %r" % line) from None
+        size = read_chunk_size(stream)
         if size == 0:
             break
         sizes.append(size)
         body += stream.read_exact(size)
-        if stream.read_exact(2) != b"\r\n":
-            raise ProtocolError("chunk not followed by CRLF")
-    trailer_lines = []
-    while True:
-        line = stream.read_line(65536)
-        if line in (b"\r\n", b"\n"):
-            break
-        trailer_lines.append(line.rstrip(b"\r\n"))
-    return bytes(body), _parse_header_lines(trailer_lines), sizes
+        read_chunk_end(stream)
+    return bytes(body), read_trailers(stream), sizes
 
 
-def _is_chunked(headers: Headers) -> bool:
+def is_chunked(headers: Headers) -> bool:
     te = ",".join(_hall(headers, "Transfer-Encoding"))
     codings = [c.strip().lower() for c in te.split(",") if c.strip()]
     return bool(codings) and codings[-1] == "chunked"
@@ -279,8 +313,27 @@ def _is_chunked(headers: Headers) -> bool:
 # Requests as an upstream sees them
 
 
+class HeaderAccess:
+    """Header lookups for any message with a ``headers`` list."""
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header ``name`` (any case), or None."""
+        return hget(self.headers, name)
+
+    def header_all(self, name: str) -> list:
+        """Every value of header ``name``, in order."""
+        return _hall(self.headers, name)
+
+    def has_header(self, name: str) -> bool:
+        return hget(self.headers, name) is not None
+
+    def header_names(self) -> list:
+        """Lower-cased header names in order."""
+        return [k.lower() for k, _ in self.headers]
+
+
 @dataclass
-class RecordedRequest:
+class RecordedRequest(HeaderAccess):
     """One request received by an upstream server.
 
     ``headers`` is the ordered list of (name, value) exactly as received
@@ -320,21 +373,6 @@ class RecordedRequest:
     def body_length(self) -> int:
         return len(self.body)
 
-    def header(self, name: str) -> Optional[str]:
-        """The first value of header ``name`` (any case), or None."""
-        return _hget(self.headers, name)
-
-    def header_all(self, name: str) -> list:
-        """Every value of header ``name``, in order."""
-        return _hall(self.headers, name)
-
-    def has_header(self, name: str) -> bool:
-        return _hget(self.headers, name) is not None
-
-    def header_names(self) -> list:
-        """Lower-cased header names in order."""
-        return [k.lower() for k, _ in self.headers]
-
 
 def read_request(stream: Stream, on_head: Optional[Callable[[RecordedRequest], None]] = None) -> RecordedRequest:
     """Reads one request (head and body) from ``stream``.
@@ -343,8 +381,8 @@ def read_request(stream: Stream, on_head: Optional[Callable[[RecordedRequest], N
     upstream uses it to answer ``Expect: 100-continue``).  Raises PeerClosed
     when the connection closes cleanly before a request starts.
     """
-    head = _read_head(stream)
-    lines = _split_head(head)
+    head = read_head(stream)
+    lines = split_head(head)
     parts = lines[0].decode("latin-1").split(" ")
     if len(parts) != 3:
         raise ProtocolError("bad request line %r" % lines[0])
@@ -352,13 +390,13 @@ def read_request(stream: Stream, on_head: Optional[Callable[[RecordedRequest], N
         method=parts[0],
         target=parts[1],
         version=parts[2],
-        headers=_parse_header_lines(lines[1:]),
+        headers=parse_header_lines(lines[1:]),
         raw_head=head,
         time=time.monotonic(),
     )
     if on_head is not None:
         on_head(req)
-    if _is_chunked(req.headers):
+    if is_chunked(req.headers):
         req.chunked = True
         req.body, req.trailers, req.chunk_sizes = _read_chunked(stream)
     elif req.header("Content-Length") is not None:
@@ -578,6 +616,40 @@ class _TCPServer:
         raise NotImplementedError
 
 
+def in_background(work: Callable[[], None]) -> tuple:
+    """Starts ``work`` in a daemon thread; an OSError it raises is kept in
+    the returned list instead of escaping.  Returns (thread, errors)."""
+    errors: list = []
+
+    def run():
+        try:
+            work()
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, errors
+
+
+@contextlib.contextmanager
+def server_factory(new: Callable[..., "_TCPServer"]):
+    """Yields ``make(*args, **kw)``, which starts and returns
+    ``new(*args, **kw)``; every server made is stopped on exit."""
+    servers = []
+
+    def make(*args, **kw):
+        s = new(*args, **kw).start()
+        servers.append(s)
+        return s
+
+    try:
+        yield make
+    finally:
+        for s in servers:
+            s.stop()
+
+
 def _hard_close(c: socket.socket):
     try:
         c.shutdown(socket.SHUT_RDWR)
@@ -745,9 +817,9 @@ class HTTPUpstream(_TCPServer):
         body = r.body.encode() if isinstance(r.body, str) else r.body
         streamed = not isinstance(body, (bytes, bytearray))
         no_body = req.method == "HEAD" or r.status in (204, 304) or 100 <= r.status < 200
-        has_cl = _hget(headers, "Content-Length") is not None
-        has_te = _hget(headers, "Transfer-Encoding") is not None
-        chunked = has_te and _is_chunked(headers)
+        has_cl = hget(headers, "Content-Length") is not None
+        has_te = hget(headers, "Transfer-Encoding") is not None
+        chunked = has_te and is_chunked(headers)
         client_close = _wants_close(req)
         if r.auto_headers:
             if not no_body and not has_cl and not has_te:
@@ -756,7 +828,7 @@ class HTTPUpstream(_TCPServer):
                     chunked = True
                 elif not streamed:
                     headers.append(("Content-Length", str(len(body))))
-            if (r.close or client_close) and _hget(headers, "Connection") is None:
+            if (r.close or client_close) and hget(headers, "Connection") is None:
                 headers.append(("Connection", "close"))
         stream.send(_head_bytes(r.status, r.reason, headers))
         if not no_body:
@@ -806,7 +878,7 @@ class RawConn:
 
     def read_head(self) -> bytes:
         """Reads one request head (through the empty line)."""
-        head = _read_head(self.stream)
+        head = read_head(self.stream)
         self.received += head
         return head
 
@@ -816,6 +888,14 @@ class RawConn:
         self.received += req.raw_head + req.body
         return req
 
+
+    def requests(self) -> Iterable[RecordedRequest]:
+        """Reads requests one after another until the peer closes."""
+        while True:
+            try:
+                yield self.read_request()
+            except PeerClosed:
+                return
     def send(self, data: bytes):
         self.stream.send(data)
 
@@ -1095,7 +1175,7 @@ class WebSocketEchoServer(HTTPUpstream):
 
 
 @dataclass
-class HTTPResponse:
+class HTTPResponse(HeaderAccess):
     """A response as the client received it.
 
     ``framing`` is "length", "chunked", "close" (read to EOF) or "none"
@@ -1113,18 +1193,6 @@ class HTTPResponse:
     interim: list = field(default_factory=list)
     raw_head: bytes = b""
 
-    def header(self, name: str) -> Optional[str]:
-        return _hget(self.headers, name)
-
-    def header_all(self, name: str) -> list:
-        return _hall(self.headers, name)
-
-    def has_header(self, name: str) -> bool:
-        return _hget(self.headers, name) is not None
-
-    def header_names(self) -> list:
-        return [k.lower() for k, _ in self.headers]
-
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
@@ -1141,8 +1209,8 @@ def parse_response(stream: Stream, method: str = "GET", skip_interim: bool = Tru
     101) are collected into ``.interim`` and the final one is returned."""
     interim = []
     while True:
-        head = _read_head(stream)
-        lines = _split_head(head)
+        head = read_head(stream)
+        lines = split_head(head)
         status_line = lines[0].decode("latin-1")
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
@@ -1151,7 +1219,7 @@ def parse_response(stream: Stream, method: str = "GET", skip_interim: bool = Tru
             status=int(parts[1]),
             reason=parts[2] if len(parts) > 2 else "",
             version=parts[0],
-            headers=_parse_header_lines(lines[1:]),
+            headers=parse_header_lines(lines[1:]),
             raw_head=head,
         )
         if 100 <= resp.status < 200 and resp.status != 101 and skip_interim:
@@ -1161,7 +1229,7 @@ def parse_response(stream: Stream, method: str = "GET", skip_interim: bool = Tru
     resp.interim = interim
     if method == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200:
         resp.framing = "none"
-    elif _is_chunked(resp.headers):
+    elif is_chunked(resp.headers):
         resp.framing = "chunked"
         resp.body, resp.trailers, resp.chunk_sizes = _read_chunked(stream)
     elif resp.header("Content-Length") is not None:
@@ -1200,9 +1268,9 @@ class RawClient:
         """Sends a well-formed request; Host and Content-Length are added
         unless present in ``headers`` (pass host=None for no Host)."""
         hs = _norm_headers(headers)
-        if host is not None and _hget(hs, "Host") is None:
+        if host is not None and hget(hs, "Host") is None:
             hs.insert(0, ("Host", host))
-        if body and _hget(hs, "Content-Length") is None and _hget(hs, "Transfer-Encoding") is None:
+        if body and hget(hs, "Content-Length") is None and hget(hs, "Transfer-Encoding") is None:
             hs.append(("Content-Length", str(len(body))))
         data = ("%s %s %s\r\n" % (method, target, version)).encode("latin-1")
         for k, v in hs:
