@@ -193,6 +193,10 @@ client_attach_bev(struct client *c)
 
 	if (c->bev != NULL)
 		return;
+	/* This connection's own, as it left it (send timeout in bev_write_ms). */
+	c->bev = worker_bev_unpark(c->w, c);
+	if (c->bev != NULL)
+		return;
 	c->bev = worker_bev_get(c->w);
 	bufferevent_setfd(c->bev, c->fd);
 	/* Reads go through c->rev; the bufferevent writes only what worker_flush() leaves. */
@@ -215,7 +219,7 @@ client_park_bev(struct client *c)
 	    (bufferevent_get_enabled(bev) & EV_WRITE))
 		return;
 	c->bev = NULL;
-	worker_bev_put(c->w, bev);
+	worker_bev_park(c->w, bev, c);
 }
 
 static void client_io_cb(evutil_socket_t fd, short what, void *arg);
@@ -380,6 +384,7 @@ client_free(struct client *c)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		worker_bev_put(w, c->bev);
 	}
+	worker_bev_forget(w, c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->magic = 0;

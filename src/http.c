@@ -81,14 +81,21 @@ http_value_is_valid(const char *p, size_t len)
 {
 	size_t i = 0;
 
-	/* Eight bytes at a time; a word with a control byte (or a tab) is checked bytewise. */
-	for (; i + 8 <= len; i += 8) {
+	if (len < 8)
+		return value_bytes_ok(p, len);
+	/*
+	 * Eight bytes at a time, the last word overlapping the one before; a
+	 * word with a control byte (or a tab) is checked bytewise.
+	 */
+	for (;;) {
 		uint64_t x = word_load(p + i);
 
 		if ((word_has_less(x, 0x20) | word_has_byte(x, 0x7f)) && !value_bytes_ok(p + i, 8))
 			return false;
+		if (i + 8 == len)
+			return true;
+		i = i + 16 <= len ? i + 8 : len - 8;
 	}
-	return value_bytes_ok(p + i, len - i);
 }
 
 static bool
@@ -214,14 +221,33 @@ lower(unsigned char c)
 	return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 0x20 : 0));
 }
 
-/* `name` (any case) against the lower-case `want` of the same length. */
+/*
+ * `name` (any case) against the lower-case `want` (letters and '-') of the
+ * same length.  From eight bytes on, a word at a time: OR-ing 0x20 maps only
+ * a letter's two cases onto the lower one, and CR onto '-', so a word with
+ * a CR is never equal.
+ */
 static bool
 name_eq_lower(const char *name, const char *want, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		if (lower((unsigned char)name[i]) != (unsigned char)want[i])
+	const uint64_t lc = ONES * 0x20;
+	size_t i = 0;
+
+	if (len < 8) {
+		for (; i < len; i++)
+			if (lower((unsigned char)name[i]) != (unsigned char)want[i])
+				return false;
+		return true;
+	}
+	for (;;) {
+		uint64_t x = word_load(name + i);
+
+		if ((x | lc) != word_load(want + i) || word_has_byte(x, '\r'))
 			return false;
-	return true;
+		if (i + 8 == len)
+			return true;
+		i = i + 16 <= len ? i + 8 : len - 8;
+	}
 }
 
 enum http_hdr
@@ -235,7 +261,7 @@ http_header_id(const char *name, size_t len)
 	for (const uint8_t *id = header_by_len[len]; *id != HTTP_HDR_OTHER; id++) {
 		const char *want = header_names[*id];
 
-		if ((unsigned char)want[0] == first && name_eq_lower(name + 1, want + 1, len - 1))
+		if ((unsigned char)want[0] == first && name_eq_lower(name, want, len))
 			return (enum http_hdr) * id;
 	}
 	return HTTP_HDR_OTHER;

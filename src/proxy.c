@@ -146,10 +146,22 @@ hvalue(const struct buf *b, const struct hdr *h)
 	return b->data + h->value;
 }
 
+/* buf_add() with the common case (room enough) inline. */
+static inline void
+add_bytes(struct buf *out, const void *p, size_t n)
+{
+	if (out->len + n + 1 > out->cap)
+		buf_reserve(out, n);
+	if (n > 0)
+		memcpy(out->data + out->len, p, n);
+	out->len += n;
+	out->data[out->len] = '\0';
+}
+
 static void
 add_str(struct buf *out, const char *s)
 {
-	buf_add(out, s, strlen(s));
+	add_bytes(out, s, strlen(s));
 }
 
 /* "name: value\r\n" with one reservation. */
@@ -158,7 +170,8 @@ add_header(struct buf *out, const char *name, size_t nlen, const char *value, si
 {
 	char *p;
 
-	buf_reserve(out, nlen + vlen + 4);
+	if (out->len + nlen + vlen + 5 > out->cap)
+		buf_reserve(out, nlen + vlen + 4);
 	p = out->data + out->len;
 	memcpy(p, name, nlen);
 	p += nlen;
@@ -366,8 +379,8 @@ write_forwarded(struct request *req, struct buf *out, const char *scheme)
 
 		if (h->id != HTTP_HDR_FORWARDED || h->value_len == 0)
 			continue;
-		buf_add(out, hvalue(b, h), h->value_len);
-		buf_add(out, ", ", 2);
+		add_bytes(out, hvalue(b, h), h->value_len);
+		add_bytes(out, ", ", 2);
 	}
 	if (strchr(c->addr, ':') != NULL)
 		buf_addf(out, "for=\"[%s]\"", c->addr);
@@ -375,7 +388,7 @@ write_forwarded(struct request *req, struct buf *out, const char *scheme)
 		buf_addf(out, "for=%s", c->addr);
 	if (req->host_len > 0) {
 		add_str(out, ";host=\"");
-		buf_add(out, b->data + req->host, req->host_len);
+		add_bytes(out, b->data + req->host, req->host_len);
 		add_str(out, "\"");
 	}
 	buf_addf(out, ";proto=%s\r\n", scheme);
@@ -396,11 +409,11 @@ write_joined(struct request *req, struct buf *out, const char *name, enum http_h
 		if ((req->conn_flags & HTTP_CONN_OTHER) &&
 		    named_in_connection(&req->head, req->hdrs, req->nhdrs, h))
 			continue;
-		buf_add(out, hvalue(&req->head, h), h->value_len);
-		buf_add(out, ", ", 2);
+		add_bytes(out, hvalue(&req->head, h), h->value_len);
+		add_bytes(out, ", ", 2);
 	}
 	add_str(out, last);
-	buf_add(out, "\r\n", 2);
+	add_bytes(out, "\r\n", 2);
 }
 
 /* Whether a client header is forwarded as it is. */
@@ -481,8 +494,8 @@ proxy_write_head(struct request *req)
 
 	buf_reset(out);
 	add_str(out, llhttp_method_name((llhttp_method_t)req->method));
-	buf_add(out, " ", 1);
-	buf_add(out, req->target.data, req->target.len);
+	add_bytes(out, " ", 1);
+	add_bytes(out, req->target.data, req->target.len);
 	add_str(out, " HTTP/1.1\r\n");
 	for (unsigned i = 0; i < req->nhdrs; i++) {
 		const struct hdr *h = &req->hdrs[i];
@@ -514,7 +527,7 @@ proxy_write_head(struct request *req)
 		write_forwarded(req, out, scheme);
 	if (cfg->forwarded.via)
 		write_joined(req, out, "Via: ", HTTP_HDR_VIA, "1.1 portico");
-	buf_add(out, "\r\n", 2);
+	add_bytes(out, "\r\n", 2);
 	evbuffer_add(upstream_out(req), out->data, out->len);
 }
 
@@ -1118,14 +1131,14 @@ write_response_head(struct request *req, int status, const char *framing)
 		ctx.host = "";
 	}
 	buf_reset(out);
-	buf_add(out, "HTTP/1.1 ", 9);
-	buf_add(out, num, fmt_u64(num, (uint64_t)status));
-	buf_addc(out, ' ');
+	add_bytes(out, "HTTP/1.1 ", 9);
+	add_bytes(out, num, fmt_u64(num, (uint64_t)status));
+	add_bytes(out, " ", 1);
 	if (req->reason_len > 0)
-		buf_add(out, req->rhead.data + req->reason, req->reason_len);
+		add_bytes(out, req->rhead.data + req->reason, req->reason_len);
 	else
 		add_str(out, http_reason(status));
-	buf_add(out, "\r\n", 2);
+	add_bytes(out, "\r\n", 2);
 	for (unsigned i = 0; i < req->nhdrs; i++) {
 		const struct hdr *h = &req->hdrs[i];
 
@@ -1141,7 +1154,7 @@ write_response_head(struct request *req, int status, const char *framing)
 		add_str(out, "Vary: Accept-Encoding\r\n");
 	if (framing != NULL)
 		add_str(out, framing);
-	buf_add(out, "\r\n", 2);
+	add_bytes(out, "\r\n", 2);
 	evbuffer_add(client_out(req), out->data, out->len);
 }
 

@@ -190,12 +190,23 @@ upstream_tls_read(struct upstream *u, bool want, bool rearm)
 	if (want && (!u->reading || rearm)) {
 		tv_from_ms(&rtv, u->read_ms);
 		tv_from_ms(&wtv, u->write_ms);
+		u->timeouts_clear = false;
 		bufferevent_set_timeouts(u->bev, u->read_ms ? &rtv : NULL,
 					 u->write_ms ? &wtv : NULL);
 		bufferevent_enable(u->bev, EV_READ);
 	} else if (!want && u->reading) {
 		bufferevent_disable(u->bev, EV_READ);
 	}
+}
+
+/* No timeouts on the bufferevent; setting them again re-adds its events, so only on a change. */
+static void
+upstream_clear_timeouts(struct upstream *u)
+{
+	if (u->timeouts_clear)
+		return;
+	bufferevent_set_timeouts(u->bev, NULL, NULL);
+	u->timeouts_clear = true;
 }
 
 /* Arms the read event with the current timeout, or disarms it. */
@@ -225,8 +236,10 @@ upstream_set_read_timeout(struct upstream *u, uint64_t ms)
 	if (u->state != UPSTREAM_BUSY)
 		return; /* applied once connected */
 	tv_from_ms(&tv, ms);
-	if (!u->tls)
+	if (!u->tls) {
+		u->timeouts_clear = false;
 		bufferevent_set_timeouts(u->bev, NULL, &tv);
+	}
 	upstream_apply_read(u, true);
 }
 
@@ -541,6 +554,7 @@ upstream_connect(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 	upstream_set_state(u, UPSTREAM_CONNECTING);
 	tv_from_ms(&tv, u->connect_ms);
 	/* TLS: the handshake, which reads too, is part of connecting. */
+	u->timeouts_clear = false;
 	bufferevent_set_timeouts(u->bev, u->tls ? &tv : NULL, &tv);
 	if (bufferevent_socket_connect(u->bev, sa, (int)salen) == -1)
 		bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
@@ -622,7 +636,7 @@ upstream_get(struct worker *w, const struct route *r, struct request *req, bool 
 		u->reused = true;
 		u->read_ms = 0;
 		upstream_set_state(u, UPSTREAM_BUSY);
-		bufferevent_set_timeouts(u->bev, NULL, NULL);
+		upstream_clear_timeouts(u);
 		upstream_apply_read(u, true);
 	} else {
 		u = upstream_new(w, r, k);
@@ -645,7 +659,7 @@ upstream_release(struct upstream *u, bool reuse)
 	/* Reading stays on: a close, stray bytes or upstream_idle drop it. */
 	u->paused = false;
 	u->read_ms = u->w->cfg->timeouts.upstream_idle;
-	bufferevent_set_timeouts(u->bev, NULL, NULL);
+	upstream_clear_timeouts(u);
 	upstream_apply_read(u, true);
 	idle_push(u);
 }

@@ -242,9 +242,50 @@ tls_server_unref(struct tls_server *t)
 struct bufferevent *
 worker_bev_get(struct worker *w)
 {
+	struct bufferevent *bev = w->kept_bev;
+
 	if (w->nspare > 0)
 		return w->spare_bevs[--w->nspare];
+	if (bev != NULL) {
+		/* Still bound to its old owner: the caller sets it up afresh. */
+		w->kept_bev = NULL;
+		w->kept_owner = NULL;
+		return bev;
+	}
 	return bufferevent_socket_new(w->base, -1, 0);
+}
+
+void
+worker_bev_park(struct worker *w, struct bufferevent *bev, const void *owner)
+{
+	if (w->kept_bev != NULL)
+		worker_bev_put(w, w->kept_bev);
+	w->kept_bev = bev;
+	w->kept_owner = owner;
+}
+
+struct bufferevent *
+worker_bev_unpark(struct worker *w, const void *owner)
+{
+	struct bufferevent *bev = w->kept_bev;
+
+	if (bev == NULL || w->kept_owner != owner)
+		return NULL;
+	w->kept_bev = NULL;
+	w->kept_owner = NULL;
+	return bev;
+}
+
+void
+worker_bev_forget(struct worker *w, const void *owner)
+{
+	struct bufferevent *bev = w->kept_bev;
+
+	if (bev == NULL || w->kept_owner != owner)
+		return;
+	w->kept_bev = NULL;
+	w->kept_owner = NULL;
+	worker_bev_put(w, bev);
 }
 
 void
@@ -633,6 +674,8 @@ worker_destroy(struct worker *w)
 	buf_free(&w->head);
 	if (w->filter_out)
 		evbuffer_free(w->filter_out);
+	if (w->kept_bev != NULL)
+		bufferevent_free(w->kept_bev);
 	while (w->nspare > 0)
 		bufferevent_free(w->spare_bevs[--w->nspare]);
 	free(w->spare_bevs);

@@ -54,7 +54,8 @@ struct upstream {
 	char why[160]; /* a failure's reason, when it needs formatting */
 	const char *close_reason;
 	uint64_t connect_ms, read_ms;
-	char addr[56]; /* "address:port" once known */
+	bool timeouts_clear; /* `bev` has neither timeout set */
+	char addr[56];	     /* "address:port" once known */
 };
 
 struct upstream_pool *upstream_pool_new(struct worker *w);

@@ -117,6 +117,8 @@ struct worker {
 	/* Socket bufferevents of idle connections, kept for the next active one. */
 	struct bufferevent **spare_bevs;
 	size_t nspare, spare_cap;
+	struct bufferevent *kept_bev; /* parked still bound (worker_bev_park) */
+	const void *kept_owner;
 
 	/*
 	 * Wake-ups from other threads: an eventfd and the reasons (WORKER_WAKE_*)
@@ -186,10 +188,21 @@ long worker_read(int fd, struct evbuffer *in);
 void worker_flush(struct bufferevent *bev);
 /* From a write callback: back to direct writes once the output is empty. */
 void worker_write_done(struct bufferevent *bev);
-/* A socket bufferevent with no fd, from the spares or new. */
+/* A socket bufferevent for the caller to point at its fd: a spare, the kept one, or new. */
 struct bufferevent *worker_bev_get(struct worker *w);
 /* Takes back an empty bufferevent (its fd is not closed). */
 void worker_bev_put(struct worker *w, struct bufferevent *bev);
+/*
+ * A keep-alive connection going idle parks its bufferevent still bound to
+ * its socket and callbacks (buffers empty, events disabled), so the same
+ * connection's next request takes it back without setting it up again.
+ * One is kept so; parking another, or worker_bev_get() finding no spare,
+ * unbinds it.  worker_bev_unpark() returns it only to `owner`, else NULL;
+ * an owner going away calls worker_bev_forget() before closing its socket.
+ */
+void worker_bev_park(struct worker *w, struct bufferevent *bev, const void *owner);
+struct bufferevent *worker_bev_unpark(struct worker *w, const void *owner);
+void worker_bev_forget(struct worker *w, const void *owner);
 
 /* Called when a client connection is gone: resumes accepting, ends a drain. */
 void worker_client_gone(struct worker *w);
