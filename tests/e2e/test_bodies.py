@@ -11,6 +11,7 @@ import time
 import pytest
 
 from helpers_stream import (
+    ONE_ROUTE_CONFIG as CONFIG,
     MiB,
     HashingUpstream,
     connect,
@@ -20,14 +21,7 @@ from helpers_stream import (
     request_head,
     send_body,
 )
-from upstreams import PeerClosed, Response, Stream, parse_response
-
-CONFIG = """
-workers: 1
-routes:
-  - path: /internal
-    pass: http://internal.example.com:{up}/public
-"""
+from upstreams import Response, Stream, in_background, parse_response
 
 SIZES = [0, 1, MiB, 100 * MiB]
 SIZE_IDS = ["0B", "1B", "1MiB", "100MiB"]
@@ -35,9 +29,8 @@ SIZE_IDS = ["0B", "1B", "1MiB", "100MiB"]
 
 @pytest.fixture
 def hashing_upstream():
-    up = HashingUpstream().start()
-    yield up
-    up.stop()
+    with HashingUpstream() as up:
+        yield up
 
 
 @pytest.fixture
@@ -355,11 +348,7 @@ def test_chunked_response_trailers_do_not_corrupt_the_body(portico, raw_upstream
     )
 
     def script(conn):
-        while True:
-            try:
-                conn.read_request()
-            except PeerClosed:
-                return
+        for _ in conn.requests():
             conn.send(wire)
 
     up = raw_upstream(script)
@@ -421,18 +410,9 @@ def test_response_streams_while_the_request_body_is_still_sent(portico, raw_upst
     px = portico(CONFIG, up=up)
     size = 10 * MiB
     sock = connect(px.port, timeout=10)
-    errors = []
-
-    def sender():
-        try:
-            send_body(sock, size, chunked=False)
-        except OSError as e:
-            errors.append(e)
-
     try:
         sock.sendall(request_head("POST", "/internal/duplex", [("Content-Length", str(size))]))
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
+        t, errors = in_background(lambda: send_body(sock, size, chunked=False))
         r = read_response_streaming(Stream(sock), "POST")
         t.join(10)
     finally:
@@ -474,18 +454,9 @@ def test_early_upstream_answer_before_the_body_reaches_the_client(portico, raw_u
     px = portico(CONFIG, up=up)
     size = 20 * MiB
     sock = connect(px.port, timeout=10)
-    errors = []
-
-    def sender():
-        try:
-            send_body(sock, size, chunked=False)
-        except OSError as e:
-            errors.append(e)
-
     try:
         sock.sendall(request_head("POST", "/internal/early", [("Content-Length", str(size))]))
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
+        t, errors = in_background(lambda: send_body(sock, size, chunked=False))
         stream = Stream(sock)
         r = read_response_streaming(stream, "POST")
         assert r.status == 413, r.head

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from upstreams import FullBacklogListener, HTTPUpstream, RawClient, RawUpstream
+from upstreams import FullBacklogListener, HTTPUpstream, RawClient
 
 CONFIG = """
 limits: {header_size: 4k, header_count: 20, body_size: 1k, response_header_size: 8k}
@@ -429,18 +429,17 @@ def test_504_tls_handshake_never_answered(portico, silent_upstream):
 
 # -- the connection limit
 
-
-def test_connection_limit_defers_accept_until_a_slot_frees(portico, upstream):
-    px = portico(
-        """
-workers: 1
+LIMITED_CONFIG = """
+workers: {workers}
 limits: {connections: 2}
 routes:
   - path: /internal
     pass: http://internal.example.com:{up}/public
-""",
-        up=upstream,
-    )
+"""
+
+
+def test_connection_limit_defers_accept_until_a_slot_frees(portico, upstream):
+    px = portico(LIMITED_CONFIG, workers=1, up=upstream)
     first, second = px.client(), px.client()
     try:
         for c in (first, second):
@@ -463,16 +462,7 @@ routes:
 def test_connection_limit_counts_every_worker(portico, upstream):
     # two workers share a limit of two: two clients at once are always served,
     # whichever worker the kernel hands each connection to
-    px = portico(
-        """
-workers: 2
-limits: {connections: 2}
-routes:
-  - path: /internal
-    pass: http://internal.example.com:{up}/public
-""",
-        up=upstream,
-    )
+    px = portico(LIMITED_CONFIG, workers=2, up=upstream)
     for trial in range(8):
         clients = [RawClient(px.port) for _ in range(2)]
         try:

@@ -19,6 +19,7 @@ import os
 import pytest
 
 from helpers_stream import (
+    ONE_ROUTE_CONFIG as CONFIG,
     MiB,
     HashingUpstream,
     RssSampler,
@@ -43,13 +44,6 @@ from upstreams import (
     ws_encode_frame,
     ws_handshake_request,
 )
-
-CONFIG = """
-workers: 1
-routes:
-  - path: /internal
-    pass: http://internal.example.com:{up}/public
-"""
 
 SIZE = 200 * MiB
 RATE = 20 * MiB  # bytes per second on the slow side: about 10 s per transfer

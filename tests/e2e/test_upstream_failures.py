@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from helpers_stream import connect, read_response_streaming, request_head
-from upstreams import PeerClosed, RawUpstream, Response, Stream
+from upstreams import RawUpstream, Response, Stream, server_factory
 
 CONFIG = """
 workers: 1
@@ -68,16 +68,8 @@ class ScriptedUpstream(RawUpstream):
 
 @pytest.fixture
 def scripted():
-    servers = []
-
-    def make(parts, end="close"):
-        s = ScriptedUpstream(parts, end).start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    with server_factory(ScriptedUpstream) as make:
+        yield make
 
 
 # --------------------------------------------------------------------------
@@ -268,11 +260,7 @@ def test_upstream_bytes_after_the_response_are_never_a_response(portico, raw_ups
     the next request (response splitting)."""
 
     def script(conn):
-        while True:
-            try:
-                conn.read_request()
-            except PeerClosed:
-                return
+        for _ in conn.requests():
             conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG")
 
     up = raw_upstream(script)
@@ -290,11 +278,7 @@ def test_body_sent_with_a_head_response_is_not_passed_on(portico, raw_upstream):
     its next request gets its own response."""
 
     def script(conn):
-        while True:
-            try:
-                req = conn.read_request()
-            except PeerClosed:
-                return
+        for req in conn.requests():
             if req.method == "HEAD":
                 conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
             else:

@@ -5,7 +5,6 @@ idle tunnel is closed after timeouts.tunnel."""
 
 import os
 import struct
-import threading
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from upstreams import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    in_background,
     ws_accept_value,
     ws_encode_frame,
     ws_handshake_request,
@@ -238,19 +238,14 @@ def test_both_directions_at_once(portico, ws_upstream):
     moves both directions at the same time without stalling."""
     px = start(portico, ws_upstream)
     frames = [bytes([i]) * (1 << 20) for i in range(20)]
-    errors = []
     with px.client(timeout=10) as c:
         handshake(c)
 
         def sender():
-            try:
-                for f in frames:
-                    c.send(ws_encode_frame(OP_BINARY, f))
-            except OSError as e:
-                errors.append(e)
+            for f in frames:
+                c.send(ws_encode_frame(OP_BINARY, f))
 
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
+        t, errors = in_background(sender)
         for i, f in enumerate(frames):
             got = ws_read_frame(c.stream)
             assert got.opcode == OP_BINARY and got.payload == f, "frame %d" % i
