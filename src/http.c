@@ -441,16 +441,21 @@ http_head_scan(const char *p, size_t len)
 		}
 		if (i >= len)
 			break;
-		if (p[i] == '\r' && (i + 1 == len || p[i + 1] != '\n'))
-			return "bare CR";
-		if (p[i] == '\n') {
-			if (i == 0 || p[i - 1] != '\r')
-				return "bare LF";
-			if (i + 1 < len && (p[i + 1] == ' ' || p[i + 1] == '\t'))
+		switch (p[i]) {
+		case '\r':
+			if (i + 1 == len || p[i + 1] != '\n')
+				return "bare CR";
+			if (i + 2 < len && (p[i + 2] == ' ' || p[i + 2] == '\t'))
 				return "obs-fold";
-		}
-		if (p[i] == '\0')
+			i++; /* the LF: every other LF is a bare one */
+			break;
+		case '\n':
+			return "bare LF";
+		case '\0':
 			return "NUL in head";
+		default:
+			break;
+		}
 	}
 	return NULL;
 }

@@ -750,7 +750,8 @@ proxy_hdr_name(struct request *req, const char *base, bool *in_value, const char
 	}
 	if (req->nhdrs >= max)
 		return -1;
-	req->hdrs = xgrow(req->hdrs, &req->hdrcap, req->nhdrs, sizeof(*h));
+	if (req->nhdrs >= req->hdrcap)
+		req->hdrs = xgrow(req->hdrs, &req->hdrcap, req->nhdrs, sizeof(*h));
 	h = &req->hdrs[req->nhdrs++];
 	h->name = (uint32_t)(at - base);
 	h->name_len = (uint32_t)len;
