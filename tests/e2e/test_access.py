@@ -57,23 +57,20 @@ def test_no_access_list_allows(portico, upstream):
     assert status_of(px) == 200
 
 
-def test_route_list_replaces_the_global_one(portico, upstream):
-    px = portico(
-        routes("access: [{deny: all}]", "    access: [{allow: 127.0.0.1}]"),
-        up=upstream,
-    )
-    assert status_of(px, "/own/x") == 200
-    assert status_of(px, "/internal/x") == 403
+@pytest.mark.parametrize(
+    "global_rules, route_rules, own_status, internal_status",
+    [
+        ("[{deny: all}]", "[{allow: 127.0.0.1}]", 200, 403),
+        ("[{allow: all}]", "[{deny: 127.0.0.0/8}, {allow: all}]", 403, 200),
+    ],
+    ids=["replaces_the_global_one", "can_deny_what_the_global_one_allows"],
+)
+def test_route_list(portico, upstream, global_rules, route_rules, own_status, internal_status):
+    px = portico(routes("access: " + global_rules, "    access: " + route_rules), up=upstream)
+    assert status_of(px, "/own/x") == own_status
+    assert status_of(px, "/internal/x") == internal_status
+    # the one allowed request reached the upstream, the denied one did not
     assert [q.target for q in upstream.requests] == ["/public/x"]
-
-
-def test_route_list_can_deny_what_the_global_one_allows(portico, upstream):
-    px = portico(
-        routes("access: [{allow: all}]", "    access: [{deny: 127.0.0.0/8}, {allow: all}]"),
-        up=upstream,
-    )
-    assert status_of(px, "/own/x") == 403
-    assert status_of(px, "/internal/x") == 200
 
 
 def test_denied_page_is_html_with_the_status(portico, upstream):
