@@ -602,12 +602,6 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	if (w->base == NULL)
 		return -1;
 	pthread_mutex_init(&w->lock, NULL);
-	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->wake_fd == -1)
-		return -1;
-	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake_cb, w);
-	if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) == -1)
-		return -1;
 	w->cfg = config_ref(cfg);
 	w->reap_ev = event_new(w->base, -1, 0, worker_reap_cb, w);
 	w->shutdown_ev = evtimer_new(w->base, worker_shutdown_cb, w);
@@ -622,6 +616,13 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	atomic_store(&shared->max_clients, cfg->limits.connections);
 	/* Request ids: 20 bits of start time, 8 of worker, 36 of counter. */
 	w->reqid_base = ((start_time & 0xfffffull) << 44) | ((uint64_t)(id & 0xff) << 36);
+	/* Last: a failure here leaves the rest set up for worker_destroy(). */
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd == -1)
+		return -1;
+	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake_cb, w);
+	if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) == -1)
+		return -1;
 	worker_apply_set(w, set);
 	return 0;
 }
