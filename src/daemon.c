@@ -41,6 +41,7 @@ struct daemon {
 	unsigned generation;
 	struct admin *admin;
 	uint64_t reloads_ok, reloads_error;
+	struct event *signals[4];
 };
 
 /* --- systemd notify -------------------------------------------------------- */
@@ -399,21 +400,36 @@ daemon_open_logs(const struct config *cfg)
 	return 0;
 }
 
+/*
+ * Signal events are added before any socket is bound: once a listener
+ * accepts, a SIGTERM must already mean a graceful stop, never the default
+ * disposition.  Signals that arrive during start-up wait for the loop.
+ */
+static void
+daemon_signals_add(struct daemon *d)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+		d->signals[i] = evsignal_new(d->base, sigs[i], daemon_signal_cb, d);
+		evsignal_add(d->signals[i], NULL);
+	}
+}
+
+static void
+daemon_signals_free(struct daemon *d)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(d->signals); i++)
+		if (d->signals[i] != NULL)
+			event_free(d->signals[i]);
+}
+
 static void
 daemon_loop(struct daemon *d)
 {
-	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
-	struct event *ev[ARRAY_SIZE(sigs)];
-
-	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
-		ev[i] = evsignal_new(d->base, sigs[i], daemon_signal_cb, d);
-		evsignal_add(ev[i], NULL);
-	}
 	sd_notify_send("READY=1\nSTATUS=running");
 	log_info("portico %s running with %u workers", PORTICO_VERSION, d->nworkers);
 	event_base_dispatch(d->base);
-	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-		event_free(ev[i]);
 }
 
 int
@@ -430,6 +446,7 @@ daemon_run(const char *path, struct config *cfg)
 	d.base = event_base_new();
 	if (d.base == NULL || daemon_open_logs(cfg) == -1)
 		goto out;
+	daemon_signals_add(&d);
 	d.set = listen_set_build(cfg, NULL, d.nworkers);
 	d.admin = admin_new(d.base, daemon_collect, &d);
 	if (d.set == NULL || daemon_admin_listen(&d, cfg) == -1 || drop_privileges(cfg) == -1)
@@ -451,6 +468,7 @@ out:
 		if (d.workers[i].base)
 			worker_destroy(&d.workers[i]);
 	admin_free(d.admin);
+	daemon_signals_free(&d);
 	free(d.workers);
 	/* Every worker closed its own sockets; on a failed start close them here. */
 	listen_set_free(d.set, started == 0, d.nworkers);
