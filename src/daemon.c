@@ -447,9 +447,12 @@ daemon_run(const char *path, struct config *cfg)
 	if (d.base == NULL || daemon_open_logs(cfg) == -1)
 		goto out;
 	daemon_signals_add(&d);
-	d.set = listen_set_build(cfg, NULL, d.nworkers);
+	/* The admin socket first: once a public listener answers, /metrics does too. */
 	d.admin = admin_new(d.base, daemon_collect, &d);
-	if (d.set == NULL || daemon_admin_listen(&d, cfg) == -1 || drop_privileges(cfg) == -1)
+	if (daemon_admin_listen(&d, cfg) == -1)
+		goto out;
+	d.set = listen_set_build(cfg, NULL, d.nworkers);
+	if (d.set == NULL || drop_privileges(cfg) == -1)
 		goto out;
 	if (daemon_start_workers(&d) == -1) {
 		for (unsigned i = 0; i < d.nworkers; i++)
