@@ -875,26 +875,41 @@ on_rheaders_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
+/* Opens a chunk of `len` bytes toward the client when the body is re-chunked. */
+static void
+response_chunk_begin(struct request *req, struct evbuffer *out, size_t len)
+{
+	char hex[20];
+	size_t n;
+
+	if (!req->rechunk)
+		return;
+	n = http_hex(hex, len);
+	hex[n++] = '\r';
+	hex[n++] = '\n';
+	evbuffer_add(out, hex, n);
+}
+
+/* Closes the chunk opened by response_chunk_begin and counts the body bytes. */
+static void
+response_chunk_end(struct request *req, struct evbuffer *out, size_t len)
+{
+	if (req->rechunk)
+		evbuffer_add(out, "\r\n", 2);
+	req->bytes_sent += len;
+}
+
 /* Sends body bytes to the client: framed for it, through the filter when one is set. */
 static void
 response_emit(struct request *req, const char *data, size_t len)
 {
 	struct evbuffer *out = client_out(req);
-	char hex[20];
-	size_t n;
 
 	if (len == 0)
 		return;
-	if (req->rechunk) {
-		n = http_hex(hex, len);
-		hex[n++] = '\r';
-		hex[n++] = '\n';
-		evbuffer_add(out, hex, n);
-	}
+	response_chunk_begin(req, out, len);
 	evbuffer_add(out, data, len);
-	if (req->rechunk)
-		evbuffer_add(out, "\r\n", 2);
-	req->bytes_sent += len;
+	response_chunk_end(req, out, len);
 }
 
 /* Frames what the filter chain produced (in the worker's scratch evbuffer) for the client. */
@@ -903,21 +918,12 @@ response_filter_out(struct request *req, struct evbuffer *tmp)
 {
 	struct evbuffer *out = client_out(req);
 	size_t len = evbuffer_get_length(tmp);
-	char hex[20];
-	size_t n;
 
 	if (len == 0)
 		return;
-	if (req->rechunk) {
-		n = http_hex(hex, len);
-		hex[n++] = '\r';
-		hex[n++] = '\n';
-		evbuffer_add(out, hex, n);
-	}
+	response_chunk_begin(req, out, len);
 	evbuffer_add_buffer(out, tmp);
-	if (req->rechunk)
-		evbuffer_add(out, "\r\n", 2);
-	req->bytes_sent += len;
+	response_chunk_end(req, out, len);
 }
 
 /* Body bytes through the filter chain; -1 when the body cannot be completed. */
@@ -936,8 +942,6 @@ static void
 response_move(struct request *req, struct evbuffer *in, size_t len)
 {
 	struct evbuffer *out = client_out(req);
-	char hex[20];
-	size_t n;
 
 	if (len == 0)
 		return;
@@ -957,16 +961,9 @@ response_move(struct request *req, struct evbuffer *in, size_t len)
 		evbuffer_drain(in, len - left);
 		return;
 	}
-	if (req->rechunk) {
-		n = http_hex(hex, len);
-		hex[n++] = '\r';
-		hex[n++] = '\n';
-		evbuffer_add(out, hex, n);
-	}
+	response_chunk_begin(req, out, len);
 	evbuffer_remove_buffer(in, out, len);
-	if (req->rechunk)
-		evbuffer_add(out, "\r\n", 2);
-	req->bytes_sent += len;
+	response_chunk_end(req, out, len);
 }
 
 static int
