@@ -4,7 +4,6 @@
  * Connection: close and is freed once the answer is written, or
  * ADMIN_TIMEOUT_S seconds after the accept, whichever comes first.
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -70,7 +69,7 @@ admin_conn_from_arg(void *arg)
 {
 	struct admin_conn *c = arg;
 
-	assert(c->magic == ADMIN_CONN_MAGIC);
+	PORTICO_ASSERT(c->magic == ADMIN_CONN_MAGIC);
 	return c;
 }
 

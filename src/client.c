@@ -11,7 +11,6 @@
  * end of the head (llhttp paused); a pipelined request stays in the input
  * until the current response is complete.
  */
-#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -353,7 +352,7 @@ client_free(struct client *c)
 {
 	struct worker *w = c->w;
 
-	assert(c->magic == CLIENT_MAGIC && c->req == NULL);
+	PORTICO_ASSERT(c->magic == CLIENT_MAGIC && c->req == NULL);
 	log_debug("client %s closed: %s requests=%u in=%llu out=%llu duration_us=%llu", c->addr,
 		  c->close_reason ? c->close_reason : "-", c->nrequests,
 		  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
@@ -408,7 +407,7 @@ client_from_arg(void *arg)
 {
 	struct client *c = arg;
 
-	assert(c->magic == CLIENT_MAGIC);
+	PORTICO_ASSERT(c->magic == CLIENT_MAGIC);
 	return c;
 }
 

@@ -9,7 +9,6 @@
  * zlib; anything else is taken as raw deflate, which some servers send for
  * "Content-Encoding: deflate".
  */
-#include <assert.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
@@ -62,7 +61,7 @@ gzip_pump(struct gzip_filter *g, const unsigned char *data, size_t len, int flus
 	size_t n;
 	int rc;
 
-	assert(len <= UINT_MAX); /* the data path hands over at most a read's worth */
+	PORTICO_ASSERT(len <= UINT_MAX); /* the data path hands over at most a read's worth */
 	g->zs.next_in = (unsigned char *)data;
 	g->zs.avail_in = (uInt)len;
 	do {

@@ -14,7 +14,6 @@
  * ";", "{" and "}" outside strings), each rewritten when complete; a
  * statement over HTML_TAG_MAX passes unchanged.
  */
-#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -840,7 +839,7 @@ html_css_end(struct html_filter *h)
 
 	if (!h->css_skip) {
 		/* Every matched byte was buffered: a statement cut resets the matcher. */
-		assert(h->css.len >= tail);
+		PORTICO_ASSERT(h->css.len >= tail);
 		html_css_statement(h, h->css.len - tail);
 		html_emit(h, h->css.data + h->css.len - tail, tail);
 	}

@@ -9,7 +9,6 @@
  * Content-Length and close-delimited bodies move between evbuffers without
  * copies; chunked bodies go through llhttp and are re-chunked.
  */
-#include <assert.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -90,7 +89,7 @@ request_new(struct worker *w, struct client *c)
 void
 request_free(struct worker *w, struct request *req)
 {
-	assert(req->magic == REQUEST_MAGIC && req->up == NULL);
+	PORTICO_ASSERT(req->magic == REQUEST_MAGIC && req->up == NULL);
 	config_unref(req->cfg);
 	req->cfg = NULL;
 	if (req->filter != NULL)
@@ -1560,7 +1559,7 @@ proxy_upstream_read(struct upstream *u)
 {
 	struct request *req = u->req;
 
-	assert(req != NULL && req->magic == REQUEST_MAGIC);
+	PORTICO_ASSERT(req != NULL && req->magic == REQUEST_MAGIC);
 	if (evbuffer_get_length(bufferevent_get_input(u->bev)) == 0)
 		return;
 	u->got_bytes = true;

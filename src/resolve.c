@@ -6,7 +6,6 @@
  * zero-timeout event, so no callback ever runs inside resolver_lookup().
  */
 #include <arpa/inet.h>
-#include <assert.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -262,7 +261,7 @@ req_fire(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	assert(q->r->magic == RESOLVER_MAGIC);
+	PORTICO_ASSERT(q->r->magic == RESOLVER_MAGIC);
 	req_unlink(&q->r->ready, q);
 	req_destroy(q);
 	cb(err, err ? NULL : (const struct sockaddr *)&sa, err ? 0 : salen, cbarg);
@@ -392,7 +391,7 @@ dns_answered(int result, char type, int count, int ttl, void *addrs, void *arg)
 	struct sockaddr_storage sa;
 	socklen_t salen;
 
-	assert(e->r->magic == RESOLVER_MAGIC);
+	PORTICO_ASSERT(e->r->magic == RESOLVER_MAGIC);
 	if (result == DNS_ERR_NONE && count > 0 &&
 	    dns_first_address(type, addrs, &sa, &salen) == 0) {
 		entry_finish(e, NULL, &sa, salen, ttl);
@@ -508,7 +507,7 @@ resolver_free(struct resolver *r)
 {
 	if (r == NULL)
 		return;
-	assert(r->magic == RESOLVER_MAGIC);
+	PORTICO_ASSERT(r->magic == RESOLVER_MAGIC);
 	evdns_base_free(r->dns, 0);
 	while (r->ready) {
 		struct resolve_req *q = r->ready;
@@ -529,7 +528,7 @@ resolver_set_config(struct resolver *r, const struct config *cfg)
 {
 	struct cache_entry *e, *next;
 
-	assert(r->magic == RESOLVER_MAGIC);
+	PORTICO_ASSERT(r->magic == RESOLVER_MAGIC);
 	name_table_clear(&r->overrides);
 	for (size_t i = 0; cfg && i < cfg->nhosts; i++)
 		name_table_add(&r->overrides, cfg->hosts[i].name, strlen(cfg->hosts[i].name),
@@ -548,7 +547,7 @@ int
 resolver_lookup_now(struct resolver *r, const char *host, uint16_t port,
 		    struct sockaddr_storage *sa, socklen_t *salen)
 {
-	assert(r->magic == RESOLVER_MAGIC);
+	PORTICO_ASSERT(r->magic == RESOLVER_MAGIC);
 	if (answer_now(r, host, sa, salen) < 0)
 		return -1;
 	set_port(sa, port);
@@ -562,7 +561,7 @@ resolver_lookup(struct resolver *r, const char *host, uint16_t port, resolve_cb 
 	struct sockaddr_storage sa;
 	socklen_t salen;
 
-	assert(r->magic == RESOLVER_MAGIC);
+	PORTICO_ASSERT(r->magic == RESOLVER_MAGIC);
 	q->r = r;
 	q->port = port;
 	q->cb = cb;

@@ -6,7 +6,6 @@
  * enabled with upstream_idle as its read timeout, so an upstream close,
  * unexpected bytes or expiry all drop it at once.
  */
-#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -274,7 +273,7 @@ upstream_from_arg(void *arg)
 {
 	struct upstream *u = arg;
 
-	assert(u->magic == UPSTREAM_MAGIC);
+	PORTICO_ASSERT(u->magic == UPSTREAM_MAGIC);
 	return u;
 }
 
@@ -693,7 +692,7 @@ upstream_close(struct upstream *u, const char *reason)
 void
 upstream_free(struct upstream *u)
 {
-	assert(u->magic == UPSTREAM_MAGIC && u->state == UPSTREAM_CLOSING);
+	PORTICO_ASSERT(u->magic == UPSTREAM_MAGIC && u->state == UPSTREAM_CLOSING);
 	if (u->rev != NULL)
 		event_free(u->rev);
 	bufferevent_free(u->bev);

@@ -20,6 +20,12 @@ fatal(const char *fmt, ...)
 	abort();
 }
 
+void
+portico_assert_fail(const char *expr, const char *file, int line, const char *func)
+{
+	fatal("%s:%d: %s: assertion failed: %s", file, line, func, expr);
+}
+
 void *
 xmalloc(size_t n)
 {

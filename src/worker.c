@@ -4,7 +4,6 @@
  * its clients, upstream pool and resolver, the deferred teardown pass, the
  * configuration swap on reload and the graceful drain on stop.
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>

@@ -34,6 +34,20 @@ char *xvasprintf(const char *fmt, va_list ap) PRINTF_LIKE(1, 0);
 void xfree(void *p);
 NORETURN void fatal(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
+/*
+ * Invariants that ship: unlike assert(), PORTICO_ASSERT is compiled in every
+ * build type (NDEBUG does not remove it) and aborts with file:line.  For
+ * invariants only, never for input: untrusted bytes get an error status.
+ */
+#if defined(__GNUC__)
+#define PORTICO_LIKELY(e) __builtin_expect(!!(e), 1)
+#else
+#define PORTICO_LIKELY(e) (e)
+#endif
+#define PORTICO_ASSERT(e)                                                                          \
+	(PORTICO_LIKELY(e) ? (void)0 : portico_assert_fail(#e, __FILE__, __LINE__, __func__))
+NORETURN void portico_assert_fail(const char *expr, const char *file, int line, const char *func);
+
 /* A growable byte buffer, always NUL-terminated after `len` bytes. */
 struct buf {
 	char *data;
