@@ -1,7 +1,7 @@
 /*
  * config_keys.h: the one table of portico.yaml keys (SPEC section 2).
  *
- * Included once, by config.c.  Each row names a key path ("[]" marks a list
+ * Included once, by config_walk.c.  Each row names a key path ("[]" marks a list
  * item), its type, its default as text (parsed by the same code as a value
  * from the file), its bounds, where it is stored and a one-line help that
  * names the Apache httpd equivalent.  The table drives parsing, defaults,
@@ -16,13 +16,6 @@
 #define RT(f)	offsetof(struct route, f)
 #define RMAP(f) offsetof(struct reverse_map, f)
 #define HMAP(f) offsetof(struct route_html_map, f)
-
-#define KIB  ((uint64_t)1024)
-#define MIB  (KIB * 1024)
-#define GIB  (MIB * 1024)
-#define SEC  ((uint64_t)1000)
-#define MIN  (SEC * 60)
-#define HOUR (MIN * 60)
 
 static const struct kchoice key_levels[] = {
     {"error", LOG_LEVEL_ERROR},
@@ -57,21 +50,21 @@ static const struct kchoice key_error_dests[] = {
     {NULL, 0},
 };
 
-static const struct ckey config_keys[] = {
+const struct ckey config_keys[] = {
     /* listeners */
     {.path = "listen",
      .type = KT_LIST,
      .off = CFG(listen),
      .aux = CFG(nlisten),
      .esize = sizeof(struct config_listen),
-     .item = listen_item,
+     .item = cfg_listen_item,
      .flags = KEY_REQUIRED | KEY_NONEMPTY,
      .help = "Addresses to accept clients on; each item is an address string or a "
 	     "mapping with address and tls (Apache Listen)."},
     {.path = "listen[].address",
      .type = KT_CUSTOM,
      .tname = "address",
-     .parse = key_address,
+     .parse = cfg_key_address,
      .expected = ADDR_EXPECTED,
      .off = LSN(address),
      .flags = KEY_REQUIRED,
@@ -80,7 +73,7 @@ static const struct ckey config_keys[] = {
     {.path = "listen[].tls",
      .type = KT_CUSTOM,
      .tname = "mapping",
-     .parse = key_listen_tls,
+     .parse = cfg_key_listen_tls,
      .defdoc = "plain HTTP",
      .help = "Terminate TLS on this listener (Apache SSLEngine on)."},
     {.path = "listen[].tls.certificates",
@@ -88,7 +81,7 @@ static const struct ckey config_keys[] = {
      .off = LSN(certs),
      .aux = LSN(ncerts),
      .esize = sizeof(struct config_cert),
-     .item = cert_item,
+     .item = cfg_cert_item,
      .flags = KEY_REQUIRED | KEY_NONEMPTY,
      .help = "Certificates with their keys; the first is the default, the others are "
 	     "chosen by SNI (Apache SSLCertificateFile per virtual host)."},
@@ -127,7 +120,7 @@ static const struct ckey config_keys[] = {
      .min = 1,
      .max = 256,
      .off = CFG(workers),
-     .parse = key_workers,
+     .parse = cfg_key_workers,
      .help = "Event-loop threads; auto is the number of online CPUs (Apache "
 	     "ThreadsPerChild, roughly)."},
     {.path = "user",
@@ -143,7 +136,7 @@ static const struct ckey config_keys[] = {
     {.path = "server_name",
      .type = KT_CUSTOM,
      .tname = "host[:port]",
-     .parse = key_server_name,
+     .parse = cfg_key_server_name,
      .expected = "a host name with an optional :port, like www.example.com",
      .defdoc = "the request's Host",
      .help = "Public host[:port] used when rewriting URLs on the way back (Apache "
@@ -189,7 +182,7 @@ static const struct ckey config_keys[] = {
     {.path = "admin.listen",
      .type = KT_CUSTOM,
      .tname = "address",
-     .parse = key_admin_listen,
+     .parse = cfg_key_admin_listen,
      .expected = ADDR_EXPECTED,
      .defdoc = "no admin listener",
      .help = "Address (host:port) serving GET /metrics in the Prometheus text format and "
@@ -332,17 +325,17 @@ static const struct ckey config_keys[] = {
     {.path = "hosts",
      .type = KT_CUSTOM,
      .tname = "mapping",
-     .parse = key_hosts,
+     .parse = cfg_key_hosts,
      .defdoc = "DNS at connect time",
      .help = "Upstream host name to numeric IPv4 or IPv6 address, like /etc/hosts on the "
 	     "proxy (no Apache equivalent)."},
     {.path = "access",
      .type = KT_LIST,
-     .parse = key_access,
+     .parse = cfg_key_access,
      .off = CFG(access.rules),
      .aux = CFG(access.n),
      .esize = sizeof(struct access_rule),
-     .item = access_item,
+     .item = cfg_access_item,
      .has = CFG(has_access),
      .defdoc = "allow every client",
      .help = "Rules for every route without its own; the first match wins, no match "
@@ -381,7 +374,7 @@ static const struct ckey config_keys[] = {
      .off = CFG(routes),
      .aux = CFG(nroutes),
      .esize = sizeof(struct route),
-     .item = route_item,
+     .item = cfg_route_item,
      .flags = KEY_REQUIRED | KEY_NONEMPTY,
      .help = "Ordered rules; the first that matches the request wins (Apache "
 	     "ProxyPass and ProxyPassMatch, in order)."},
@@ -393,14 +386,14 @@ static const struct ckey config_keys[] = {
     {.path = "routes[].match",
      .type = KT_CUSTOM,
      .tname = "regex",
-     .parse = key_match,
+     .parse = cfg_key_match,
      .expected = "a regular expression",
      .defdoc = "none",
      .help = "PCRE2 pattern against the normalized path (Apache ProxyPassMatch)."},
     {.path = "routes[].pass",
      .type = KT_CUSTOM,
      .tname = "URL | off",
-     .parse = key_pass,
+     .parse = cfg_key_pass,
      .expected = "an http:// or https:// URL, or off",
      .flags = KEY_REQUIRED,
      .help = "Upstream URL; $0 to $9 in match rules; off excludes the path (Apache "
@@ -409,7 +402,7 @@ static const struct ckey config_keys[] = {
      .type = KT_STRING,
      .tname = "name",
      .off = RT(name),
-     .check = check_route_name,
+     .check = cfg_check_route_name,
      .expected = "a name of letters, digits, \".\", \"_\", \"-\" or \":\"",
      .defdoc = "the rule's index",
      .help = "Label in logs (route=NAME) and metrics: letters, digits, \".\", \"_\", "
@@ -417,7 +410,7 @@ static const struct ckey config_keys[] = {
     {.path = "routes[].host",
      .type = KT_CUSTOM,
      .tname = "name | *.suffix",
-     .parse = key_route_host,
+     .parse = cfg_key_route_host,
      .expected = "a host name or *.suffix",
      .defdoc = "any host",
      .help = "Only requests for this Host, port ignored (Apache <VirtualHost> "
@@ -441,7 +434,7 @@ static const struct ckey config_keys[] = {
     {.path = "routes[].html",
      .type = KT_CUSTOM,
      .tname = "bool | mapping",
-     .parse = key_html,
+     .parse = cfg_key_html,
      .def = "false",
      .help = "Rewrite URLs in HTML bodies; true maps pass to path (Apache "
 	     "ProxyHTMLEnable, ProxyHTMLURLMap)."},
@@ -471,11 +464,11 @@ static const struct ckey config_keys[] = {
      .help = "Also rewrite url(...) and @import in styles (Apache ProxyHTMLExtended)."},
     {.path = "routes[].access",
      .type = KT_LIST,
-     .parse = key_access,
+     .parse = cfg_key_access,
      .off = RT(access.rules),
      .aux = RT(access.n),
      .esize = sizeof(struct access_rule),
-     .item = access_item,
+     .item = cfg_access_item,
      .has = RT(has_access),
      .defdoc = "the global access list",
      .help = "Replaces the global access list for this route (Apache <Proxy url> "
@@ -509,7 +502,7 @@ static const struct ckey config_keys[] = {
     {.path = "routes[].tls",
      .type = KT_CUSTOM,
      .tname = "mapping",
-     .parse = key_route_tls,
+     .parse = cfg_key_route_tls,
      .defdoc = "verify with the system trust store",
      .help = "Settings for an https:// upstream (Apache SSLProxyEngine)."},
     {.path = "routes[].tls.verify",
@@ -527,7 +520,7 @@ static const struct ckey config_keys[] = {
      .type = KT_STRING,
      .tname = "name | address",
      .off = RT(tls.server_name),
-     .check = check_tls_server_name,
+     .check = cfg_check_tls_server_name,
      .expected = "a host name or an IP address, without a port",
      .defdoc = "the pass URL's host",
      .help = "SNI and the name to verify (Apache has no directive: it uses the "

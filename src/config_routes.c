@@ -1,0 +1,316 @@
+/*
+ * config_routes.c: one route of routes[] (path or match, pass and its $N
+ * references, host, html maps, upstream TLS), the rules that span a route's
+ * keys, and the reverse mappings the routes contribute.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_int.h"
+
+/*
+ * How many columns right of the node's mark the value's byte `off` sits:
+ * known when the scalar is on one line and its source is as long as its
+ * value (no escapes, no multi-byte characters); else 0.
+ */
+static size_t
+scalar_offset_column(const yaml_node_t *n, size_t off)
+{
+	size_t quotes = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? 0 : 2;
+	size_t width = n->end_mark.column - n->start_mark.column;
+
+	if (n->start_mark.line != n->end_mark.line || width != n->data.scalar.length + quotes)
+		return 0;
+	return off + quotes / 2;
+}
+
+int
+cfg_key_match(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+	PCRE2_UCHAR msg[256];
+	PCRE2_SIZE erroff;
+	int errcode;
+
+	(void)k;
+	if (r->path != NULL)
+		return cfg_fail(c, n, kp, "a route has either path or match, not both");
+	r->kind = ROUTE_MATCH;
+	r->match = xstrdup(cfg_scalar(n));
+	r->re =
+	    pcre2_compile((PCRE2_SPTR)r->match, PCRE2_ZERO_TERMINATED, 0, &errcode, &erroff, NULL);
+	if (r->re == NULL) {
+		yaml_node_t at = *n;
+
+		pcre2_get_error_message(errcode, msg, sizeof(msg));
+		at.start_mark.column += scalar_offset_column(n, erroff);
+		return cfg_fail(c, &at, kp, "invalid regular expression at offset %zu: %s",
+				(size_t)erroff, (const char *)msg);
+	}
+	(void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+	return 0;
+}
+
+/* The highest $N in a pass template, -1 when none. */
+static int
+pass_max_ref(const char *s)
+{
+	int max = -1;
+
+	for (const char *p = s; (p = strchr(p, '$')) != NULL; p++)
+		if (p[1] >= '0' && p[1] <= '9' && p[1] - '0' > max)
+			max = p[1] - '0';
+	return max;
+}
+
+static int
+pass_check_refs(struct cctx *c, const yaml_node_t *n, const char *kp, struct route *r)
+{
+	int ref = pass_max_ref(r->pass);
+	uint32_t groups = 0;
+
+	r->pass_has_ref = ref >= 0;
+	if (ref < 0)
+		return 0;
+	if (r->kind != ROUTE_MATCH)
+		return cfg_fail(c, n, kp,
+				"$%d is only allowed in match routes; a path route appends "
+				"the rest of the request path",
+				ref);
+	pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+	if ((uint32_t)ref > groups)
+		return cfg_fail(c, n, kp,
+				"$%d refers to capture group %d, but the match has %u group%s", ref,
+				ref, groups, groups == 1 ? "" : "s");
+	return 0;
+}
+
+int
+cfg_key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+	const char *why;
+	bool b;
+
+	if (strcmp(cfg_scalar(n), "off") == 0 ||
+	    (cfg_parse_bool_text(cfg_scalar(n), &b) == 0 && !b)) {
+		r->pass_off = true;
+		return 0;
+	}
+	if (url_parse(cfg_scalar(n), &r->upstream, &why) < 0) {
+		if (strcmp(why, "expected an http:// or https:// URL") == 0)
+			return cfg_fail_expected(c, n, kp, k->expected);
+		return cfg_fail_why(c, n, kp, why);
+	}
+	r->pass = xstrdup(cfg_scalar(n));
+	return pass_check_refs(c, n, kp, r);
+}
+
+/* server_name: a host name or [v6] literal, optionally with ":port"; no scheme, no path. */
+int
+cfg_key_server_name(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base,
+		    const char *kp)
+{
+	struct config *cfg = base;
+	const char *s, *colon;
+	char *host;
+	uint16_t port;
+	bool ok;
+
+	s = cfg_scalar(n);
+	colon = s[0] == '[' ? strstr(s, "]:") : strrchr(s, ':');
+	if (colon != NULL && s[0] == '[')
+		colon++;
+	host = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
+	ok = cfg_hostname_is_valid(host, false) || cfg_host_is_v6_literal(host);
+	xfree(host);
+	if (!ok || (colon != NULL && cfg_addr_port(colon + 1, &port) < 0))
+		return cfg_fail_expected(c, n, kp, k->expected);
+	cfg->server_name = xstrdup(s);
+	return 0;
+}
+
+int
+cfg_key_route_host(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+
+	(void)k;
+	if (!cfg_hostname_is_valid(cfg_scalar(n), true))
+		return cfg_fail_expected(c, n, kp, "a host name or *.suffix, without a port");
+	r->host = cfg_lower_dup(cfg_scalar(n));
+	return 0;
+}
+
+int
+cfg_key_html(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	static const char expected[] = "true, false or a mapping with map and extended";
+	struct route *r = base;
+
+	if (n == NULL)
+		return cfg_parse_bool_text(k->def, &r->html);
+	if (n->type == YAML_SCALAR_NODE) {
+		if (cfg_need_scalar(c, n, kp, expected) < 0 ||
+		    cfg_parse_bool_text(cfg_scalar(n), &r->html) < 0)
+			return cfg_fail_expected(c, n, kp, expected);
+		return 0;
+	}
+	if (n->type != YAML_MAPPING_NODE)
+		return cfg_fail_expected(c, n, kp, expected);
+	r->html = true;
+	return cfg_row_scope(c, k, ".", n, r, kp);
+}
+
+int
+cfg_key_route_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
+{
+	struct route *r = base;
+	char vkp[KP_MAX];
+	yaml_node_t *v;
+
+	if (cfg_row_scope(c, k, ".", n, r, kp) < 0)
+		return -1;
+	if (n == NULL)
+		return 0;
+	if (r->pass_off || !r->upstream.tls)
+		return cfg_fail(c, n, kp, "tls is only for https:// upstreams");
+	if (r->tls.ca != NULL) {
+		cfg_kp_join(vkp, kp, "ca");
+		if (cfg_tls_check_ca(c, cfg_map_get(c, n, "ca"), vkp, r->tls.ca) < 0)
+			return -1;
+	}
+	if ((r->tls.cert == NULL) != (r->tls.key == NULL)) {
+		cfg_kp_join(vkp, kp, r->tls.cert ? "cert" : "key");
+		return cfg_fail(c, cfg_map_get(c, n, r->tls.cert ? "cert" : "key"), vkp,
+				"cert and key go together; got only %s",
+				r->tls.cert ? "cert" : "key");
+	}
+	if (r->tls.cert != NULL && cfg_tls_check_pair(c, n, kp, r->tls.cert, r->tls.key) < 0)
+		return -1;
+	v = cfg_map_get(c, n, "verify");
+	if (!r->tls.verify)
+		cfg_warn(c, cfg_node_line(v), cfg_node_col(v),
+			 "%s.verify: the https upstream %s is not verified; anyone on the path can "
+			 "impersonate it",
+			 kp, r->upstream.authority);
+	return 0;
+}
+
+static void
+html_map_set(struct route_html_map *m, const char *from, const char *to)
+{
+	m->from = xstrdup(from);
+	m->to = xstrdup(to);
+}
+
+/*
+ * html: true maps the pass URL and its path to the route's path.  A pass
+ * without a path sends "/internal/x" to "/x", so its maps go to the route's
+ * path with a "/": "http://h/x" and "/x" become "/internal/x", where "/" to
+ * "/internal" would give "/internalx", and "http://h" alone "/internal/".
+ */
+static void
+html_default_maps(struct route *r)
+{
+	size_t pl = strlen(r->path);
+	char *slashed, *pass_slash;
+
+	if (*r->upstream.path != '\0') {
+		r->html_maps = xcalloc(2, sizeof(*r->html_maps));
+		r->html_nmaps = 2;
+		html_map_set(&r->html_maps[0], r->pass, r->path);
+		html_map_set(&r->html_maps[1], r->upstream.path, r->path);
+		return;
+	}
+	slashed = xasprintf("%s%s", r->path, r->path[pl - 1] == '/' ? "" : "/");
+	pass_slash = xasprintf("%s/", r->pass);
+	r->html_maps = xcalloc(3, sizeof(*r->html_maps));
+	r->html_nmaps = 3;
+	html_map_set(&r->html_maps[0], pass_slash, slashed);
+	html_map_set(&r->html_maps[1], r->pass, slashed);
+	html_map_set(&r->html_maps[2], "/", slashed);
+	xfree(slashed);
+	xfree(pass_slash);
+}
+
+/* After a route's keys: the rules that span several keys, and computed defaults. */
+static int
+route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r)
+{
+	yaml_node_t *rev = cfg_map_get(c, item, "reverse");
+	char kp[KP_MAX];
+
+	if (r->path == NULL && r->match == NULL)
+		return cfg_fail(c, item, ikp, "expected a path or a match key; got neither");
+	if (r->name == NULL)
+		r->name = xasprintf("%u", r->index);
+	cfg_kp_join(kp, ikp, "reverse");
+	if (rev == NULL)
+		r->reverse = r->kind == ROUTE_PATH;
+	else if (r->reverse && r->pass_has_ref)
+		return cfg_fail(c, rev, kp,
+				"true needs a fixed pass URL; this pass uses $N, so no URL "
+				"maps back");
+	if (r->pass_off)
+		r->reverse = false;
+	if (r->html && r->html_nmaps == 0 && !r->pass_off) {
+		cfg_kp_join(kp, ikp, "html");
+		if (r->kind == ROUTE_MATCH)
+			return cfg_fail(
+			    c, cfg_map_get(c, item, "html"), kp,
+			    "a match route needs html.map: it has no fixed public path to "
+			    "map to");
+		html_default_maps(r);
+	}
+	return 0;
+}
+
+int
+cfg_route_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
+	       void *base, void *elem)
+{
+	struct config *cfg = base;
+	struct route *r = elem;
+
+	r->index = (unsigned)i;
+	r->line = cfg_node_line(item);
+	r->col = cfg_node_col(item);
+	r->upstream_connect_ms = cfg->timeouts.upstream_connect;
+	r->upstream_read_ms = cfg->timeouts.upstream_read;
+	r->tunnel_ms = cfg->timeouts.tunnel;
+	if (cfg_row_scope(c, k, "[].", item, r, ikp) < 0 || route_finish(c, item, ikp, r) < 0)
+		return -1;
+	cfg_warn_slash(c, ikp, r);
+	return 0;
+}
+
+/* Route mappings (path routes with reverse, in order) go before the `reverse` list. */
+void
+cfg_reverse_build(struct config *cfg)
+{
+	size_t n = 0, j = 0;
+	struct reverse_map *all;
+
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		n += cfg->routes[i].reverse;
+	all = xcalloc(n + cfg->nreverse + 1, sizeof(*all));
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct route *r = &cfg->routes[i];
+
+		if (!r->reverse)
+			continue;
+		all[j].public_path = xstrdup(r->kind == ROUTE_PATH ? r->path : "");
+		url_copy(&all[j].upstream, &r->upstream);
+		j++;
+	}
+	if (cfg->nreverse > 0)
+		memcpy(all + j, cfg->reverse, cfg->nreverse * sizeof(*all));
+	xfree(cfg->reverse);
+	cfg->reverse = all;
+	cfg->nreverse += j;
+}
