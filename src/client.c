@@ -30,6 +30,7 @@
 #include "portico/log.h"
 #include "portico/metrics.h"
 #include "portico/proxy.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 #include "portico/worker.h"
 
@@ -232,7 +233,7 @@ static void client_tls_read_cb(struct bufferevent *bev, void *arg);
 static int
 client_tls_start(struct client *c, struct tls_server *t)
 {
-	SSL *ssl = SSL_new(t->ctx[0]);
+	SSL *ssl = tls_server_ssl_new(t);
 
 	if (ssl == NULL)
 		return -1;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "portico/tls.h"
 
 static int
 config_build(struct cctx *c, yaml_node_t *root)
@@ -110,6 +111,7 @@ config_load(const char *path, char **err)
 	}
 	config_read(&c, f);
 	fclose(f);
+	xfree(c.tls_firsts);
 	if (c.err != NULL)
 		goto cfg_fail;
 	xfree(c.warns);
@@ -163,6 +165,7 @@ listen_free(struct config_listen *l)
 	xfree(l->certs);
 	xfree(l->ciphers);
 	xfree(l->ciphersuites);
+	tls_server_unref(l->tls_server);
 }
 
 static void
@@ -172,7 +175,10 @@ config_free(struct config *c)
 		route_table_free(c->table);
 	for (size_t i = 0; i < c->nroutes; i++)
 		route_free(&c->routes[i]);
+	for (size_t i = 0; i < c->nroute_tls; i++)
+		tls_client_unref(c->route_tls[i]);
 	xfree(c->routes);
+	xfree(c->route_tls);
 	for (size_t i = 0; i < c->nreverse; i++) {
 		xfree(c->reverse[i].public_path);
 		url_free(&c->reverse[i].upstream);
@@ -207,6 +213,12 @@ config_unref(struct config *c)
 		return;
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
 		config_free(c);
+}
+
+struct tls_client *
+config_route_tls(const struct config *c, const struct route *r)
+{
+	return r->index < c->nroute_tls ? c->route_tls[r->index] : NULL;
 }
 
 const struct access_list *

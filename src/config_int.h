@@ -33,6 +33,9 @@ struct cctx {
 	char *err;
 	struct warning *warns;
 	size_t nwarns, capwarns;
+	/* The distinct upstream TLS settings seen so far: the first route with each. */
+	const struct route **tls_firsts;
+	size_t ntls_firsts, tls_firsts_cap;
 };
 
 enum ktype {

@@ -1,7 +1,7 @@
 /*
- * config_listen.c: the listener keys (addresses, TLS certificates and their
- * checks with OpenSSL), workers, the admin listener, hosts overrides and
- * access lists.
+ * config_listen.c: the listener keys (addresses, TLS certificates, checked
+ * and built into contexts by tls.h), workers, the admin listener, hosts
+ * overrides and access lists.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "config_int.h"
+#include "portico/tls.h"
 
 /* A listening address: parsed into *ss, *salen and *any, its text copied to *text. */
 static int
@@ -79,26 +79,6 @@ cfg_key_workers(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base
 	return 0;
 }
 
-/* The first (most specific) OpenSSL error of the failed call. */
-static const char *
-ssl_reason(void)
-{
-	unsigned long e = ERR_peek_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	return r ? r : "unknown error";
-}
-
-static SSL_CTX *
-ssl_ctx_new(void)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
-
-	if (ctx == NULL)
-		fatal("SSL_CTX_new: out of memory");
-	return ctx;
-}
-
 static int
 file_readable(struct cctx *c, const yaml_node_t *n, const char *kp, const char *path)
 {
@@ -111,94 +91,69 @@ file_readable(struct cctx *c, const yaml_node_t *n, const char *kp, const char *
 }
 
 /*
- * Loads a certificate chain and, in a second context, its key, then checks
- * that they belong together; errors point at the node of the failing file.
+ * Loads a certificate chain and its key (tls.h), then checks that they
+ * belong together; errors point at the node of the failing file.
  */
 int
 cfg_tls_check_pair(struct cctx *c, const yaml_node_t *map, const char *dpath, const char *cert,
 		   const char *key)
 {
 	yaml_node_t *cn = cfg_map_get(c, map, "cert"), *kn = cfg_map_get(c, map, "key");
-	SSL_CTX *cctx = ssl_ctx_new(), *kctx = ssl_ctx_new();
 	char ckp[KP_MAX], kkp[KP_MAX];
-	int rc = -1;
+	const char *why = NULL;
 
 	cfg_kp_join(ckp, dpath, "cert");
 	cfg_kp_join(kkp, dpath, "key");
-	ERR_clear_error();
 	if (file_readable(c, cn, ckp, cert) < 0 || file_readable(c, kn, kkp, key) < 0)
-		goto cfg_fail;
-	if (SSL_CTX_use_certificate_chain_file(cctx, cert) != 1) {
-		cfg_fail(c, cn, ckp, "cannot load a PEM certificate chain from \"%s\": %s", cert,
-			 ssl_reason());
-		goto cfg_fail;
+		return -1;
+	switch (tls_check_pair(cert, key, &why)) {
+	case TLS_PAIR_OK:
+		return 0;
+	case TLS_PAIR_CERT:
+		return cfg_fail(c, cn, ckp, "cannot load a PEM certificate chain from \"%s\": %s",
+				cert, why);
+	case TLS_PAIR_KEY:
+		return cfg_fail(c, kn, kkp, "cannot load a PEM private key from \"%s\": %s", key,
+				why);
+	case TLS_PAIR_MISMATCH:
+		break;
 	}
-	if (SSL_CTX_use_PrivateKey_file(kctx, key, SSL_FILETYPE_PEM) != 1) {
-		cfg_fail(c, kn, kkp, "cannot load a PEM private key from \"%s\": %s", key,
-			 ssl_reason());
-		goto cfg_fail;
-	}
-	if (SSL_CTX_use_PrivateKey(cctx, SSL_CTX_get0_privatekey(kctx)) != 1 ||
-	    SSL_CTX_check_private_key(cctx) != 1) {
-		cfg_fail(c, kn, kkp,
-			 "the key in \"%s\" does not match the certificate in \"%s\": %s", key,
-			 cert, ssl_reason());
-		goto cfg_fail;
-	}
-	rc = 0;
-cfg_fail:
-	ERR_clear_error();
-	SSL_CTX_free(cctx);
-	SSL_CTX_free(kctx);
-	return rc;
+	return cfg_fail(c, kn, kkp,
+			"the key in \"%s\" does not match the certificate in \"%s\": %s", key, cert,
+			why);
 }
 
 /* A CA file must hold at least one PEM certificate OpenSSL accepts. */
 int
 cfg_tls_check_ca(struct cctx *c, const yaml_node_t *n, const char *kp, const char *path)
 {
-	SSL_CTX *ctx = ssl_ctx_new();
-	int rc = -1;
+	const char *why = NULL;
 
-	ERR_clear_error();
 	if (file_readable(c, n, kp, path) < 0)
-		goto cfg_fail;
-	if (SSL_CTX_load_verify_file(ctx, path) != 1) {
-		cfg_fail(c, n, kp, "cannot load PEM CA certificates from \"%s\": %s", path,
-			 ssl_reason());
-		goto cfg_fail;
-	}
-	rc = 0;
-cfg_fail:
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return rc;
+		return -1;
+	if (tls_check_ca(path, &why) < 0)
+		return cfg_fail(c, n, kp, "cannot load PEM CA certificates from \"%s\": %s", path,
+				why);
+	return 0;
 }
 
 static int
 tls_check_ciphers(struct cctx *c, const yaml_node_t *map, const char *dpath,
 		  const struct config_listen *l)
 {
-	SSL_CTX *ctx = ssl_ctx_new();
 	char kp[KP_MAX];
-	int rc = -1;
 
-	if (l->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, l->ciphers) != 1) {
+	if (l->ciphers != NULL && !tls_ciphers_are_valid(l->ciphers)) {
 		cfg_kp_join(kp, dpath, "ciphers");
-		cfg_fail_expected(c, cfg_map_get(c, map, "ciphers"), kp, "an OpenSSL cipher list");
-		goto cfg_fail;
+		return cfg_fail_expected(c, cfg_map_get(c, map, "ciphers"), kp,
+					 "an OpenSSL cipher list");
 	}
-	if (l->ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, l->ciphersuites) != 1) {
+	if (l->ciphersuites != NULL && !tls_ciphersuites_are_valid(l->ciphersuites)) {
 		cfg_kp_join(kp, dpath, "ciphersuites");
-		cfg_fail_expected(c, cfg_map_get(c, map, "ciphersuites"), kp,
-				  "OpenSSL TLS 1.3 cipher suites");
-		goto cfg_fail;
+		return cfg_fail_expected(c, cfg_map_get(c, map, "ciphersuites"), kp,
+					 "OpenSSL TLS 1.3 cipher suites");
 	}
-	rc = 0;
-cfg_fail:
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return rc;
+	return 0;
 }
 
 int
@@ -228,6 +183,22 @@ cfg_key_listen_tls(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *b
 	return tls_check_ciphers(c, n, kp, l);
 }
 
+/* The listener's contexts, built now so that nothing is read from disk later. */
+static int
+listen_tls_build(struct cctx *c, const yaml_node_t *item, const char *ikp, struct config_listen *l)
+{
+	const char *why = NULL;
+	char kp[KP_MAX];
+
+	if (!l->tls)
+		return 0;
+	l->tls_server = tls_server_new(l, &why);
+	if (l->tls_server != NULL)
+		return 0;
+	cfg_kp_join(kp, ikp, "tls");
+	return cfg_fail(c, item, kp, "cannot set up TLS: %s", why);
+}
+
 int
 cfg_listen_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
 		void *base, void *elem)
@@ -252,7 +223,7 @@ cfg_listen_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t 
 		    memcmp(&cfg->listen[j].sa, &l->sa, l->salen) == 0)
 			return cfg_fail(c, item, ikp, "the same address as listen[%zu] (line %d)",
 					j, cfg->listen[j].line);
-	return 0;
+	return listen_tls_build(c, item, ikp, l);
 }
 
 int

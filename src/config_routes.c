@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "portico/tls.h"
 
 /*
  * How many columns right of the node's mark the value's byte `off` sits:
@@ -270,6 +271,52 @@ route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r
 	return 0;
 }
 
+static bool
+str_eq(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool
+route_tls_equal(const struct route_tls *a, const struct route_tls *b)
+{
+	return a->verify == b->verify && str_eq(a->ca, b->ca) &&
+	       str_eq(a->server_name, b->server_name) && str_eq(a->cert, b->cert) &&
+	       str_eq(a->key, b->key);
+}
+
+/*
+ * The upstream TLS context of an https:// route, built now (the CA and
+ * client certificate files are read at load, never on an event loop), or
+ * shared with an earlier route that has the same settings.
+ */
+static int
+route_tls_build(struct cctx *c, yaml_node_t *item, const char *ikp, struct config *cfg,
+		const struct route *r)
+{
+	struct tls_client *t = NULL;
+	const char *why = NULL;
+	char kp[KP_MAX];
+
+	if (r->pass_off || !r->upstream.tls)
+		return 0;
+	cfg->route_tls = xgrow(cfg->route_tls, &cfg->nroute_tls, r->index, sizeof(*cfg->route_tls));
+	for (size_t i = 0; i < c->ntls_firsts && t == NULL; i++)
+		if (route_tls_equal(&c->tls_firsts[i]->tls, &r->tls))
+			t = tls_client_ref(cfg->route_tls[c->tls_firsts[i]->index]);
+	if (t == NULL) {
+		if ((t = tls_client_new(&r->tls, &why)) == NULL) {
+			cfg_kp_join(kp, ikp, "tls");
+			return cfg_fail(c, item, kp, "cannot set up TLS: %s", why);
+		}
+		c->tls_firsts = xgrow(c->tls_firsts, &c->tls_firsts_cap, c->ntls_firsts,
+				      sizeof(*c->tls_firsts));
+		c->tls_firsts[c->ntls_firsts++] = r;
+	}
+	cfg->route_tls[r->index] = t;
+	return 0;
+}
+
 int
 cfg_route_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
 	       void *base, void *elem)
@@ -283,7 +330,8 @@ cfg_route_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i
 	r->upstream_connect_ms = cfg->timeouts.upstream_connect;
 	r->upstream_read_ms = cfg->timeouts.upstream_read;
 	r->tunnel_ms = cfg->timeouts.tunnel;
-	if (cfg_row_scope(c, k, "[].", item, r, ikp) < 0 || route_finish(c, item, ikp, r) < 0)
+	if (cfg_row_scope(c, k, "[].", item, r, ikp) < 0 || route_finish(c, item, ikp, r) < 0 ||
+	    route_tls_build(c, item, ikp, cfg, r) < 0)
 		return -1;
 	cfg_warn_slash(c, ikp, r);
 	return 0;

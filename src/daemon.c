@@ -26,6 +26,7 @@
 #include "portico/daemon.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
+#include "portico/tls.h"
 #include "portico/worker.h"
 
 #define LISTEN_BACKLOG 4096
@@ -186,12 +187,8 @@ listen_set_build(const struct config *cfg, const struct listen_set *old, unsigne
 		s->fds = xmalloc(nworkers * sizeof(int));
 		for (unsigned w = 0; w < nworkers; w++)
 			s->fds[w] = -1;
-		/* Certificates are read again on every load, for reused sockets too. */
-		if (l->tls && (s->tls_server = tls_server_new(l, &why)) == NULL) {
-			log_error("%s:%d:%d: listen %s: TLS: %s", cfg->path, l->line, l->col,
-				  l->address, why);
-			goto fail;
-		}
+		/* This load's certificates (tls.h), for reused sockets too. */
+		s->tls_server = l->tls_server ? tls_server_ref(l->tls_server) : NULL;
 		for (unsigned w = 0; w < nworkers; w++) {
 			s->fds[w] = prev ? prev->fds[w] : listen_socket(l, &why);
 			if (s->fds[w] == -1) {

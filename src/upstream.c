@@ -12,14 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <arpa/inet.h>
-
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -30,6 +25,7 @@
 #include "portico/proxy.h"
 #include "portico/resolve.h"
 #include "portico/route.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 #include "portico/worker.h"
 
@@ -42,9 +38,9 @@ struct upstream_key {
 	char *host;
 	uint16_t port;
 	bool tls;
-	char *tls_id;	       /* TLS settings folded into one string; NULL for http */
-	struct upstream *idle; /* most recently used first */
-	SSL_CTX *ssl_ctx;      /* https:// upstreams */
+	char *tls_id;		    /* TLS settings folded into one string; NULL for http */
+	struct upstream *idle;	    /* most recently used first */
+	struct tls_client *tls_ctx; /* https:// upstreams: the newest snapshot's context */
 	unsigned nidle;
 };
 
@@ -82,7 +78,7 @@ upstream_pool_free(struct upstream_pool *p)
 		next = k->next;
 		free(k->host);
 		free(k->tls_id);
-		SSL_CTX_free(k->ssl_ctx);
+		tls_client_unref(k->tls_ctx);
 		free(k);
 	}
 	free(p);
@@ -420,20 +416,13 @@ upstream_connected(struct upstream *u)
 static const char *
 upstream_tls_error(struct upstream *u)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
-	unsigned long e = bufferevent_get_openssl_error(u->bev);
-	long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	const char *why =
+	    tls_describe_failure(bufferevent_openssl_get_ssl(u->bev),
+				 bufferevent_get_openssl_error(u->bev), u->why, sizeof(u->why));
 
-	if (vr != X509_V_OK)
-		snprintf(u->why, sizeof(u->why), "TLS certificate verification failed: %s",
-			 X509_verify_cert_error_string(vr));
-	else if (e != 0)
-		snprintf(u->why, sizeof(u->why), "TLS error: %s", ERR_reason_error_string(e));
-	else
-		return NULL;
 	while (bufferevent_get_openssl_error(u->bev) != 0)
 		;
-	return u->why;
+	return why;
 }
 
 /* The bufferevent reports connecting, write errors and write or connect timeouts. */
@@ -459,69 +448,20 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	upstream_flush_both(u, c);
 }
 
-/* The TLS client context of an https:// upstream, made on first use. */
-static SSL_CTX *
-upstream_tls_ctx(struct upstream_key *k, const struct route *r)
-{
-	const struct route_tls *t = &r->tls;
-	SSL_CTX *ctx;
-
-	if (k->ssl_ctx != NULL)
-		return k->ssl_ctx;
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL)
-		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-	if (t->ca ? SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1
-		  : SSL_CTX_set_default_verify_paths(ctx) != 1)
-		goto fail;
-	if (t->cert &&
-	    (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1 ||
-	     SSL_CTX_use_PrivateKey_file(ctx, t->key ? t->key : t->cert, SSL_FILETYPE_PEM) != 1))
-		goto fail;
-	SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9);
-	k->ssl_ctx = ctx;
-	return ctx;
-fail:
-	SSL_CTX_free(ctx);
-	return NULL;
-}
-
-/* SNI and the name to verify: tls.server_name, else the URL host (none for an address). */
-static void
-upstream_tls_names(SSL *ssl, const struct route *r)
-{
-	const char *name = r->tls.server_name ? r->tls.server_name : r->upstream.host;
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1) {
-		if (r->tls.verify)
-			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
-		return;
-	}
-	SSL_set_tlsext_host_name(ssl, name);
-	if (r->tls.verify)
-		SSL_set1_host(ssl, name);
-}
-
 /*
  * The one place an upstream bufferevent is made: a plain socket, or OpenSSL
  * over one for https:// upstreams.  NULL when the TLS context cannot be built.
  */
 static struct bufferevent *
-upstream_bev_new(struct worker *w, const struct route *r, struct upstream_key *k)
+upstream_bev_new(struct worker *w, const struct route *r, struct tls_client *tls)
 {
 	struct bufferevent *bev;
-	SSL_CTX *ctx;
-	SSL *ssl;
+	struct ssl_st *ssl;
 
 	if (!r->upstream.tls)
 		return bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if ((ctx = upstream_tls_ctx(k, r)) == NULL || (ssl = SSL_new(ctx)) == NULL)
+	if (tls == NULL || (ssl = tls_client_ssl_new(tls, r->upstream.host)) == NULL)
 		return NULL;
-	upstream_tls_names(ssl, r);
 	bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
 					     BEV_OPT_CLOSE_ON_FREE);
 	if (bev != NULL)
@@ -579,7 +519,8 @@ upstream_resolved(const char *err, const struct sockaddr *sa, socklen_t salen, v
 }
 
 static struct upstream *
-upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
+upstream_new(struct worker *w, const struct route *r, struct upstream_key *k,
+	     struct tls_client *tls)
 {
 	struct upstream *u = xcalloc(1, sizeof(*u));
 	struct sockaddr_storage sa;
@@ -591,15 +532,14 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
 	u->key = k;
 	u->connect_ms = r->upstream_connect_ms;
 	u->tls = r->upstream.tls;
-	u->bev = upstream_bev_new(w, r, k);
+	u->bev = upstream_bev_new(w, r, tls);
 	u->state = UPSTREAM_RESOLVING;
 	if (u->bev == NULL) {
-		/* No TLS context (an unreadable CA file): fail from the loop, like a refused
-		 * connect. */
+		/* No SSL object: fail from the loop, like a refused connect. */
 		u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
 		u->tls = false;
 		snprintf(u->why, sizeof(u->why), "TLS setup failed: %s",
-			 ERR_reason_error_string(ERR_get_error()));
+			 tls_last_error("no context"));
 		bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
 		u->tls_failed = true;
 		bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
@@ -629,7 +569,13 @@ upstream_get(struct worker *w, const struct route *r, struct request *req, bool 
 {
 	struct upstream_key *k = pool_key(w->pool, r);
 	struct upstream *u = fresh ? NULL : k->idle;
+	struct tls_client *tls = config_route_tls(req->cfg, r);
 
+	/* Equal settings: new connections use the newest snapshot's context. */
+	if (tls != NULL && k->tls_ctx != tls) {
+		tls_client_unref(k->tls_ctx);
+		k->tls_ctx = tls_client_ref(tls);
+	}
 	if (u != NULL) {
 		idle_unlink(u);
 		u->reused = true;
@@ -638,7 +584,7 @@ upstream_get(struct worker *w, const struct route *r, struct request *req, bool 
 		upstream_clear_timeouts(u);
 		upstream_apply_read(u, true);
 	} else {
-		u = upstream_new(w, r, k);
+		u = upstream_new(w, r, k, k->tls_ctx);
 	}
 	u->req = req;
 	u->got_bytes = false;

@@ -16,9 +16,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "portico/client.h"
 #include "portico/config.h"
@@ -27,6 +24,7 @@
 #include "portico/metrics.h"
 #include "portico/proxy.h"
 #include "portico/resolve.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 #include "portico/worker.h"
 
@@ -130,110 +128,6 @@ worker_write_done(struct bufferevent *bev)
 {
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_disable(bev, EV_WRITE);
-}
-
-/* --- TLS listeners ------------------------------------------------------- */
-
-/* SNI: the first certificate whose names match, else the default. */
-static int
-tls_server_sni_cb(SSL *ssl, int *alert, void *arg)
-{
-	struct tls_server *t = arg;
-	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-
-	(void)alert;
-	if (name == NULL)
-		return SSL_TLSEXT_ERR_OK;
-	for (size_t i = 1; i < t->n; i++) {
-		X509 *x = SSL_CTX_get0_certificate(t->ctx[i]);
-
-		if (x != NULL && X509_check_host(x, name, 0, 0, NULL) == 1) {
-			SSL_set_SSL_CTX(ssl, t->ctx[i]);
-			break;
-		}
-	}
-	return SSL_TLSEXT_ERR_OK;
-}
-
-/* ALPN: http/1.1 only. */
-static int
-tls_server_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-		   const unsigned char *in, unsigned int inlen, void *arg)
-{
-	static const unsigned char h11[] = "\x08http/1.1";
-
-	(void)ssl;
-	(void)arg;
-	if (SSL_select_next_proto((unsigned char **)out, outlen, h11, sizeof(h11) - 1, in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_NOACK;
-	return SSL_TLSEXT_ERR_OK;
-}
-
-static SSL_CTX *
-tls_server_ctx(const struct config_listen *l, const struct config_cert *cert, const char **err)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-	if (ctx == NULL)
-		goto fail;
-	SSL_CTX_set_min_proto_version(ctx,
-				      l->tls_min_version ? l->tls_min_version : TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	if ((l->ciphers && SSL_CTX_set_cipher_list(ctx, l->ciphers) != 1) ||
-	    (l->ciphersuites && SSL_CTX_set_ciphersuites(ctx, l->ciphersuites) != 1) ||
-	    SSL_CTX_use_certificate_chain_file(ctx, cert->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, cert->key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1)
-		goto fail;
-	SSL_CTX_set_alpn_select_cb(ctx, tls_server_alpn_cb, NULL);
-	return ctx;
-fail:
-	*err = ERR_reason_error_string(ERR_get_error());
-	if (*err == NULL)
-		*err = "cannot set up TLS";
-	SSL_CTX_free(ctx);
-	return NULL;
-}
-
-struct tls_server *
-tls_server_new(const struct config_listen *l, const char **err)
-{
-	struct tls_server *t = xcalloc(1, sizeof(*t));
-
-	*err = "no certificate";
-	if (l->ncerts == 0)
-		goto fail;
-	t->ctx = xcalloc(l->ncerts, sizeof(*t->ctx));
-	for (; t->n < l->ncerts; t->n++)
-		if ((t->ctx[t->n] = tls_server_ctx(l, &l->certs[t->n], err)) == NULL)
-			goto fail;
-	SSL_CTX_set_tlsext_servername_callback(t->ctx[0], tls_server_sni_cb);
-	SSL_CTX_set_tlsext_servername_arg(t->ctx[0], t);
-	atomic_store(&t->refs, 1);
-	return t;
-fail:
-	atomic_store(&t->refs, 1);
-	tls_server_unref(t);
-	return NULL;
-}
-
-struct tls_server *
-tls_server_ref(struct tls_server *t)
-{
-	atomic_fetch_add(&t->refs, 1);
-	return t;
-}
-
-void
-tls_server_unref(struct tls_server *t)
-{
-	if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
-		return;
-	for (size_t i = 0; i < t->n; i++)
-		SSL_CTX_free(t->ctx[i]);
-	free(t->ctx);
-	free(t);
 }
 
 #define SPARE_BEVS_MAX 1024

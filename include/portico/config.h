@@ -43,8 +43,12 @@ struct config_listen {
 	int tls_min_version; /* TLS1_2_VERSION or TLS1_3_VERSION */
 	char *ciphers;	     /* NULL: OpenSSL's default */
 	char *ciphersuites;
+	struct tls_server *tls_server; /* TLS listeners: the contexts, built at load (tls.h) */
 	int line, col;
 };
+
+struct tls_server;
+struct tls_client;
 
 struct config_host {
 	char *name; /* lower case */
@@ -113,6 +117,14 @@ struct config {
 	struct route *routes;
 	size_t nroutes;
 	struct route_table *table;
+	/*
+	 * The upstream TLS context of each route (tls.h), built at load:
+	 * route_tls[i] for routes[i], NULL for http:// routes and exclusions.
+	 * Routes with equal tls settings share one context.  See
+	 * config_route_tls().
+	 */
+	struct tls_client **route_tls;
+	size_t nroute_tls;
 
 	/* -t warnings, each "file:line:col: warning: text". */
 	char **warnings;
@@ -122,7 +134,8 @@ struct config {
 /*
  * Loads and validates `path`.  Returns a snapshot with one reference, or NULL
  * with *err set to a malloc'd message (the caller frees it).  Loads
- * certificates and keys, compiles every regex, binds nothing.
+ * certificates and keys into the TLS contexts every listener and https://
+ * route will use, compiles every regex, binds nothing.
  */
 struct config *config_load(const char *path, char **err);
 struct config *config_ref(struct config *c);
@@ -134,6 +147,9 @@ void config_unref(struct config *c);
  * (`access: []` says deliberately that a route or the site is open).
  */
 const struct access_list *config_route_access(const struct config *c, const struct route *r);
+
+/* The upstream TLS context of an https:// route (tls.h), or NULL. */
+struct tls_client *config_route_tls(const struct config *c, const struct route *r);
 
 /* Writes the key list of portico.yaml.5 (mdoc) generated from the key table. */
 void config_write_mdoc_keys(FILE *out);

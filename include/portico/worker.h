@@ -27,23 +27,7 @@ struct metrics;
 struct event;
 struct event_base;
 struct evconnlistener;
-
-/*
- * The certificates of a TLS listener: one OpenSSL context per certificate,
- * the first the default, the others chosen by SNI.  Reference-counted: the
- * listener set, each worker's listener and each TLS client hold one, so a
- * reload can replace certificates while handshakes are in flight.
- */
-struct tls_server {
-	_Atomic int refs;
-	struct ssl_ctx_st **ctx;
-	size_t n;
-};
-
-/* Builds the contexts of a TLS listener; NULL with *err set (static text or OpenSSL's reason). */
-struct tls_server *tls_server_new(const struct config_listen *l, const char **err);
-struct tls_server *tls_server_ref(struct tls_server *t);
-void tls_server_unref(struct tls_server *t);
+struct tls_server;
 
 /* A listening socket as the daemon bound it: one fd per worker. */
 struct listen_sock {
@@ -52,7 +36,7 @@ struct listen_sock {
 	socklen_t salen;
 	bool any;
 	bool tls;
-	struct tls_server *tls_server; /* this generation's certificates (TLS listeners) */
+	struct tls_server *tls_server; /* this generation's contexts (TLS listeners), a reference */
 	int *fds;		       /* [nworkers] */
 };
 
