@@ -591,28 +591,19 @@ head_check_request_line(const struct request *req)
 static int
 head_check_absolute(struct request *req)
 {
-	const char *u = req->head.data + req->url;
-	size_t len = req->url_len, skip, end;
+	const char *u = req->head.data + req->url, *auth, *rest;
+	size_t alen, rlen;
+	int kind = http_target_split(u, req->url_len, &auth, &alen, &rest, &rlen);
 
-	if (len > 0 && u[0] == '/')
-		return 0;
-	if (ascii_has_prefix_case(u, len, "http://"))
-		skip = 7;
-	else if (ascii_has_prefix_case(u, len, "https://"))
-		skip = 8;
-	else
-		return -1;
-	for (end = skip; end < len && u[end] != '/' && u[end] != '?'; end++)
-		;
-	if (!http_host_is_valid(u + skip, end - skip))
-		return -1;
+	if (kind != 1)
+		return kind;
 	req->absolute = true;
 	req->abs_target = req->url;
 	req->abs_target_len = req->url_len;
-	req->host = req->url + (uint32_t)skip;
-	req->host_len = (uint32_t)(end - skip);
-	req->url += (uint32_t)end;
-	req->url_len -= (uint32_t)end;
+	req->host = (uint32_t)(auth - req->head.data);
+	req->host_len = (uint32_t)alen;
+	req->url = (uint32_t)(rest - req->head.data);
+	req->url_len = (uint32_t)rlen;
 	return 0;
 }
 

@@ -158,6 +158,35 @@ http_host_strip_port(const char *p, size_t len)
 	return colon ? (size_t)(colon - p) : len;
 }
 
+int
+http_target_split(const char *t, size_t len, const char **auth, size_t *alen, const char **rest,
+		  size_t *rlen)
+{
+	size_t skip, end;
+
+	*auth = NULL;
+	*alen = 0;
+	*rest = t;
+	*rlen = len;
+	if (len > 0 && t[0] == '/')
+		return 0;
+	if (ascii_has_prefix_case(t, len, "http://"))
+		skip = 7;
+	else if (ascii_has_prefix_case(t, len, "https://"))
+		skip = 8;
+	else
+		return -1;
+	for (end = skip; end < len && t[end] != '/' && t[end] != '?'; end++)
+		;
+	if (!http_host_is_valid(t + skip, end - skip))
+		return -1;
+	*auth = t + skip;
+	*alen = end - skip;
+	*rest = t + end;
+	*rlen = len - end;
+	return 1;
+}
+
 /* Lower-case header names by id. */
 static const char *const header_names[] = {
     [HTTP_HDR_HOST] = "host",

@@ -2,10 +2,10 @@
  * main.c: the command line (SPEC section 1).  Parses the arguments and
  * dispatches to one small function per mode: run the daemon, check the
  * configuration (-t), explain a request target (route), print versions (-V)
- * or usage (-h).  The route explanation uses the same functions as the
- * proxy (path_normalize, route_table_lookup, route_target,
- * config_route_access, access_first_match), so it cannot drift from what a
- * request would get.
+ * or usage (-h).  The route explanation makes the proxy's own decision
+ * (route_decide.h, with the target split by http_target_split) and explains
+ * the access list with config_route_access and access_first_match, so it
+ * cannot drift from what a request would get.
  */
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -23,7 +23,8 @@
 
 #include "portico/config.h"
 #include "portico/daemon.h"
-#include "portico/path.h"
+#include "portico/http.h"
+#include "portico/route_decide.h"
 
 #define EXIT_CONFIG    1
 #define EXIT_USAGE     2
@@ -47,16 +48,16 @@ struct cli {
 	struct sockaddr_storage client_sa;
 };
 
-/* A request target as the proxy would see it once parsed and normalized. */
+/* A request as the proxy would see it: its target split, then decided by route_decide(). */
 struct request {
 	const char *method;
-	char *host;   /* the Host header as given, NULL when none */
-	char *lookup; /* the host for rule lookup: no port, no brackets; NULL when none */
-	char *raw;    /* the path and query as received */
-	char *path;   /* normalized */
-	size_t pathlen;
-	const char *query; /* after "?", without it */
-	size_t querylen;
+	const char *host; /* the Host header, or the absolute-form authority; NULL: none */
+	size_t hostlen;
+	const char *target; /* the origin-form part: path and query as received */
+	size_t len;
+	struct buf path;     /* normalized */
+	struct buf upstream; /* the upstream request target */
+	struct route_decision d;
 };
 
 static const char usage_text[] =
@@ -288,62 +289,40 @@ cmd_version(void)
 
 /* route: the request */
 
-/* The host a rule lookup sees: the Host header without port and brackets, in its own case. */
-static char *
-host_for_lookup(const char *host)
-{
-	const char *end;
-
-	if (host[0] == '[') {
-		end = strchr(host, ']');
-		return end ? xstrndup(host + 1, (size_t)(end - host - 1)) : xstrdup(host);
-	}
-	end = strrchr(host, ':');
-	return end ? xstrndup(host, (size_t)(end - host)) : xstrdup(host);
-}
-
 /*
- * Splits and normalizes TARGET as the proxy does: an absolute-form target's
- * authority replaces the Host.  -1 with *err set to the reason for a 400.
+ * Splits TARGET as a request line's target is split (an absolute-form
+ * target's authority replaces the Host), then decides it as the proxy does.
+ * -1 with *err set for a target the proxy would answer with 400.
  */
 static int
-request_parse(struct request *rq, const char *target, const char *host, const char **err)
+request_decide(struct request *rq, const struct config *cfg, const struct cli *cli,
+	       const char **err)
 {
-	size_t len = strlen(target);
-	bool absolute = ascii_has_prefix_case(target, len, "http://") ||
-			ascii_has_prefix_case(target, len, "https://");
-	struct url u = {0};
-	char *q;
+	const char *auth;
+	size_t alen;
+	int kind = http_target_split(cli->target, strlen(cli->target), &auth, &alen, &rq->target,
+				     &rq->len);
 
-	if (absolute) {
-		if (url_parse(target, &u, err) < 0)
-			return -1;
-		host = u.authority;
+	if (cli->host != NULL && *cli->host != '\0') {
+		rq->host = cli->host;
+		rq->hostlen = strlen(cli->host);
 	}
-	if (host != NULL && *host != '\0') {
-		rq->host = xstrdup(host);
-		rq->lookup = host_for_lookup(host);
+	if (kind == -1) {
+		*err = "invalid request target";
+		return -1;
 	}
-	rq->raw = xstrdup(u.path ? u.path : target);
-	url_free(&u);
-	q = strchr(rq->raw, '?');
-	rq->query = q ? q + 1 : "";
-	rq->querylen = strlen(rq->query);
-	len = q ? (size_t)(q - rq->raw) : strlen(rq->raw);
-	rq->path = xmalloc(len + 2);
-	/* "http://h" and "http://h?q" have the path "/". */
-	if (absolute && len == 0)
-		return path_normalize("/", 1, rq->path, &rq->pathlen, err);
-	return path_normalize(rq->raw, len, rq->path, &rq->pathlen, err);
-}
-
-static void
-request_free(struct request *rq)
-{
-	xfree(rq->host);
-	xfree(rq->lookup);
-	xfree(rq->path);
-	xfree(rq->raw);
+	if (kind == 1) {
+		rq->host = auth;
+		rq->hostlen = alen;
+	}
+	route_decide(cfg, rq->host, rq->hostlen, rq->target, rq->len,
+		     cli->client ? (const struct sockaddr *)&cli->client_sa : NULL, &rq->path,
+		     &rq->upstream, &rq->d);
+	if (rq->d.status == 400) {
+		*err = rq->d.why;
+		return -1;
+	}
+	return 0;
 }
 
 /* route: printing the explanation, one "key: value" per line */
@@ -443,8 +422,10 @@ explain_access(const struct config *cfg, const struct route *r, const struct cli
 static void
 explain_filters(const struct config *cfg, const struct route *r, const struct request *rq)
 {
-	if (r->preserve_host)
-		printf("upstream.host: %s (preserve_host)\n", rq->host ? rq->host : "(none)");
+	if (r->preserve_host && rq->host != NULL)
+		printf("upstream.host: %.*s (preserve_host)\n", (int)rq->hostlen, rq->host);
+	else if (r->preserve_host)
+		printf("upstream.host: (none) (preserve_host)\n");
 	else
 		printf("upstream.host: %s\n", r->upstream.authority);
 	for (size_t i = 0; i < cfg->nreverse; i++)
@@ -462,23 +443,18 @@ explain_filters(const struct config *cfg, const struct route *r, const struct re
 		printf("html.extended: %s\n", on_off(r->html_extended));
 }
 
-/* The upstream URL; false (a 500) when a substitution would leave the pass URL's authority. */
+/* The upstream URL, or the 500 when a substitution would leave the pass URL's authority. */
 static bool
-explain_upstream(const struct route *r, const struct request *rq, const struct route_captures *caps)
+explain_upstream(const struct route *r, const struct request *rq)
 {
-	const char *err = NULL;
-	struct buf b;
-	bool ok;
-
-	buf_init(&b);
-	buf_addf(&b, "%s://%s", r->upstream.scheme, r->upstream.authority);
-	ok = route_target(r, rq->path, rq->pathlen, rq->query, rq->querylen, caps, &b, &err) == 0;
-	if (ok)
-		printf("upstream: %s\n", b.data);
-	else
-		printf("result: 500 Internal Server Error: %s\n", err ? err : "bad target");
-	buf_free(&b);
-	return ok;
+	if (rq->d.status == 500) {
+		printf("result: 500 Internal Server Error: %s\n",
+		       rq->d.why ? rq->d.why : "bad target");
+		return false;
+	}
+	printf("upstream: %s://%s%s\n", r->upstream.scheme, r->upstream.authority,
+	       rq->upstream.data);
+	return true;
 }
 
 static void
@@ -486,22 +462,22 @@ explain_request(const struct cli *cli, const struct request *rq)
 {
 	printf("config: %s\n", cli->config);
 	printf("request: %s %s\n", rq->method, cli->target);
-	printf("host: %s\n", rq->host ? rq->host : "(none)");
+	if (rq->host != NULL)
+		printf("host: %.*s\n", (int)rq->hostlen, rq->host);
+	else
+		printf("host: (none)\n");
 }
 
 /* Everything after a successful parse: rule, upstream, access, filters, result. */
 static void
 explain_routing(const struct config *cfg, const struct cli *cli, const struct request *rq)
 {
-	struct route_captures caps;
-	const struct route *r;
+	const struct route *r = rq->d.route;
 	bool allowed;
 
-	printf("path: %s\n", rq->path);
-	printf("query: %.*s\n", rq->querylen ? (int)rq->querylen : 6,
-	       rq->querylen ? rq->query : "(none)");
-	r = route_table_lookup(cfg->table, rq->lookup, rq->lookup ? strlen(rq->lookup) : 0,
-			       rq->path, rq->pathlen, &caps);
+	printf("path: %s\n", rq->path.data);
+	printf("query: %.*s\n", rq->d.query_len ? (int)rq->d.query_len : 6,
+	       rq->d.query_len ? rq->d.query : "(none)");
 	explain_rule(r);
 	allowed = explain_access(cfg, r, cli);
 	if (r == NULL) {
@@ -516,7 +492,7 @@ explain_routing(const struct config *cfg, const struct cli *cli, const struct re
 		printf("result: 403 Forbidden: access denied for %s\n", cli->client);
 		return;
 	}
-	if (!explain_upstream(r, rq, &caps))
+	if (!explain_upstream(r, rq))
 		return;
 	explain_filters(cfg, r, rq);
 	printf("result: proxy\n");
@@ -535,18 +511,24 @@ cmd_route(const struct cli *cli)
 
 	if (cfg == NULL)
 		return EXIT_CONFIG;
+	buf_init(&rq.path);
+	buf_init(&rq.upstream);
 	if (strcmp(cli->method, "CONNECT") == 0) {
-		rq.host = cli->host && *cli->host ? xstrdup(cli->host) : NULL;
+		if (cli->host != NULL && *cli->host != '\0') {
+			rq.host = cli->host;
+			rq.hostlen = strlen(cli->host);
+		}
 		explain_request(cli, &rq);
 		printf("result: 405 Method Not Allowed: CONNECT is never proxied\n");
-	} else if (request_parse(&rq, cli->target, cli->host, &err) < 0) {
+	} else if (request_decide(&rq, cfg, cli, &err) < 0) {
 		explain_request(cli, &rq);
 		printf("result: 400 Bad Request: %s\n", err);
 	} else {
 		explain_request(cli, &rq);
 		explain_routing(cfg, cli, &rq);
 	}
-	request_free(&rq);
+	buf_free(&rq.path);
+	buf_free(&rq.upstream);
 	config_unref(cfg);
 	return EXIT_SUCCESS;
 }

@@ -16,7 +16,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "portico/access.h"
 #include "portico/accesslog.h"
 #include "portico/client.h"
 #include "portico/config.h"
@@ -24,10 +23,10 @@
 #include "portico/filter.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
-#include "portico/path.h"
 #include "portico/proxy.h"
 #include "portico/reverse.h"
 #include "portico/route.h"
+#include "portico/route_decide.h"
 #include "portico/upstream.h"
 #include "portico/worker.h"
 
@@ -534,50 +533,21 @@ static void response_parser_reset(struct request *req);
 
 /* --- starting an exchange ----------------------------------------------- */
 
-/* Path normalization, the route, and the upstream target; 0 or an error status. */
+/* The routing decision (route_decide.h); 0 or an error status. */
 static int
 proxy_route(struct request *req, const char **why)
 {
-	const char *u = req->head.data + req->url, *q, *path, *host = NULL;
-	size_t len = req->url_len, plen, qlen = 0, n, hostlen = 0;
-	struct route_captures caps;
-	const struct route *r;
+	struct route_decision d;
 
-	q = memchr(u, '?', len);
-	plen = q ? (size_t)(q - u) : len;
-	if (q != NULL)
-		qlen = len - plen - 1;
-	path = plen ? u : "/";
-	plen = plen ? plen : 1;
-	buf_reset(&req->path);
-	buf_reserve(&req->path, plen + 1);
-	if (path_normalize(path, plen, req->path.data, &n, why) == -1)
-		return 400;
-	req->path.len = n;
-	if (req->host_len > 0) {
-		host = req->head.data + req->host;
-		hostlen = http_host_strip_port(host, req->host_len);
-	}
-	memset(&caps, 0, sizeof(caps));
-	r = route_table_lookup(req->cfg->table, host, hostlen, req->path.data, n, &caps);
-	if (r == NULL || r->pass_off) {
-		*why = r ? "excluded" : "no route";
-		return 404;
-	}
-	req->route = r;
-	if (!access_is_allowed(config_route_access(req->cfg, r),
-			       (const struct sockaddr *)&req->c->sa)) {
-		*why = "access denied";
-		return 403;
-	}
-	buf_reset(&req->target);
-	if (route_target(r, req->path.data, n, q ? q + 1 : NULL, qlen, &caps, &req->target, why) ==
-	    -1) {
+	route_decide(req->cfg, req->host_len ? req->head.data + req->host : NULL, req->host_len,
+		     req->head.data + req->url, req->url_len, (const struct sockaddr *)&req->c->sa,
+		     &req->path, &req->target, &d);
+	req->route = d.status == 404 ? NULL : d.route;
+	*why = d.why;
+	if (d.status == 500)
 		log_req(LOG_LEVEL_ERROR, req->id, "cannot build upstream target route=%s reason=%s",
-			r->name, *why);
-		return 500;
-	}
-	return 0;
+			d.route->name, d.why);
+	return d.status;
 }
 
 /* The request (head, and a body when it has none) is fully handed over. */

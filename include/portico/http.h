@@ -60,6 +60,17 @@ bool http_host_is_valid(const char *p, size_t len);
 /* The host of a Host value without its port (brackets of an IPv6 literal kept). */
 size_t http_host_strip_port(const char *p, size_t len);
 
+/*
+ * A request target: origin-form ("/path?q") is returned as it is (0), an
+ * absolute-form one ("http://authority/path?q", the scheme in any case) is
+ * split into its authority (a valid Host value) and the rest, which may be
+ * empty (1); anything else is -1 (a 400).  *rest and *rlen get the origin
+ * part in both successful cases, *auth and *alen the authority (NULL, 0
+ * for origin-form).
+ */
+int http_target_split(const char *t, size_t len, const char **auth, size_t *alen, const char **rest,
+		      size_t *rlen);
+
 enum http_hdr http_header_id(const char *name, size_t len);
 /*
  * Hop-by-hop headers removed in both directions (SPEC section 4): Connection,
