@@ -1,6 +1,6 @@
 /*
  * admin.c: the admin listener.  A tiny HTTP/1.1 server on the main thread:
- * each connection reads one request head (llhttp, strict), answers it with
+ * each connection reads one request head (head.h: llhttp, strict), answers it with
  * Connection: close and is freed once the answer is written, or
  * ADMIN_TIMEOUT_S seconds after the accept, whichever comes first.
  */
@@ -13,27 +13,21 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <llhttp.h>
-
 #include "portico/admin.h"
+#include "portico/head.h"
 #include "portico/http.h"
 #include "portico/metrics.h"
 #include "portico/util.h"
 
 #define ADMIN_CONN_MAGIC 0x41444d43u
-#define ADMIN_PATH_MAX	 64 /* longer paths are no endpoint: 404 */
 
 struct admin_conn {
 	unsigned magic;
 	struct admin *a;
 	struct bufferevent *bev;
 	struct event *deadline; /* ADMIN_TIMEOUT_S after the accept */
-	llhttp_t parser;
-	char path[ADMIN_PATH_MAX];
-	size_t pathlen;
-	bool path_long;
-	bool head_done;
-	size_t seen; /* head bytes fed to the parser */
+	struct head head;
+	bool answered;
 	struct admin_conn *prev, *next;
 };
 
@@ -60,6 +54,7 @@ admin_conn_free(struct admin_conn *c)
 		c->next->prev = c->prev;
 	event_free(c->deadline);
 	bufferevent_free(c->bev);
+	head_free(&c->head);
 	c->magic = 0;
 	free(c);
 }
@@ -72,34 +67,6 @@ admin_conn_from_arg(void *arg)
 	PORTICO_ASSERT(c->magic == ADMIN_CONN_MAGIC);
 	return c;
 }
-
-static int
-on_url(llhttp_t *p, const char *at, size_t len)
-{
-	struct admin_conn *c = p->data;
-
-	if (len > sizeof(c->path) - 1 - c->pathlen) {
-		c->path_long = true;
-		return 0;
-	}
-	memcpy(c->path + c->pathlen, at, len);
-	c->pathlen += len;
-	return 0;
-}
-
-static int
-on_headers_complete(llhttp_t *p)
-{
-	struct admin_conn *c = p->data;
-
-	c->head_done = true;
-	return HPE_PAUSED;
-}
-
-static const llhttp_settings_t admin_settings = {
-    .on_url = on_url,
-    .on_headers_complete = on_headers_complete,
-};
 
 /* Queues the whole response; the connection is freed once it is written. */
 static void
@@ -115,6 +82,7 @@ admin_reply(struct admin_conn *c, int status, const char *type, const char *body
 			    status == 405 ? "Allow: GET, HEAD\r\n" : "");
 	if (!head_only)
 		evbuffer_add(out, body, len);
+	c->answered = true;
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -143,16 +111,16 @@ admin_reply_metrics(struct admin_conn *c, bool head_only)
 static bool
 admin_path_is(const struct admin_conn *c, const char *path)
 {
-	size_t n = strlen(path);
+	const char *t = c->head.bytes.data + c->head.target;
+	size_t n = strlen(path), len = c->head.target_len;
 
-	return !c->path_long && c->pathlen >= n && memcmp(c->path, path, n) == 0 &&
-	       (c->pathlen == n || c->path[n] == '?');
+	return len >= n && memcmp(t, path, n) == 0 && (len == n || t[n] == '?');
 }
 
 static void
 admin_dispatch(struct admin_conn *c)
 {
-	int method = llhttp_get_method(&c->parser);
+	int method = c->head.method;
 	bool head = method == HTTP_HEAD;
 
 	if (method != HTTP_GET && !head)
@@ -170,22 +138,23 @@ admin_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct admin_conn *c = admin_conn_from_arg(arg);
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t n = evbuffer_get_length(in);
-	llhttp_errno_t err;
 
-	if (c->head_done)
+	if (c->answered)
 		return;
-	if (n > ADMIN_HEAD_MAX - c->seen)
-		n = ADMIN_HEAD_MAX - c->seen;
-	err = llhttp_execute(&c->parser, (const char *)evbuffer_pullup(in, (ssize_t)n), n);
-	c->seen += n;
-	evbuffer_drain(in, evbuffer_get_length(in));
-	if (err == HPE_PAUSED && c->head_done)
+	switch (head_feed(&c->head, in, ADMIN_HEAD_MAX, 0)) {
+	case HEAD_MORE:
+		return;
+	case HEAD_DONE:
 		admin_dispatch(c);
-	else if (err != HPE_OK)
-		admin_reply_text(c, 400, "bad request\n");
-	else if (c->seen >= ADMIN_HEAD_MAX)
-		admin_reply_text(c, 431, "request header fields too large\n");
+		break;
+	case HEAD_ERROR:
+		if (c->head.too_large)
+			admin_reply_text(c, 431, "request header fields too large\n");
+		else
+			admin_reply_text(c, 400, "bad request\n");
+		break;
+	}
+	evbuffer_drain(in, evbuffer_get_length(in));
 }
 
 static void
@@ -236,8 +205,7 @@ admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 		free(c);
 		return;
 	}
-	llhttp_init(&c->parser, HTTP_REQUEST, &admin_settings);
-	c->parser.data = c;
+	head_init(&c->head);
 	c->next = a->conns;
 	if (a->conns)
 		a->conns->prev = c;

@@ -1,15 +1,16 @@
 /*
- * client.c: client connections.  Owns the connection lifecycle (one state
- * enum, one transition function, one close path deferred to the worker's
- * reap pass), the client timeouts, and reading request heads: llhttp in
- * strict mode, then portico's own checks of SPEC section 9 so the verdict
- * does not depend on the llhttp version.
+ * client.c: HTTP/1.1 client connections (client.h).  Owns the connection
+ * lifecycle (one state enum, one transition function, one close path
+ * deferred to the worker's teardown pass), the client timeouts, reading
+ * request heads (head.h) and bodies, and the HTTP/1.1 side of an exchange
+ * (stream.h): response framing, error pages, tunnels.
  *
- * A head is copied once out of the bufferevent's input into the request's
- * reusable buffer and parsed there, so headers are offsets into one
- * contiguous, stable block however the bytes arrived.  Parsing stops at the
- * end of the head (llhttp paused); a pipelined request stays in the input
- * until the current response is complete.
+ * A head is copied once out of the bufferevent's input into a pooled head
+ * and parsed there; parsing stops at the end of the head, so a pipelined
+ * request stays in the input, bounded, until the current response is
+ * complete.  Plain sockets are read with the connection's own event
+ * (worker_read) and written directly (worker_flush); TLS connections keep
+ * libevent's OpenSSL bufferevent for both.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,25 +21,85 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
+#include "portico/chunked.h"
 #include "portico/client.h"
 #include "portico/config.h"
+#include "portico/errpage.h"
+#include "portico/head.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
-#include "portico/proxy.h"
+#include "portico/stream.h"
 #include "portico/tls.h"
-#include "portico/upstream.h"
 #include "portico/worker.h"
 
+#define CLIENT_MAGIC 0x434c4e54u
+
+/* How the current request's body is read. */
+enum client_body {
+	CBODY_NONE,
+	CBODY_LENGTH,
+	CBODY_CHUNKED,
+	CBODY_RAW, /* a tunnel: everything until the client closes */
+};
+
+struct client {
+	unsigned magic;
+	enum client_state state;
+	struct stream st; /* the client side of the current exchange */
+	const struct stream_events *ev;
+	struct worker *w;
+	struct worker_reap reap;
+	struct bufferevent *bev; /* NULL while idle: parked in the worker's spares */
+	int fd;
+	struct tls_server *tls; /* TLS listener: libevent's OpenSSL read and write paths */
+	struct event timer;	/* client_header deadline and client_idle */
+	struct event rev;	/* reading (plain sockets: see worker_read) */
+	uint64_t read_ms;	/* read timeout of the current state, 0: none */
+	uint64_t bev_write_ms;	/* send timeout set on a plain `bev` */
+	bool reading;		/* rev is armed */
+	bool parse_pending;	/* rev activated to parse bytes already buffered */
+
+	/* The request head being read, and the snapshot it started under. */
+	struct head *head;
+	struct config *cfg;
+
+	/* The request being served. */
+	uint8_t minor;	 /* HTTP/1.<minor> */
+	bool keep_alive; /* the request allows another one after it */
+	enum client_body body;
+	uint64_t body_left;
+	bool body_done;
+	bool body_paused; /* reading paused: the upstream's output is full */
+	struct chunked chunked;
+	bool rechunk;	  /* the response body goes out chunked */
+	bool close_delim; /* the response body ends with the connection */
+	uint64_t tunnel_ms;
+	uint64_t body_ms; /* client_body of the snapshot the request started under */
+
+	struct client *prev, *next; /* worker's list */
+	const char *close_reason;
+	bool read_eof;	  /* the client half-closed */
+	bool close_after; /* close once the current response is complete */
+	unsigned nrequests;
+	uint64_t bytes_in, bytes_out;
+	uint64_t start_us;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} sa;
+	char addr[48]; /* text form for logs and X-Forwarded-For */
+};
+
 static const char *const state_names[] = {
-    [CLIENT_IDLE] = "idle",	    [CLIENT_HEAD] = "head",
-    [CLIENT_BODY] = "body",	    [CLIENT_WAIT_UPSTREAM] = "wait-upstream",
-    [CLIENT_RESPONSE] = "response", [CLIENT_TUNNEL] = "tunnel",
-    [CLIENT_CLOSING] = "closing",
+    [CLIENT_IDLE] = "idle", [CLIENT_HEAD] = "head",	[CLIENT_BODY] = "body",
+    [CLIENT_WAIT] = "wait", [CLIENT_TUNNEL] = "tunnel", [CLIENT_CLOSING] = "closing",
 };
 
 const char *
@@ -46,6 +107,8 @@ client_state_name(enum client_state s)
 {
 	return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
 }
+
+static void client_close(struct client *c, const char *reason);
 
 static uint64_t
 base_now_us(struct event_base *base)
@@ -72,17 +135,30 @@ client_arm_timer(struct client *c, uint64_t ms)
 	evtimer_add(&c->timer, &tv);
 }
 
+static struct evbuffer *
+client_in(struct client *c)
+{
+	return bufferevent_get_input(c->bev);
+}
+
+static struct evbuffer *
+client_out(struct client *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+/* --- reading ----------------------------------------------------------------- */
+
 /* Whether the client's bytes should be read now. */
 static bool
 client_wants_read(const struct client *c)
 {
 	size_t queued = c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
 
-	if (c->read_eof || c->upstream_full)
+	if (c->read_eof || c->body_paused)
 		return false;
 	/* A pipelined request waits unparsed, bounded by the head limit. */
-	if ((c->state == CLIENT_WAIT_UPSTREAM || c->state == CLIENT_RESPONSE) &&
-	    queued >= c->w->cfg->limits.header_size + 4)
+	if (c->state == CLIENT_WAIT && queued >= c->w->cfg->limits.header_size + 4)
 		return false;
 	return true;
 }
@@ -91,8 +167,7 @@ client_wants_read(const struct client *c)
 static void
 client_tls_apply_read(struct client *c, bool want, bool rearm)
 {
-	const struct config *cfg = c->req ? c->req->cfg : c->w->cfg;
-	uint64_t wms = c->state == CLIENT_TUNNEL ? c->read_ms : cfg->timeouts.client_body;
+	uint64_t wms = c->state == CLIENT_TUNNEL ? c->read_ms : c->body_ms;
 	struct timeval rtv, wtv;
 
 	if (want && (!c->reading || rearm)) {
@@ -123,7 +198,7 @@ client_apply_read(struct client *c, bool rearm)
 	c->reading = want;
 }
 
-void
+static void
 client_update_read(struct client *c)
 {
 	client_apply_read(c, false);
@@ -133,14 +208,13 @@ client_update_read(struct client *c)
 static void
 client_set_timeouts(struct client *c, enum client_state s)
 {
-	const struct config *cfg = c->req ? c->req->cfg : c->w->cfg;
 	struct timeval wtv;
-	uint64_t rms = 0, wms = cfg->timeouts.client_body;
+	uint64_t rms = 0, wms = c->body_ms;
 
 	if (s == CLIENT_BODY)
-		rms = cfg->timeouts.client_body;
+		rms = c->body_ms;
 	else if (s == CLIENT_TUNNEL)
-		rms = wms = c->req->route ? c->req->route->tunnel_ms : cfg->timeouts.tunnel;
+		rms = wms = c->tunnel_ms;
 	/* Re-set only when it changes: setting it re-adds the bufferevent's events. */
 	if (c->bev != NULL && c->tls == NULL && c->bev_write_ms != wms) {
 		tv_from_ms(&wtv, wms);
@@ -153,7 +227,7 @@ client_set_timeouts(struct client *c, enum client_state s)
 	}
 }
 
-void
+static void
 client_set_state(struct client *c, enum client_state s)
 {
 	enum client_state old = c->state;
@@ -167,7 +241,7 @@ client_set_state(struct client *c, enum client_state s)
 		client_arm_timer(c, c->w->cfg->timeouts.client_idle);
 		break;
 	case CLIENT_HEAD:
-		client_arm_timer(c, c->req->cfg->timeouts.client_header);
+		client_arm_timer(c, c->cfg->timeouts.client_header);
 		break;
 	default:
 		evtimer_del(&c->timer);
@@ -178,13 +252,15 @@ client_set_state(struct client *c, enum client_state s)
 	client_update_read(c);
 }
 
+/* --- buffers -------------------------------------------------------------------- */
+
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /*
- * The one place a client's bufferevent is attached: a spare one from the
- * worker (idle connections give theirs back), pointed at the socket.  A TLS
- * listener will make an OpenSSL bufferevent here instead, and keep it.
+ * The one place a client's bufferevent is attached: its own parked one, or
+ * a spare one from the worker pointed at the socket.  TLS connections keep
+ * theirs from the accept on.
  */
 static void
 client_attach_bev(struct client *c)
@@ -201,7 +277,7 @@ client_attach_bev(struct client *c)
 	bufferevent_setfd(c->bev, c->fd);
 	/* Reads go through c->rev; the bufferevent writes only what worker_flush() leaves. */
 	bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+	bufferevent_setwatermark(c->bev, EV_WRITE, STREAM_LOW_WATER, 0);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	c->bev_write_ms = c->w->cfg->timeouts.client_body;
 	tv_from_ms(&wtv, c->bev_write_ms);
@@ -222,9 +298,34 @@ client_park_bev(struct client *c)
 	worker_bev_park(c->w, bev, c);
 }
 
+/* Sends what is queued (plain sockets); true when below the low watermark. */
+static bool
+client_flush_out(struct client *c)
+{
+	if (c->bev == NULL)
+		return true;
+	worker_flush(c->bev);
+	return evbuffer_get_length(client_out(c)) < STREAM_LOW_WATER;
+}
+
+/*
+ * The end of every callback: sends what was queued, and tells the exchange
+ * when its output is low (a direct write raises no write callback).
+ */
+static void
+client_flush(struct client *c)
+{
+	if (client_flush_out(c) && c->st.ex != NULL)
+		c->ev->writable(c->st.ex);
+}
+
+/* --- the lifecycle ------------------------------------------------------------------ */
+
 static void client_io_cb(evutil_socket_t fd, short what, void *arg);
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void client_tls_read_cb(struct bufferevent *bev, void *arg);
+static void client_reap(struct worker_reap *r);
+static const struct stream_ops client_stream_ops;
 
 /*
  * A TLS listener's connection: an OpenSSL bufferevent that keeps its own
@@ -233,7 +334,7 @@ static void client_tls_read_cb(struct bufferevent *bev, void *arg);
 static int
 client_tls_start(struct client *c, struct tls_server *t)
 {
-	SSL *ssl = tls_server_ssl_new(t);
+	struct ssl_st *ssl = tls_server_ssl_new(t);
 
 	if (ssl == NULL)
 		return -1;
@@ -246,7 +347,7 @@ client_tls_start(struct client *c, struct tls_server *t)
 	c->tls = tls_server_ref(t);
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	bufferevent_setcb(c->bev, client_tls_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+	bufferevent_setwatermark(c->bev, EV_WRITE, STREAM_LOW_WATER, 0);
 	bufferevent_enable(c->bev, EV_WRITE);
 	return 0;
 }
@@ -254,21 +355,19 @@ client_tls_start(struct client *c, struct tls_server *t)
 static void
 client_format_addr(struct client *c)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&c->sa;
+	const struct sockaddr *sa = &c->sa.sa;
 	const void *a = NULL;
 
 	if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
+		a = &c->sa.sin.sin_addr;
 	else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
 		/* An IPv4 client on a dual-stack socket logs as IPv4. */
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			evutil_inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->addr,
+		if (IN6_IS_ADDR_V4MAPPED(&c->sa.sin6.sin6_addr)) {
+			evutil_inet_ntop(AF_INET, &c->sa.sin6.sin6_addr.s6_addr[12], c->addr,
 					 sizeof(c->addr));
 			return;
 		}
-		a = &s6->sin6_addr;
+		a = &c->sa.sin6.sin6_addr;
 	}
 	if (a == NULL || evutil_inet_ntop(sa->sa_family, a, c->addr, sizeof(c->addr)) == NULL)
 		strcpy(c->addr, "unknown");
@@ -276,23 +375,29 @@ client_format_addr(struct client *c)
 
 void
 client_accept(struct worker *w, const struct wlistener *l, int fd, const struct sockaddr *sa,
-	      int salen)
+	      int salen, const struct stream_events *ev)
 {
 	struct client *c = xcalloc(1, sizeof(*c));
-	const struct config *cfg = w->cfg;
 	int one = 1;
 
 	c->magic = CLIENT_MAGIC;
 	c->w = w;
-	c->scheme = l->scheme;
+	c->ev = ev;
+	c->reap.free = client_reap;
 	if (salen > 0 && (size_t)salen <= sizeof(c->sa))
 		memcpy(&c->sa, sa, (size_t)salen);
 	client_format_addr(c);
+	c->st = (struct stream){.ops = &client_stream_ops,
+				.w = w,
+				.scheme = l->scheme,
+				.addr = c->addr,
+				.sa = &c->sa.sa};
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
 	evtimer_assign(&c->timer, w->base, client_timer_cb, c);
 	event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, client_io_cb, c);
 	c->start_us = base_now_us(w->base);
+	c->body_ms = w->cfg->timeouts.client_body;
 	if (l->tls != NULL && client_tls_start(c, l->tls) == -1) {
 		close(fd);
 		free(c);
@@ -306,34 +411,49 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 	metrics_gauge_add(w->metrics, METRICS_CLIENT_CONNECTIONS, 1);
 	/* A new connection must send its first head within client_header. */
 	c->state = CLIENT_IDLE;
-	client_arm_timer(c, cfg->timeouts.client_header);
+	client_arm_timer(c, w->cfg->timeouts.client_header);
 	client_set_timeouts(c, CLIENT_IDLE);
 	client_update_read(c);
 }
 
+/* Lets go of the exchange bound to the connection, telling it first. */
 static void
-client_schedule_free(struct client *c)
+client_detach(struct client *c, const char *reason)
 {
-	if (c->next_closing != NULL || c->w->closing == c)
+	void *ex = c->st.ex;
+
+	if (ex == NULL)
 		return;
-	c->next_closing = c->w->closing;
-	c->w->closing = c;
-	worker_schedule_reap(c->w);
+	c->st.ex = NULL;
+	c->ev->gone(ex, reason);
 }
 
-void
+/* A head being read when the connection closes: back to the pool. */
+static void
+client_drop_head(struct client *c)
+{
+	if (c->head != NULL) {
+		worker_head_put(c->w, c->head);
+		c->head = NULL;
+	}
+	config_unref(c->cfg);
+	c->cfg = NULL;
+}
+
+/* Marks the connection for close; the worker frees it outside the current callback. */
+static void
 client_close(struct client *c, const char *reason)
 {
 	if (c->state == CLIENT_CLOSING)
 		return;
 	c->close_reason = reason;
-	if (c->req != NULL)
-		proxy_client_gone(c->req, reason);
+	client_detach(c, reason);
+	client_drop_head(c);
 	client_set_state(c, CLIENT_CLOSING);
 	evtimer_del(&c->timer);
 	/* Flush what is queued (an error page) before closing, within client_body. */
-	if (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		client_schedule_free(c);
+	if (c->bev == NULL || evbuffer_get_length(client_out(c)) == 0) {
+		worker_defer_free(c->w, &c->reap);
 		return;
 	}
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -341,19 +461,20 @@ client_close(struct client *c, const char *reason)
 	client_arm_timer(c, c->w->cfg->timeouts.client_body);
 }
 
-void
+/* Closes without waiting for queued output to drain. */
+static void
 client_abort(struct client *c, const char *reason)
 {
 	client_close(c, reason);
-	client_schedule_free(c);
+	worker_defer_free(c->w, &c->reap);
 }
 
-void
+static void
 client_free(struct client *c)
 {
 	struct worker *w = c->w;
 
-	PORTICO_ASSERT(c->magic == CLIENT_MAGIC && c->req == NULL);
+	PORTICO_ASSERT(c->magic == CLIENT_MAGIC && c->st.ex == NULL && c->head == NULL);
 	log_debug("client %s closed: %s requests=%u in=%llu out=%llu duration_us=%llu", c->addr,
 		  c->close_reason ? c->close_reason : "-", c->nrequests,
 		  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
@@ -373,8 +494,7 @@ client_free(struct client *c)
 		c->bev = NULL;
 		c->fd = -1;
 	} else if (c->bev != NULL) {
-		struct evbuffer *in = bufferevent_get_input(c->bev);
-		struct evbuffer *out = bufferevent_get_output(c->bev);
+		struct evbuffer *in = client_in(c), *out = client_out(c);
 
 		/* The output's start is frozen by the bufferevent: thaw it to drain. */
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -394,13 +514,28 @@ client_free(struct client *c)
 	worker_client_gone(w);
 }
 
-void
-client_drain(struct client *c)
+static void
+client_reap(struct worker_reap *r)
 {
-	if (c->state == CLIENT_IDLE)
-		client_close(c, "shutdown");
-	else
-		c->close_after = true;
+	client_free((struct client *)((char *)r - offsetof(struct client, reap)));
+}
+
+void
+client_drain_all(struct worker *w)
+{
+	for (struct client *c = w->clients; c; c = c->next) {
+		if (c->state == CLIENT_IDLE)
+			client_close(c, "shutdown");
+		else
+			c->close_after = true;
+	}
+}
+
+void
+client_abort_all(struct worker *w, const char *reason)
+{
+	for (struct client *c = w->clients; c; c = c->next)
+		client_abort(c, reason);
 }
 
 static struct client *
@@ -412,365 +547,93 @@ client_from_arg(void *arg)
 	return c;
 }
 
-/* --- request head parsing --------------------------------------------- */
-
-static struct request *
-parser_req(llhttp_t *p)
+static struct client *
+client_of(struct stream *s)
 {
-	return p->data;
+	return client_from_arg((char *)s - offsetof(struct client, st));
 }
 
-static int
-on_url(llhttp_t *p, const char *at, size_t len)
-{
-	struct request *req = parser_req(p);
-
-	if (req->url_len == 0)
-		req->url = (uint32_t)(at - req->head.data);
-	req->url_len += (uint32_t)len;
-	return 0;
-}
-
-static int
-on_url_complete(llhttp_t *p)
-{
-	parser_req(p)->url_done = true;
-	return 0;
-}
-
-static int
-head_fail(struct request *req, int status, const char *reason)
-{
-	req->parse_status = status;
-	req->parse_reason = reason;
-	return HPE_USER;
-}
-
-static int
-on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-	struct request *req = parser_req(p);
-
-	if (req->head_done) /* trailers of a chunked body: dropped */
-		return 0;
-	if (proxy_hdr_name(req, req->head.data, &req->in_value, at, len,
-			   req->cfg->limits.header_count) == -1)
-		return head_fail(req, 431, "too many header fields");
-	return 0;
-}
-
-static int
-on_header_field_complete(llhttp_t *p)
-{
-	struct request *req = parser_req(p);
-
-	if (req->head_done)
-		return 0;
-	if (proxy_hdr_name_done(req, req->head.data) == -1)
-		return head_fail(req, 400, "invalid header name");
-	return 0;
-}
-
-static int
-on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-	struct request *req = parser_req(p);
-
-	if (!req->head_done)
-		proxy_hdr_value(req, req->head.data, &req->in_value, at, len);
-	return 0;
-}
-
-/* Records the headers the data path acts on; `req->head` holds the bytes. */
-static int
-request_note_header(struct request *req, struct hdr *h, const char *v)
-{
-	switch (h->id) {
-	case HTTP_HDR_HOST:
-		if (req->host_idx >= 0)
-			return head_fail(req, 400, "repeated Host");
-		req->host_idx = (int)(h - req->hdrs);
-		break;
-	case HTTP_HDR_CONTENT_LENGTH:
-		http_framing_add_length(&req->framing, v, h->value_len);
-		break;
-	case HTTP_HDR_TRANSFER_ENCODING:
-		http_framing_add_te(&req->framing, v, h->value_len);
-		break;
-	case HTTP_HDR_CONNECTION:
-		req->conn_flags |= http_connection_flags(v, h->value_len);
-		break;
-	case HTTP_HDR_EXPECT:
-		if (ascii_casecmp_eq(v, h->value_len, "100-continue", 12))
-			req->expect_continue = true;
-		else
-			req->expect_other = true;
-		break;
-	case HTTP_HDR_UPGRADE:
-		req->upgrade = true;
-		break;
-	case HTTP_HDR_REFERER:
-		req->has_referer = true;
-		req->referer = h->value;
-		req->referer_len = h->value_len;
-		break;
-	case HTTP_HDR_ACCEPT_ENCODING:
-		if (!req->has_ae) {
-			req->has_ae = true;
-			req->ae = h->value;
-			req->ae_len = h->value_len;
-		}
-		break;
-	case HTTP_HDR_USER_AGENT:
-		req->has_ua = true;
-		req->ua = h->value;
-		req->ua_len = h->value_len;
-		break;
-	default:
-		break;
-	}
-	return 0;
-}
-
-static int
-on_header_value_complete(llhttp_t *p)
-{
-	struct request *req = parser_req(p);
-	struct hdr *h;
-
-	if (req->head_done)
-		return 0;
-	h = proxy_hdr_value_done(req, req->head.data, &req->in_value);
-	if (h == NULL)
-		return head_fail(req, 400, "invalid header value");
-	return request_note_header(req, h, req->head.data + h->value);
-}
-
-static int
-on_headers_complete(llhttp_t *p)
-{
-	struct request *req = parser_req(p);
-
-	if (req->head_done)
-		return 0;
-	req->head_done = true;
-	return HPE_PAUSED;
-}
-
-static const llhttp_settings_t request_settings = {
-    .on_url = on_url,
-    .on_url_complete = on_url_complete,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-    .on_body = proxy_on_request_body,
-    .on_message_complete = proxy_on_request_complete,
-};
-
-/* "METHOD SP target SP HTTP/1.x": exactly one space on each side of the target. */
-static int
-head_check_request_line(const struct request *req)
-{
-	const char *h = req->head.data;
-	size_t mlen = strlen(llhttp_method_name((llhttp_method_t)req->method));
-	size_t end = (size_t)req->url + req->url_len;
-
-	if (req->url_len == 0 || req->url != mlen + 1 || h[mlen] != ' ')
-		return -1;
-	/* A fragment never belongs in a request target (SPEC section 3). */
-	if (memchr(h + req->url, '#', req->url_len) != NULL)
-		return -1;
-	if (end + 1 >= req->head.len || h[end] != ' ' || h[end + 1] != 'H')
-		return -1;
-	return 0;
-}
-
-/* Absolute-form target: "http://authority/path?q" routes like origin-form. */
-static int
-head_check_absolute(struct request *req)
-{
-	const char *u = req->head.data + req->url, *auth, *rest;
-	size_t alen, rlen;
-	int kind = http_target_split(u, req->url_len, &auth, &alen, &rest, &rlen);
-
-	if (kind != 1)
-		return kind;
-	req->absolute = true;
-	req->abs_target = req->url;
-	req->abs_target_len = req->url_len;
-	req->host = (uint32_t)(auth - req->head.data);
-	req->host_len = (uint32_t)alen;
-	req->url = (uint32_t)(rest - req->head.data);
-	req->url_len = (uint32_t)rlen;
-	return 0;
-}
-
-static int
-head_check_host(struct request *req)
-{
-	if (req->absolute)
-		return 0;
-	if (req->host_idx < 0)
-		return req->http_minor >= 1 ? -1 : 0;
-	req->host = req->hdrs[req->host_idx].value;
-	req->host_len = req->hdrs[req->host_idx].value_len;
-	return http_host_is_valid(req->head.data + req->host, req->host_len) ? 0 : -1;
-}
-
-/* The checks of SPEC section 9 on a complete head; 0 or an error status. */
-static int
-head_validate(struct request *req, size_t head_len)
-{
-	const char *why = http_head_scan(req->head.data, head_len);
-
-	if (why != NULL) {
-		req->parse_reason = why;
-		return 400;
-	}
-	if (llhttp_get_http_major(&req->parser) != 1) {
-		req->parse_reason = "unsupported HTTP version";
-		return 400;
-	}
-	req->http_minor = llhttp_get_http_minor(&req->parser);
-	req->method = llhttp_get_method(&req->parser);
-	if (req->method == HTTP_CONNECT) {
-		req->parse_reason = "CONNECT";
-		return 405;
-	}
-	if (head_check_request_line(req) == -1) {
-		req->parse_reason = "malformed request line";
-		return 400;
-	}
-	if (head_check_absolute(req) == -1) {
-		req->parse_reason = "invalid request target";
-		return 400;
-	}
-	if (head_check_host(req) == -1) {
-		req->parse_reason = "missing or invalid Host";
-		return 400;
-	}
-	switch (http_framing_check(&req->framing)) {
-	case HTTP_FRAMING_INVALID:
-		req->parse_reason = "conflicting or invalid framing";
-		return 400;
-	case HTTP_FRAMING_LENGTH:
-		req->body = req->framing.length > 0 ? BODY_LENGTH : BODY_NONE;
-		req->body_left = req->framing.length;
-		break;
-	case HTTP_FRAMING_CHUNKED:
-		req->body = BODY_CHUNKED;
-		break;
-	case HTTP_FRAMING_NONE:
-		req->body = BODY_NONE;
-		break;
-	}
-	req->keep_alive = req->http_minor >= 1 ? !(req->conn_flags & HTTP_CONN_CLOSE)
-					       : (req->conn_flags & HTTP_CONN_KEEP_ALIVE) != 0;
-	req->upgrade = req->upgrade && (req->conn_flags & HTTP_CONN_UPGRADE) &&
-		       req->http_minor >= 1 && req->body == BODY_NONE;
-	return 0;
-}
-
-/* Status for an llhttp error or an exceeded limit. */
-static int
-head_error_status(struct request *req, llhttp_errno_t err)
-{
-	if (req->parse_status != 0)
-		return req->parse_status;
-	if (err == HPE_PAUSED_H2_UPGRADE) {
-		req->parse_reason = "HTTP/2 preface";
-		return 400;
-	}
-	req->parse_reason = llhttp_errno_name(err);
-	return 400;
-}
+/* --- requests ------------------------------------------------------------------------ */
 
 static void
-client_head_failed(struct client *c, int status, const char *reason)
+client_begin_head(struct client *c)
 {
-	struct request *req = c->req;
+	struct timeval tv;
 
-	if (reason)
-		req->parse_reason = reason;
-	/* The framing of what follows is unknown: answer, then close. */
-	req->keep_alive = false;
-	c->close_after = true;
-	proxy_error(req, status, req->parse_reason);
-}
-
-/* Copies new input into the head buffer and feeds llhttp; acts on a complete head. */
-static void
-client_parse_head(struct client *c)
-{
-	struct request *req = c->req;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	size_t limit = req->cfg->limits.header_size, have = evbuffer_get_length(in);
-	size_t want = have < limit + 4 ? have : limit + 4, old = req->head.len, head_len;
-	struct evbuffer_ptr pos;
-	llhttp_errno_t err;
-	int status;
-
-	if (want <= old)
-		return;
-	buf_reserve(&req->head, want - old);
-	evbuffer_ptr_set(in, &pos, old, EVBUFFER_PTR_SET);
-	evbuffer_copyout_from(in, &pos, req->head.data + old, want - old);
-	req->head.len = want;
-	req->head.data[want] = '\0';
-	err = llhttp_execute(&req->parser, req->head.data + old, want - old);
-	if (err == HPE_PAUSED && req->head_done) {
-		head_len = (size_t)(llhttp_get_error_pos(&req->parser) - req->head.data);
-		if (head_len > limit) {
-			client_head_failed(c, req->url_len > limit ? 414 : 431, "head too large");
-			return;
-		}
-		req->head.len = head_len;
-		evbuffer_drain(in, head_len);
-		c->bytes_in += head_len;
-		metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, head_len);
-		status = head_validate(req, head_len);
-		if (status != 0) {
-			client_head_failed(c, status, NULL);
-			return;
-		}
-		proxy_request_start(req);
-		return;
-	}
-	if (err != HPE_OK) {
-		client_head_failed(c, head_error_status(req, err), NULL);
-		return;
-	}
-	if (req->head.len > limit)
-		client_head_failed(c, req->url_done ? 431 : 414, "head too large");
-}
-
-static void
-client_begin_request(struct client *c)
-{
-	struct request *req = request_new(c->w, c);
-
-	llhttp_init(&req->parser, HTTP_REQUEST, &request_settings);
-	req->parser.data = req;
-	c->req = req;
+	c->head = worker_head_get(c->w);
+	c->cfg = config_ref(c->w->cfg);
+	c->body_ms = c->cfg->timeouts.client_body;
+	event_base_gettimeofday_cached(c->w->base, &tv);
+	c->head->start_wall = tv.tv_sec;
+	c->head->start_us = worker_mono_us();
 	c->nrequests++;
 	client_set_state(c, CLIENT_HEAD);
 }
 
-void
+/* The head is complete (or refused): the request's framing, then the exchange. */
+static void
+client_start_request(struct client *c)
+{
+	struct head *h = c->head;
+	struct config *cfg = c->cfg;
+
+	c->head = NULL;
+	c->cfg = NULL;
+	c->minor = h->minor;
+	c->keep_alive = h->error == 0 && h->keep_alive;
+	c->body = h->body == HEAD_BODY_LENGTH	 ? CBODY_LENGTH
+		  : h->body == HEAD_BODY_CHUNKED ? CBODY_CHUNKED
+						 : CBODY_NONE;
+	c->body_left = h->length;
+	c->body_done = h->error == 0 && c->body == CBODY_NONE;
+	c->body_paused = false;
+	c->rechunk = c->close_delim = false;
+	if (c->body == CBODY_CHUNKED)
+		chunked_init(&c->chunked);
+	/* The framing of what follows a refused head is unknown: answer, then close. */
+	if (h->error != 0)
+		c->close_after = true;
+	client_set_state(c, CLIENT_WAIT);
+	c->ev->start(&c->st, h, cfg);
+}
+
+/* Copies new input into the head and parses it; acts on a complete head. */
+static void
+client_parse_head(struct client *c)
+{
+	const struct config *cfg = c->cfg;
+	struct evbuffer *in = client_in(c);
+	size_t before = evbuffer_get_length(in), n;
+
+	switch (head_feed(c->head, in, cfg->limits.header_size, cfg->limits.header_count)) {
+	case HEAD_MORE:
+		return;
+	case HEAD_DONE:
+		n = before - evbuffer_get_length(in);
+		c->bytes_in += n;
+		metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, n);
+		head_check_request(c->head);
+		break;
+	case HEAD_ERROR:
+		break;
+	}
+	client_start_request(c);
+}
+
+static void
 client_request_done(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = client_in(c);
 
-	c->req = NULL;
+	c->st.ex = NULL;
+	if (!c->body_done || !c->keep_alive)
+		c->close_after = true;
 	if (c->close_after || c->read_eof || c->w->draining) {
 		client_close(c, c->read_eof ? "client closed" : "not keep-alive");
 		return;
 	}
+	c->body_paused = false;
 	client_set_state(c, CLIENT_IDLE);
-	c->upstream_full = false;
-	client_update_read(c);
 	/* A pipelined request is already here: parse it from the loop, not from here. */
 	if (evbuffer_get_length(in) > 0 && c->tls != NULL) {
 		bufferevent_trigger(c->bev, EV_READ,
@@ -785,36 +648,280 @@ client_request_done(struct client *c)
 	}
 }
 
-/* --- callbacks ---------------------------------------------------------- */
+/* --- the stream operations (stream.h) --------------------------------------------- */
+
+/* "HTTP/1.1 NNN reason\r\n" and the fields. */
+static void
+write_status_and_fields(struct buf *out, const struct stream_response *r)
+{
+	buf_reset(out);
+	head_put(out, "HTTP/1.1 ", 9);
+	head_put_decimal(out, (uint64_t)r->status);
+	head_put(out, " ", 1);
+	if (r->reason != NULL)
+		head_put(out, r->reason, r->reason_len);
+	else
+		head_put_str(out, http_reason(r->status));
+	head_put(out, "\r\n", 2);
+	for (size_t i = 0; i < r->nfields; i++)
+		head_put_field(out, r->fields[i].name, r->fields[i].name_len, r->fields[i].value,
+			       r->fields[i].value_len);
+}
+
+/* Framing and Connection of a final head (HTTP/1.1 clients chunked, 1.0 close-delimited). */
+static void
+write_framing(struct client *c, struct buf *out, const struct stream_response *r)
+{
+	bool keep;
+
+	if (r->length >= 0) {
+		head_put(out, "Content-Length: ", 16);
+		head_put_decimal(out, (uint64_t)r->length);
+		head_put(out, "\r\n", 2);
+	} else if (!r->no_body && c->minor >= 1) {
+		c->rechunk = true;
+		head_put_str(out, "Transfer-Encoding: chunked\r\n");
+	} else if (!r->no_body) {
+		c->close_delim = true;
+	}
+	keep = c->keep_alive && !r->close && !c->close_after && !c->close_delim && !c->w->draining;
+	if (!keep) {
+		c->close_after = true;
+		head_put_str(out, "Connection: close\r\n");
+	} else if (c->minor == 0) {
+		head_put_str(out, "Connection: keep-alive\r\n");
+	}
+}
+
+static void
+client_send_head(struct stream *s, const struct stream_response *r)
+{
+	struct client *c = client_of(s);
+	struct buf *out = &c->w->head;
+
+	/* 1xx other than 101 only to HTTP/1.1 clients: HTTP/1.0 has none. */
+	if (r->status < 200 && !r->upgrade && c->minor == 0)
+		return;
+	write_status_and_fields(out, r);
+	if (r->upgrade)
+		head_put_str(out, "Connection: upgrade\r\n");
+	else if (r->status >= 200)
+		write_framing(c, out, r);
+	head_put(out, "\r\n", 2);
+	evbuffer_add(client_out(c), out->data, out->len);
+}
+
+static void
+client_send_body(struct stream *s, struct evbuffer *data, size_t len)
+{
+	struct client *c = client_of(s);
+	struct evbuffer *out = client_out(c);
+	char hex[20];
+	size_t n;
+
+	if (len == 0)
+		return;
+	if (c->rechunk) {
+		n = http_hex(hex, len);
+		hex[n++] = '\r';
+		hex[n++] = '\n';
+		evbuffer_add(out, hex, n);
+	}
+	evbuffer_remove_buffer(data, out, len);
+	if (c->rechunk)
+		evbuffer_add(out, "\r\n", 2);
+	c->bytes_out += len;
+}
+
+static void
+client_end(struct stream *s)
+{
+	struct client *c = client_of(s);
+
+	if (c->rechunk)
+		evbuffer_add(client_out(c), "0\r\n\r\n", 5);
+	client_request_done(c);
+}
+
+static uint64_t
+client_error(struct stream *s, int status, const char *reqid, bool close, bool head_only)
+{
+	struct client *c = client_of(s);
+	uint64_t n;
+
+	close = close || c->close_after || !c->keep_alive || c->w->draining;
+	n = errpage_write(client_out(c), status, reqid, close, !close && c->minor == 0, head_only);
+	if (close)
+		c->close_after = true;
+	client_request_done(c);
+	return n;
+}
+
+static void
+client_stream_abort(struct stream *s, const char *reason)
+{
+	struct client *c = client_of(s);
+
+	c->st.ex = NULL;
+	client_close(c, reason);
+}
+
+static size_t
+client_pending(struct stream *s)
+{
+	struct client *c = client_of(s);
+
+	return c->bev ? evbuffer_get_length(client_out(c)) : 0;
+}
+
+static void
+client_count_in(struct client *c, size_t n)
+{
+	c->bytes_in += n;
+	metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, n);
+}
+
+static enum stream_body
+client_read_body(struct stream *s, struct evbuffer *dst, size_t *moved)
+{
+	struct client *c = client_of(s);
+	struct evbuffer *in = client_in(c);
+	size_t n = evbuffer_get_length(in), before = n;
+	enum chunked_result r;
+
+	*moved = 0;
+	switch (c->body) {
+	case CBODY_NONE:
+		return STREAM_BODY_END;
+	case CBODY_RAW:
+		*moved = n;
+		evbuffer_add_buffer(dst, in);
+		client_count_in(c, n);
+		return STREAM_BODY_MORE;
+	case CBODY_LENGTH:
+		n = n < c->body_left ? n : (size_t)c->body_left;
+		evbuffer_remove_buffer(in, dst, n);
+		c->body_left -= n;
+		*moved = n;
+		client_count_in(c, n);
+		if (c->body_left > 0)
+			return STREAM_BODY_MORE;
+		break;
+	case CBODY_CHUNKED:
+		n = evbuffer_get_length(dst);
+		r = chunked_decode(&c->chunked, in, dst);
+		*moved = evbuffer_get_length(dst) - n;
+		client_count_in(c, before - evbuffer_get_length(in));
+		if (r == CHUNKED_ERROR)
+			return STREAM_BODY_ERROR;
+		if (r == CHUNKED_MORE)
+			return STREAM_BODY_MORE;
+		break;
+	}
+	c->body_done = true;
+	if (c->state == CLIENT_BODY)
+		client_set_state(c, CLIENT_WAIT);
+	return STREAM_BODY_END;
+}
+
+/* Bytes already read are reported again from the loop, not from the caller. */
+static void
+client_schedule_input(struct client *c)
+{
+	if (c->bev == NULL || evbuffer_get_length(client_in(c)) == 0)
+		return;
+	if (c->tls != NULL) {
+		bufferevent_trigger(c->bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	} else {
+		c->parse_pending = true;
+		event_active(&c->rev, EV_READ, 0);
+	}
+}
+
+static void
+client_pause_body(struct stream *s, bool pause)
+{
+	struct client *c = client_of(s);
+	bool resumed = c->body_paused && !pause;
+
+	c->body_paused = pause;
+	if (!pause && !c->body_done && c->state == CLIENT_WAIT)
+		client_set_state(c, CLIENT_BODY);
+	else
+		client_update_read(c);
+	if (resumed)
+		client_schedule_input(c);
+}
+
+static void
+client_continue(struct stream *s)
+{
+	struct client *c = client_of(s);
+
+	if (c->minor >= 1)
+		evbuffer_add(client_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+static void
+client_tunnel(struct stream *s, uint64_t idle_ms)
+{
+	struct client *c = client_of(s);
+
+	c->body = CBODY_RAW;
+	c->body_done = false;
+	c->keep_alive = false;
+	c->tunnel_ms = idle_ms;
+	client_set_state(c, CLIENT_TUNNEL);
+}
+
+static bool
+client_stream_flush(struct stream *s)
+{
+	return client_flush_out(client_of(s));
+}
+
+static const struct stream_ops client_stream_ops = {
+    .send_head = client_send_head,
+    .send_body = client_send_body,
+    .end = client_end,
+    .error = client_error,
+    .abort = client_stream_abort,
+    .pending = client_pending,
+    .read_body = client_read_body,
+    .pause_body = client_pause_body,
+    .continue_100 = client_continue,
+    .tunnel = client_tunnel,
+    .flush = client_stream_flush,
+};
+
+/* --- callbacks ------------------------------------------------------------------------ */
 
 /* New bytes (or bytes left by the previous request) to act on. */
 static void
 client_on_data(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = client_in(c);
 
 	switch (c->state) {
 	case CLIENT_CLOSING:
-		c->bytes_in += evbuffer_get_length(in);
-		metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, evbuffer_get_length(in));
+		client_count_in(c, evbuffer_get_length(in));
 		evbuffer_drain(in, evbuffer_get_length(in));
 		break;
 	case CLIENT_IDLE:
 		if (evbuffer_get_length(in) == 0)
 			break;
-		client_begin_request(c);
+		client_begin_head(c);
 		/* fall through */
 	case CLIENT_HEAD:
 		client_parse_head(c);
 		break;
 	case CLIENT_BODY:
-		proxy_request_body(c->req);
-		break;
 	case CLIENT_TUNNEL:
-		proxy_tunnel_from_client(c->req);
+		if (c->st.ex != NULL)
+			c->ev->body(c->st.ex);
 		break;
-	case CLIENT_WAIT_UPSTREAM:
-	case CLIENT_RESPONSE:
+	case CLIENT_WAIT:
 		/* The next pipelined request waits; client_wants_read() bounds it. */
 		client_update_read(c);
 		break;
@@ -827,11 +934,11 @@ client_on_eof(struct client *c)
 	c->read_eof = true;
 	client_update_read(c);
 	if (c->state == CLIENT_CLOSING) {
-		client_schedule_free(c);
+		worker_defer_free(c->w, &c->reap);
 		return;
 	}
 	/* A client that half-closes after its request still gets the response. */
-	if (c->state == CLIENT_WAIT_UPSTREAM || c->state == CLIENT_RESPONSE)
+	if (c->state == CLIENT_WAIT)
 		return;
 	client_close(c, c->state == CLIENT_IDLE ? "client closed" : "client closed early");
 }
@@ -839,35 +946,14 @@ client_on_eof(struct client *c)
 static void
 client_on_read_timeout(struct client *c)
 {
-	if (c->state == CLIENT_TUNNEL && c->req) {
-		proxy_tunnel_timeout(c->req, true);
-		return;
-	}
-	if (c->state == CLIENT_BODY && c->req && !c->req->resp_started) {
-		c->close_after = true;
-		proxy_error(c->req, 408, "client body timeout");
+	if ((c->state == CLIENT_TUNNEL || c->state == CLIENT_BODY) && c->st.ex != NULL) {
+		c->ev->timeout(c->st.ex);
+		/* Still going (the tunnel was active the other way): read on. */
+		if (c->state == CLIENT_TUNNEL)
+			client_update_read(c);
 		return;
 	}
 	client_close(c, "read timeout");
-}
-
-void
-client_flush(struct client *c)
-{
-	if (c->req != NULL && c->req->up != NULL)
-		upstream_flush(c->req->up);
-	/*
-	 * A direct write that drains the output below the low watermark
-	 * raises no write callback: resume the upstream here, and send what
-	 * that brings (bounded: each round needs the upstream's input).
-	 */
-	for (int round = 0; round < 4 && c->bev != NULL; round++) {
-		worker_flush(c->bev);
-		if (c->req == NULL || !c->req->up_paused ||
-		    evbuffer_get_length(bufferevent_get_output(c->bev)) > PROXY_LOW_WATER)
-			return;
-		proxy_client_writable(c->req);
-	}
 }
 
 static void
@@ -881,7 +967,7 @@ client_io_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (c->parse_pending) {
 		c->parse_pending = false;
 		client_on_data(c);
-	} else if (client_attach_bev(c), (n = worker_read(fd, bufferevent_get_input(c->bev))) > 0) {
+	} else if (client_attach_bev(c), (n = worker_read(fd, client_in(c))) > 0) {
 		client_on_data(c);
 	} else if (n == 0) {
 		client_on_eof(c);
@@ -900,11 +986,9 @@ client_write_cb(struct bufferevent *bev, void *arg)
 
 	if (c->state == CLIENT_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			client_schedule_free(c);
+			worker_defer_free(c->w, &c->reap);
 		return;
 	}
-	if (c->req != NULL)
-		proxy_client_writable(c->req);
 	if (c->tls == NULL)
 		worker_write_done(bev);
 	client_flush(c);
@@ -918,7 +1002,7 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (c->state == CLIENT_CLOSING) {
-		client_schedule_free(c);
+		worker_defer_free(c->w, &c->reap);
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) /* TLS handshake done */
@@ -944,8 +1028,7 @@ client_tls_read_cb(struct bufferevent *bev, void *arg)
 	struct client *c = client_from_arg(arg);
 
 	(void)bev;
-	if (c->parse_pending)
-		c->parse_pending = false;
+	c->parse_pending = false;
 	client_on_data(c);
 	client_flush(c);
 }
@@ -959,11 +1042,12 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (c->state) {
 	case CLIENT_HEAD:
-		c->close_after = true;
-		proxy_error(c->req, 408, "client header timeout");
+		c->head->error = 408;
+		c->head->why = "client header timeout";
+		client_start_request(c);
 		break;
 	case CLIENT_CLOSING:
-		client_schedule_free(c);
+		worker_defer_free(c->w, &c->reap);
 		break;
 	default:
 		client_close(c, "idle timeout");

@@ -1,8 +1,10 @@
 /*
- * upstream.c: connections to upstreams and the per-worker pool of idle
- * kept-alive ones.  Owns name resolution (never blocking), connecting, the
- * connect/read/idle timeouts and the pool; the HTTP exchange on a busy
- * connection belongs to proxy.c.  An idle pooled connection keeps reading
+ * upstream.c: HTTP/1.1 connections to upstreams (upstream.h) and the
+ * per-worker pool of idle kept-alive ones.  Owns name resolution (never
+ * blocking), connecting, TLS, the connect/read/idle timeouts, the pool, and
+ * reading responses: a head (head.h), then the body as the head frames it
+ * (chunked.h), or raw bytes in a tunnel, each reported to the exchange
+ * through its struct upstream_cbs.  An idle pooled connection keeps reading
  * enabled with upstream_idle as its read timeout, so an upstream close,
  * unexpected bytes or expiry all drop it at once.
  */
@@ -18,19 +20,75 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "portico/client.h"
+#include "portico/chunked.h"
 #include "portico/config.h"
+#include "portico/head.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
-#include "portico/proxy.h"
 #include "portico/resolve.h"
 #include "portico/route.h"
+#include "portico/stream.h"
 #include "portico/tls.h"
 #include "portico/upstream.h"
 #include "portico/worker.h"
 
 /* Idle connections kept per upstream per worker. */
 #define POOL_IDLE_MAX 256
+
+#define UPSTREAM_MAGIC 0x55505354u
+
+enum upstream_state {
+	UPSTREAM_RESOLVING,
+	UPSTREAM_CONNECTING,
+	UPSTREAM_BUSY, /* carrying an exchange */
+	UPSTREAM_IDLE, /* in the pool */
+	UPSTREAM_CLOSING,
+};
+
+/* What the bytes read are, while busy. */
+enum upstream_reading {
+	UPREAD_HEAD,   /* a response head */
+	UPREAD_BODY,   /* its body, framed as the head said */
+	UPREAD_TUNNEL, /* raw bytes after a 101 */
+	UPREAD_DONE,   /* the response is complete */
+};
+
+struct upstream {
+	unsigned magic;
+	enum upstream_state state;
+	enum upstream_reading reading_what;
+	struct worker *w;
+	struct worker_reap reap;
+	struct upstream_key *key;
+	struct bufferevent *bev;
+	struct event *rev; /* reading, once connected (see worker_read) */
+	const struct upstream_cbs *cbs;
+	void *arg; /* the exchange, while busy */
+	struct resolve_req *rq;
+	struct upstream *next; /* pool's idle list */
+	struct upstream *prev;
+	struct head head; /* the response head being read */
+	size_t head_limit;
+	enum head_body body;
+	uint64_t body_left;
+	struct chunked chunked;
+	bool keep_alive;      /* the upstream may keep the connection after this response */
+	bool reused;	      /* taken from the pool */
+	bool got_bytes;	      /* a response byte arrived for the current exchange */
+	bool reading;	      /* rev is armed */
+	bool paused;	      /* reading paused: the client's output is full */
+	bool process_pending; /* rev activated to act on bytes already read */
+	bool read_eof;
+	bool connected;
+	bool tls;	 /* OpenSSL bufferevent: libevent's own read and write paths */
+	bool tls_failed; /* no SSL object: fails as soon as the loop runs */
+	uint64_t write_ms;
+	char why[160]; /* a failure's reason, when it needs formatting */
+	const char *close_reason;
+	uint64_t connect_ms, read_ms;
+	bool timeouts_clear; /* `bev` has neither timeout set */
+	char addr[56];	     /* "address:port" once known */
+};
 
 /* Upstream identity: connections are only shared between equal keys. */
 struct upstream_key {
@@ -176,6 +234,8 @@ upstream_set_state(struct upstream *u, enum upstream_state s)
 	u->state = s;
 }
 
+/* --- reading and writing ---------------------------------------------------------- */
+
 /* TLS: libevent's own read path, with the read timeout on the bufferevent. */
 static void
 upstream_tls_read(struct upstream *u, bool want, bool rearm)
@@ -238,30 +298,50 @@ upstream_set_read_timeout(struct upstream *u, uint64_t ms)
 	upstream_apply_read(u, true);
 }
 
-void
-upstream_pause_read(struct upstream *u, bool pause)
+/* Acts on bytes already read from the loop (after a pause), not from the caller. */
+static void
+upstream_schedule_input(struct upstream *u)
 {
-	u->paused = pause;
-	upstream_apply_read(u, false);
+	if (evbuffer_get_length(bufferevent_get_input(u->bev)) == 0)
+		return;
+	if (u->tls) {
+		bufferevent_trigger(u->bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	} else if (u->rev != NULL) {
+		u->process_pending = true;
+		event_active(u->rev, EV_READ, 0);
+	}
 }
 
 void
+upstream_pause_read(struct upstream *u, bool pause)
+{
+	bool resumed = u->paused && !pause;
+
+	u->paused = pause;
+	upstream_apply_read(u, false);
+	if (resumed)
+		upstream_schedule_input(u);
+}
+
+struct evbuffer *
+upstream_out(struct upstream *u)
+{
+	return bufferevent_get_output(u->bev);
+}
+
+bool
 upstream_flush(struct upstream *u)
 {
-	/*
-	 * A direct write that drains the output below the low watermark
-	 * raises no write callback: resume the client here, and send what
-	 * that brings (bounded: each round needs the client's input).
-	 */
-	for (int round = 0; round < 4; round++) {
-		if (u->state != UPSTREAM_BUSY || u->tls)
-			return;
+	if (u->state == UPSTREAM_BUSY && !u->tls)
 		worker_flush(u->bev);
-		if (u->req == NULL || !u->req->c->upstream_full ||
-		    evbuffer_get_length(bufferevent_get_output(u->bev)) > PROXY_LOW_WATER)
-			return;
-		proxy_upstream_writable(u);
-	}
+	return evbuffer_get_length(bufferevent_get_output(u->bev)) < STREAM_LOW_WATER;
+}
+
+const char *
+upstream_addr(const struct upstream *u)
+{
+	return u->addr;
 }
 
 static struct upstream *
@@ -273,22 +353,180 @@ upstream_from_arg(void *arg)
 	return u;
 }
 
+/* True while the exchange that made a call still holds the connection. */
+static bool
+upstream_still_with(const struct upstream *u, const void *arg)
+{
+	return u->state == UPSTREAM_BUSY && u->arg == arg && arg != NULL;
+}
+
+static void
+upstream_fail(struct upstream *u, int status, const char *reason, const char *detail)
+{
+	struct upstream_failure f = {
+	    .status = status,
+	    .reason = reason,
+	    .detail = detail,
+	    .got_bytes = u->got_bytes,
+	    .reused = u->reused,
+	    .connecting = u->state != UPSTREAM_BUSY,
+	};
+
+	if (u->arg != NULL)
+		u->cbs->failed(u->arg, &f);
+}
+
+/* --- the response ------------------------------------------------------------------- */
+
+static void
+upstream_end(struct upstream *u)
+{
+	u->reading_what = UPREAD_DONE;
+	u->cbs->end(u->arg);
+}
+
+/* The exchange said how the body is framed (head.h): read it. */
+static void
+upstream_begin_body(struct upstream *u)
+{
+	u->reading_what = UPREAD_BODY;
+	u->body = u->head.body;
+	u->body_left = u->head.length;
+	u->keep_alive = u->head.keep_alive;
+	if (u->body == HEAD_BODY_CHUNKED)
+		chunked_init(&u->chunked);
+}
+
+/* A complete head: checked, then the exchange decides what follows.  False: stop. */
+static bool
+upstream_on_head(struct upstream *u)
+{
+	void *arg = u->arg;
+
+	if (head_check_response(&u->head) != 0) {
+		upstream_fail(u, 502, u->head.why, NULL);
+		return false;
+	}
+	switch (u->cbs->head(arg, &u->head)) {
+	case UPSTREAM_NEXT_HEAD:
+		head_reset(&u->head, HEAD_RESPONSE);
+		return upstream_still_with(u, arg);
+	case UPSTREAM_NEXT_BODY:
+		if (!upstream_still_with(u, arg))
+			return false;
+		upstream_begin_body(u);
+		if (u->body == HEAD_BODY_NONE ||
+		    (u->body == HEAD_BODY_LENGTH && u->body_left == 0)) {
+			upstream_end(u);
+			return false;
+		}
+		return true;
+	case UPSTREAM_NEXT_TUNNEL:
+		if (!upstream_still_with(u, arg))
+			return false;
+		u->reading_what = UPREAD_TUNNEL;
+		return true;
+	case UPSTREAM_NEXT_STOP:
+		break;
+	}
+	return false;
+}
+
+/* Reads the response head from the input; false when there is nothing more to do now. */
+static bool
+upstream_read_head(struct upstream *u, struct evbuffer *in)
+{
+	switch (head_feed(&u->head, in, u->head_limit, 0)) {
+	case HEAD_MORE:
+		return false;
+	case HEAD_ERROR:
+		if (u->head.too_large)
+			upstream_fail(u, 502, u->head.why, NULL);
+		else
+			upstream_fail(u, 502, "invalid response", u->head.why);
+		return false;
+	case HEAD_DONE:
+		break;
+	}
+	return upstream_on_head(u);
+}
+
+/* Body bytes as framed; false when there is nothing more to do now. */
+static bool
+upstream_read_body(struct upstream *u, struct evbuffer *in)
+{
+	struct evbuffer *staging = u->w->resp_staging;
+	size_t n = evbuffer_get_length(in);
+	enum chunked_result r;
+	void *arg = u->arg;
+
+	switch (u->body) {
+	case HEAD_BODY_NONE:
+		upstream_end(u);
+		return false;
+	case HEAD_BODY_LENGTH:
+		n = n < u->body_left ? n : (size_t)u->body_left;
+		u->body_left -= n;
+		if (n > 0)
+			u->cbs->body(arg, in, n);
+		if (u->body_left == 0 && upstream_still_with(u, arg))
+			upstream_end(u);
+		return false;
+	case HEAD_BODY_CHUNKED:
+		r = chunked_decode(&u->chunked, in, staging);
+		if (r == CHUNKED_ERROR) {
+			evbuffer_drain(staging, evbuffer_get_length(staging));
+			upstream_fail(u, 502, "invalid upstream body", chunked_error(&u->chunked));
+			return false;
+		}
+		if (evbuffer_get_length(staging) > 0)
+			u->cbs->body(arg, staging, evbuffer_get_length(staging));
+		if (r == CHUNKED_DONE && upstream_still_with(u, arg))
+			upstream_end(u);
+		return false;
+	case HEAD_BODY_EOF:
+		if (n > 0)
+			u->cbs->body(arg, in, n);
+		return false;
+	}
+	return false;
+}
+
+/* Acts on what the input holds, as far as the exchange lets it. */
 static void
 upstream_on_data(struct upstream *u)
 {
 	struct evbuffer *in = bufferevent_get_input(u->bev);
+	bool more = true;
 
-	switch (u->state) {
-	case UPSTREAM_BUSY:
-		proxy_upstream_read(u);
-		break;
-	case UPSTREAM_IDLE:
+	if (u->state == UPSTREAM_IDLE) {
 		upstream_close(u, "unexpected bytes on an idle connection");
-		break;
-	default:
-		evbuffer_drain(in, evbuffer_get_length(in));
-		break;
+		return;
 	}
+	if (u->state != UPSTREAM_BUSY || u->arg == NULL) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	if (evbuffer_get_length(in) > 0)
+		u->got_bytes = true;
+	while (more && u->state == UPSTREAM_BUSY && evbuffer_get_length(in) > 0) {
+		switch (u->reading_what) {
+		case UPREAD_HEAD:
+			more = upstream_read_head(u, in);
+			break;
+		case UPREAD_BODY:
+			more = upstream_read_body(u, in);
+			break;
+		case UPREAD_TUNNEL:
+			u->cbs->body(u->arg, in, evbuffer_get_length(in));
+			more = false;
+			break;
+		case UPREAD_DONE:
+			more = false;
+			break;
+		}
+	}
+	/* Bytes after a complete response stay: the connection is not reused then. */
 }
 
 static void
@@ -296,10 +534,28 @@ upstream_on_eof(struct upstream *u)
 {
 	u->read_eof = true;
 	upstream_apply_read(u, false);
-	if (u->state == UPSTREAM_IDLE)
+	if (u->state == UPSTREAM_IDLE) {
 		upstream_close(u, "closed while idle");
-	else if (u->state == UPSTREAM_BUSY && u->req != NULL)
-		proxy_upstream_eof(u);
+		return;
+	}
+	if (u->state != UPSTREAM_BUSY || u->arg == NULL)
+		return;
+	switch (u->reading_what) {
+	case UPREAD_HEAD:
+		upstream_fail(u, 502, "upstream closed the connection", NULL);
+		break;
+	case UPREAD_BODY:
+		if (u->body == HEAD_BODY_EOF)
+			upstream_end(u);
+		else
+			upstream_fail(u, 502, "upstream closed mid-body", NULL);
+		break;
+	case UPREAD_TUNNEL:
+		upstream_fail(u, 0, "upstream closed the tunnel", NULL);
+		break;
+	case UPREAD_DONE:
+		break;
+	}
 }
 
 static void
@@ -309,14 +565,14 @@ upstream_on_timeout(struct upstream *u, bool connecting)
 		upstream_close(u, "idle timeout");
 		return;
 	}
-	if (u->req == NULL || u->state == UPSTREAM_CLOSING)
+	if (u->arg == NULL || u->state == UPSTREAM_CLOSING)
 		return;
-	if (u->req->tunnel) {
-		proxy_tunnel_timeout(u->req, false);
+	if (u->reading_what == UPREAD_TUNNEL && u->state == UPSTREAM_BUSY) {
+		u->cbs->idle(u->arg);
 		return;
 	}
 	metrics_add(u->w->metrics, METRICS_UPSTREAM_TIMEOUTS, 1);
-	proxy_upstream_failed(u, 504, connecting ? "connect timeout" : "read timeout");
+	upstream_fail(u, 504, connecting ? "connect timeout" : "read timeout", NULL);
 }
 
 static void
@@ -328,40 +584,49 @@ upstream_on_error(struct upstream *u, int err, const char *why)
 		upstream_close(u, "error while idle");
 		return;
 	}
-	if (u->req == NULL || u->state == UPSTREAM_CLOSING)
+	if (u->arg == NULL || u->state == UPSTREAM_CLOSING)
 		return;
 	if (why == NULL)
 		why = err ? evutil_socket_error_to_string(err) : "connection failed";
 	if (u->state != UPSTREAM_BUSY) /* resolving or connecting (TLS handshake included) */
 		metrics_add(u->w->metrics, METRICS_UPSTREAM_CONNECT_ERRORS, 1);
-	proxy_upstream_failed(u, 502, why);
+	upstream_fail(u, 502, why, NULL);
 }
 
-/* Sends what the exchange queued on either side during a callback. */
+/*
+ * The end of every callback: sends what was queued, and tells the exchange
+ * when its output is low (a direct write raises no write callback).
+ */
 static void
-upstream_flush_both(struct upstream *u, struct client *c)
+upstream_flush_self(struct upstream *u)
 {
-	if (c != NULL)
-		client_flush(c);
-	upstream_flush(u);
+	if (u->state != UPSTREAM_BUSY)
+		return;
+	if (upstream_flush(u) && u->arg != NULL)
+		u->cbs->writable(u->arg);
 }
+
+/* --- callbacks ------------------------------------------------------------------------ */
 
 static void
 upstream_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
-	struct client *c = u->req ? u->req->c : NULL;
 	long n;
 
-	if (what & EV_TIMEOUT)
+	if (what & EV_TIMEOUT) {
 		upstream_on_timeout(u, false);
-	else if ((n = worker_read(fd, bufferevent_get_input(u->bev))) > 0)
+	} else if (u->process_pending) {
+		u->process_pending = false;
 		upstream_on_data(u);
-	else if (n == 0)
+	} else if ((n = worker_read(fd, bufferevent_get_input(u->bev))) > 0) {
+		upstream_on_data(u);
+	} else if (n == 0) {
 		upstream_on_eof(u);
-	else if (errno != EAGAIN && errno != EINTR)
+	} else if (errno != EAGAIN && errno != EINTR) {
 		upstream_on_error(u, errno, NULL);
-	upstream_flush_both(u, c);
+	}
+	upstream_flush_self(u);
 }
 
 static void upstream_connected(struct upstream *u);
@@ -370,7 +635,6 @@ static void
 upstream_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
-	struct client *c = u->req ? u->req->c : NULL;
 
 	/*
 	 * When connect(2) succeeds at once, libevent 2.1 calls the write
@@ -378,11 +642,9 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 	 */
 	if (u->state == UPSTREAM_CONNECTING && !u->tls)
 		upstream_connected(u);
-	if (u->state == UPSTREAM_BUSY && u->req != NULL)
-		proxy_upstream_writable(u);
 	if (!u->tls)
 		worker_write_done(bev);
-	upstream_flush_both(u, c);
+	upstream_flush_self(u);
 }
 
 /* TLS connections read through the bufferevent. */
@@ -390,11 +652,10 @@ static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
-	struct client *c = u->req ? u->req->c : NULL;
 
 	(void)bev;
 	upstream_on_data(u);
-	upstream_flush_both(u, c);
+	upstream_flush_self(u);
 }
 
 static void
@@ -430,7 +691,6 @@ static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
-	struct client *c = u->req ? u->req->c : NULL;
 	bool connecting = u->state == UPSTREAM_CONNECTING;
 
 	(void)bev;
@@ -445,22 +705,24 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
 		upstream_on_error(u, EVUTIL_SOCKET_ERROR(),
 				  u->tls_failed ? u->why : (u->tls ? upstream_tls_error(u) : NULL));
-	upstream_flush_both(u, c);
+	upstream_flush_self(u);
 }
+
+/* --- connecting --------------------------------------------------------------------- */
 
 /*
  * The one place an upstream bufferevent is made: a plain socket, or OpenSSL
- * over one for https:// upstreams.  NULL when the TLS context cannot be built.
+ * over one for https:// upstreams.  NULL when no SSL object can be made.
  */
 static struct bufferevent *
-upstream_bev_new(struct worker *w, const struct route *r, struct tls_client *tls)
+upstream_bev_new(struct worker *w, const struct upstream_key *k)
 {
 	struct bufferevent *bev;
 	struct ssl_st *ssl;
 
-	if (!r->upstream.tls)
+	if (!k->tls)
 		return bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (tls == NULL || (ssl = tls_client_ssl_new(tls, r->upstream.host)) == NULL)
+	if (k->tls_ctx == NULL || (ssl = tls_client_ssl_new(k->tls_ctx, k->host)) == NULL)
 		return NULL;
 	bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
 					     BEV_OPT_CLOSE_ON_FREE);
@@ -504,23 +766,32 @@ upstream_resolved(const char *err, const struct sockaddr *sa, socklen_t salen, v
 {
 	struct upstream *u = upstream_from_arg(arg);
 
-	struct client *c = u->req ? u->req->c : NULL;
-
 	u->rq = NULL;
 	if (err != NULL) {
 		upstream_set_state(u, UPSTREAM_CONNECTING);
 		metrics_add(u->w->metrics, METRICS_UPSTREAM_CONNECT_ERRORS, 1);
-		proxy_upstream_failed(u, 502, err);
+		upstream_fail(u, 502, err, NULL);
 	} else {
 		upstream_connect(u, sa, salen);
 	}
-	if (c != NULL)
-		client_flush(c);
+}
+
+static void upstream_reap(struct worker_reap *r);
+
+/* No SSL object (out of memory in OpenSSL): fail from the loop, like a refused connect. */
+static void
+upstream_fail_soon(struct upstream *u)
+{
+	u->bev = bufferevent_socket_new(u->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	u->tls = false;
+	snprintf(u->why, sizeof(u->why), "TLS setup failed: %s", tls_last_error("no context"));
+	bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
+	u->tls_failed = true;
+	bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static struct upstream *
-upstream_new(struct worker *w, const struct route *r, struct upstream_key *k,
-	     struct tls_client *tls)
+upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
 {
 	struct upstream *u = xcalloc(1, sizeof(*u));
 	struct sockaddr_storage sa;
@@ -528,33 +799,28 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k,
 
 	u->magic = UPSTREAM_MAGIC;
 	u->w = w;
+	u->reap.free = upstream_reap;
+	head_init(&u->head);
 	metrics_gauge_add(w->metrics, METRICS_UPSTREAM_CONNECTIONS, 1);
 	u->key = k;
 	u->connect_ms = r->upstream_connect_ms;
-	u->tls = r->upstream.tls;
-	u->bev = upstream_bev_new(w, r, tls);
+	u->tls = k->tls;
+	u->bev = upstream_bev_new(w, k);
 	u->state = UPSTREAM_RESOLVING;
 	if (u->bev == NULL) {
-		/* No SSL object: fail from the loop, like a refused connect. */
-		u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-		u->tls = false;
-		snprintf(u->why, sizeof(u->why), "TLS setup failed: %s",
-			 tls_last_error("no context"));
-		bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
-		u->tls_failed = true;
-		bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+		upstream_fail_soon(u);
 		return u;
 	}
 	if (u->tls) {
 		bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb,
 				  u);
-		bufferevent_setwatermark(u->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+		bufferevent_setwatermark(u->bev, EV_WRITE, STREAM_LOW_WATER, 0);
 		bufferevent_enable(u->bev, EV_WRITE);
 		bufferevent_disable(u->bev, EV_READ);
 	} else {
 		/* Reads go through u->rev once connected; writes through worker_flush(). */
 		bufferevent_setcb(u->bev, NULL, upstream_write_cb, upstream_event_cb, u);
-		bufferevent_setwatermark(u->bev, EV_WRITE, PROXY_LOW_WATER, 0);
+		bufferevent_setwatermark(u->bev, EV_WRITE, STREAM_LOW_WATER, 0);
 		bufferevent_disable(u->bev, EV_READ | EV_WRITE);
 	}
 	if (resolver_lookup_now(w->resolver, k->host, k->port, &sa, &salen) == 0)
@@ -565,11 +831,11 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k,
 }
 
 struct upstream *
-upstream_get(struct worker *w, const struct route *r, struct request *req, bool fresh)
+upstream_get(struct worker *w, const struct route *r, struct tls_client *tls, size_t head_limit,
+	     bool fresh, const struct upstream_cbs *cbs, void *arg)
 {
 	struct upstream_key *k = pool_key(w->pool, r);
 	struct upstream *u = fresh ? NULL : k->idle;
-	struct tls_client *tls = config_route_tls(req->cfg, r);
 
 	/* Equal settings: new connections use the newest snapshot's context. */
 	if (tls != NULL && k->tls_ctx != tls) {
@@ -584,25 +850,34 @@ upstream_get(struct worker *w, const struct route *r, struct request *req, bool 
 		upstream_clear_timeouts(u);
 		upstream_apply_read(u, true);
 	} else {
-		u = upstream_new(w, r, k, k->tls_ctx);
+		u = upstream_new(w, r, k);
 	}
-	u->req = req;
+	u->cbs = cbs;
+	u->arg = arg;
 	u->got_bytes = false;
+	u->head_limit = head_limit;
+	u->reading_what = UPREAD_HEAD;
+	head_reset(&u->head, HEAD_RESPONSE);
 	return u;
 }
 
 void
 upstream_release(struct upstream *u, bool reuse)
 {
+	reuse = reuse && u->keep_alive && u->reading_what == UPREAD_DONE &&
+		u->body != HEAD_BODY_EOF && evbuffer_get_length(bufferevent_get_input(u->bev)) == 0;
 	if (!reuse || u->w->draining || u->key->nidle >= POOL_IDLE_MAX ||
 	    u->state != UPSTREAM_BUSY) {
 		upstream_close(u, "not reusable");
 		return;
 	}
-	u->req = NULL;
+	u->arg = NULL;
+	u->cbs = NULL;
 	upstream_set_state(u, UPSTREAM_IDLE);
+	head_trim(&u->head);
 	/* Reading stays on: a close, stray bytes or upstream_idle drop it. */
 	u->paused = false;
+	u->process_pending = false;
 	u->read_ms = u->w->cfg->timeouts.upstream_idle;
 	upstream_clear_timeouts(u);
 	upstream_apply_read(u, true);
@@ -612,8 +887,6 @@ upstream_release(struct upstream *u, bool reuse)
 void
 upstream_close(struct upstream *u, const char *reason)
 {
-	struct worker *w = u->w;
-
 	if (u->state == UPSTREAM_CLOSING)
 		return;
 	if (u->state == UPSTREAM_IDLE)
@@ -625,23 +898,27 @@ upstream_close(struct upstream *u, const char *reason)
 	log_debug("upstream %s closed: %s", u->addr[0] ? u->addr : u->key->host, reason);
 	upstream_set_state(u, UPSTREAM_CLOSING);
 	u->close_reason = reason;
-	u->req = NULL;
+	u->arg = NULL;
+	u->cbs = NULL;
 	bufferevent_disable(u->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
 	u->read_eof = true;
 	upstream_apply_read(u, false);
-	u->next = w->up_closing;
-	w->up_closing = u;
-	worker_schedule_reap(w);
+	if (u->rev != NULL)
+		event_del(u->rev);
+	worker_defer_free(u->w, &u->reap);
 }
 
-void
-upstream_free(struct upstream *u)
+static void
+upstream_reap(struct worker_reap *r)
 {
+	struct upstream *u = (struct upstream *)((char *)r - offsetof(struct upstream, reap));
+
 	PORTICO_ASSERT(u->magic == UPSTREAM_MAGIC && u->state == UPSTREAM_CLOSING);
 	if (u->rev != NULL)
 		event_free(u->rev);
 	bufferevent_free(u->bev);
+	head_free(&u->head);
 	metrics_gauge_add(u->w->metrics, METRICS_UPSTREAM_CONNECTIONS, -1);
 	u->magic = 0;
 	free(u);

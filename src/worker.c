@@ -19,10 +19,11 @@
 
 #include "portico/client.h"
 #include "portico/config.h"
+#include "portico/exchange.h"
+#include "portico/head.h"
 #include "portico/http.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
-#include "portico/proxy.h"
 #include "portico/resolve.h"
 #include "portico/tls.h"
 #include "portico/upstream.h"
@@ -35,25 +36,67 @@ worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	while (w->closing != NULL) {
-		struct client *c = w->closing;
+	while (w->reap != NULL) {
+		struct worker_reap *r = w->reap;
 
-		w->closing = c->next_closing;
-		c->next_closing = NULL;
-		client_free(c);
-	}
-	while (w->up_closing != NULL) {
-		struct upstream *u = w->up_closing;
-
-		w->up_closing = u->next;
-		upstream_free(u);
+		w->reap = r->next;
+		r->next = NULL;
+		r->queued = false;
+		r->free(r);
 	}
 }
 
 void
-worker_schedule_reap(struct worker *w)
+worker_defer_free(struct worker *w, struct worker_reap *r)
 {
+	if (r->queued)
+		return;
+	r->queued = true;
+	r->next = w->reap;
+	w->reap = r;
 	event_active(w->reap_ev, EV_TIMEOUT, 0);
+}
+
+#define FREE_HEADS_MAX 64
+
+struct head *
+worker_head_get(struct worker *w)
+{
+	struct head *h;
+
+	if (w->nfree_heads > 0) {
+		h = w->free_heads[--w->nfree_heads];
+		head_reset(h, HEAD_REQUEST);
+		return h;
+	}
+	h = xmalloc(sizeof(*h));
+	head_init(h);
+	return h;
+}
+
+void
+worker_head_put(struct worker *w, struct head *h)
+{
+	if (h == NULL)
+		return;
+	if (w->nfree_heads >= FREE_HEADS_MAX) {
+		head_free(h);
+		free(h);
+		return;
+	}
+	head_trim(h);
+	w->free_heads =
+	    xgrow(w->free_heads, &w->free_heads_cap, w->nfree_heads, sizeof(*w->free_heads));
+	w->free_heads[w->nfree_heads++] = h;
+}
+
+uint64_t
+worker_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 void
@@ -266,7 +309,7 @@ worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 		return;
 	}
 	n = atomic_fetch_add(&w->shared->nclients, 1) + 1;
-	client_accept(w, l, fd, sa, salen);
+	client_accept(w, l, fd, sa, salen, &exchange_stream_events);
 	if (max && n == max)
 		worker_limit_crossed(w);
 	else if (max && n > max)
@@ -373,8 +416,8 @@ worker_begin_drain(struct worker *w)
 	w->draining = true;
 	worker_close_listeners(w);
 	upstream_pool_close_idle(w->pool);
-	for (struct client *c = w->clients; c; c = c->next)
-		client_drain(c);
+	exchange_drain_all(w, NULL);
+	client_drain_all(w);
 	tv.tv_sec = (time_t)(w->shutdown_ms / 1000);
 	tv.tv_usec = (suseconds_t)((w->shutdown_ms % 1000) * 1000);
 	evtimer_add(w->shutdown_ev, &tv);
@@ -391,8 +434,8 @@ worker_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warn("worker %u: shutdown timeout, closing %llu connections", w->id,
 		 (unsigned long long)w->nclients);
-	for (struct client *c = w->clients; c; c = c->next)
-		client_abort(c, "shutdown timeout");
+	exchange_drain_all(w, "shutdown timeout");
+	client_abort_all(w, "shutdown timeout");
 	worker_reap_cb(-1, 0, w);
 	event_base_loopexit(w->base, NULL);
 }
@@ -505,6 +548,8 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->pool = upstream_pool_new(w);
 	w->metrics = metrics_new();
 	w->filter_out = evbuffer_new();
+	w->req_staging = evbuffer_new();
+	w->resp_staging = evbuffer_new();
 	w->shutdown_ms = cfg->timeouts.shutdown;
 	atomic_store(&shared->max_clients, cfg->limits.connections);
 	/* Request ids: 20 bits of start time, 8 of worker, 36 of counter. */
@@ -544,30 +589,30 @@ worker_join(struct worker *w)
 void
 worker_destroy(struct worker *w)
 {
-	while (w->clients != NULL) {
-		struct client *c = w->clients;
-
-		client_abort(c, "exit");
-		worker_reap_cb(-1, 0, w);
-	}
+	exchange_drain_all(w, "exit");
+	client_abort_all(w, "exit");
+	worker_reap_cb(-1, 0, w);
 	worker_close_listeners(w);
 	upstream_pool_free(w->pool);
 	worker_reap_cb(-1, 0, w);
-	while (w->free_reqs != NULL) {
-		struct request *req = w->free_reqs;
+	exchange_pool_free(w);
+	while (w->nfree_heads > 0) {
+		struct head *h = w->free_heads[--w->nfree_heads];
 
-		w->free_reqs = req->next_free;
-		buf_free(&req->head);
-		buf_free(&req->rhead);
-		buf_free(&req->path);
-		buf_free(&req->target);
-		free(req->hdrs);
-		free(req);
+		head_free(h);
+		free(h);
 	}
+	free(w->free_heads);
 	buf_free(&w->scratch);
 	buf_free(&w->head);
+	free(w->fields);
+	free(w->field_off);
 	if (w->filter_out)
 		evbuffer_free(w->filter_out);
+	if (w->req_staging)
+		evbuffer_free(w->req_staging);
+	if (w->resp_staging)
+		evbuffer_free(w->resp_staging);
 	if (w->kept_bev != NULL)
 		bufferevent_free(w->kept_bev);
 	while (w->nspare > 0)

@@ -2,8 +2,8 @@
  * admin.h: the admin listener (SPEC sections 2 and 11): GET or HEAD
  * /metrics (Prometheus text format) and /healthz ("ok"), 404 for any other
  * path, 405 for any other method.  It runs on the main thread's event base:
- * one request per connection (Connection: close), parsed strictly by
- * llhttp, a request head of at most ADMIN_HEAD_MAX bytes and ADMIN_TIMEOUT_S
+ * one request per connection (Connection: close), parsed strictly (head.h),
+ * a request head of at most ADMIN_HEAD_MAX bytes and ADMIN_TIMEOUT_S
  * seconds for the whole exchange.
  */
 #ifndef PORTICO_ADMIN_H

@@ -1,61 +1,71 @@
 /*
- * upstream.h: connections to upstreams.  Per worker, a pool of kept-alive
- * HTTP/1.1 connections keyed by (scheme, host, port, TLS settings); idle
- * connections expire after upstream_idle and are dropped as soon as the
- * upstream closes them or sends anything.  Name resolution never blocks.
- * upstream.c owns connecting, timeouts and the pool; proxy.c owns the
- * HTTP exchange on a connection.
+ * upstream.h: HTTP/1.1 connections to upstreams, and the per-worker pool
+ * of kept-alive ones keyed by (scheme, host, port, TLS settings).
+ * upstream.c owns name resolution (never blocking), connecting, TLS, the
+ * connect/read/idle timeouts and the pool, and it reads responses: heads
+ * (head.h), then bodies decoded from their framing (Content-Length,
+ * chunked, or until the upstream closes), or raw bytes after a 101.
+ *
+ * The exchange that takes a connection with upstream_get() hands it a
+ * struct upstream_cbs table and its own pointer; the connection reports
+ * through it and never includes the exchange's header.  The exchange writes
+ * the request into upstream_out() and calls upstream_flush(); it gives the
+ * connection back with upstream_release() (to the pool when reusable) or
+ * upstream_close().  A failed exchange on a group of servers (SPEC section
+ * 12) would take another connection with upstream_get() for another key
+ * and write the request again: f->got_bytes says whether that is allowed.
+ *
+ * Idle pooled connections keep reading with upstream_idle as the read
+ * timeout, so an upstream close, unexpected bytes or expiry drop them at
+ * once.
  */
 #ifndef PORTICO_UPSTREAM_H
 #define PORTICO_UPSTREAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
-struct bufferevent;
-struct event;
-struct worker;
+struct evbuffer;
+struct head;
 struct route;
-struct request;
-struct resolve_req;
+struct tls_client;
+struct worker;
+struct upstream;
 struct upstream_pool;
 
-enum upstream_state {
-	UPSTREAM_RESOLVING,
-	UPSTREAM_CONNECTING,
-	UPSTREAM_BUSY, /* carrying a request */
-	UPSTREAM_IDLE, /* in the pool */
-	UPSTREAM_CLOSING,
+/* What the exchange wants after a response head (upstream_cbs.head). */
+enum upstream_next {
+	UPSTREAM_NEXT_HEAD,   /* an interim (1xx) head: read the next head */
+	UPSTREAM_NEXT_BODY,   /* read the body as the head frames it (maybe none) */
+	UPSTREAM_NEXT_TUNNEL, /* 101: raw bytes both ways until either side closes */
+	UPSTREAM_NEXT_STOP,   /* the exchange gave the connection up during the call */
 };
 
-#define UPSTREAM_MAGIC 0x55505354u
+/* A failure, before the response or during it. */
+struct upstream_failure {
+	int status;	    /* 502 (refused, reset, TLS, invalid response), 504 (timeout),
+			       0: a tunnel's upstream closed (its normal end) */
+	const char *reason; /* for the log line and the error page's log */
+	const char *detail; /* an invalid response: the parser's reason, else NULL */
+	bool got_bytes;	    /* a response byte had arrived */
+	bool reused;	    /* the connection came from the pool */
+	bool connecting;    /* it failed before the connection was up */
+};
 
-struct upstream {
-	unsigned magic;
-	enum upstream_state state;
-	struct worker *w;
-	struct upstream_key *key;
-	struct bufferevent *bev;
-	struct event *rev;   /* reading, once connected (see worker_read) */
-	struct request *req; /* while busy */
-	struct resolve_req *rq;
-	struct upstream *next; /* pool's idle list, or worker's closing list */
-	struct upstream *prev;
-	bool reused;	/* taken from the pool */
-	bool got_bytes; /* a response byte arrived for the current request */
-	bool reading;	/* rev is armed */
-	bool paused;	/* reading paused: the client's output is full */
-	bool read_eof;
-	bool connected;
-	bool tls;	 /* OpenSSL bufferevent: libevent's own read and write paths */
-	bool tls_failed; /* no TLS context: fails as soon as the loop runs */
-	uint64_t write_ms;
-	char why[160]; /* a failure's reason, when it needs formatting */
-	const char *close_reason;
-	uint64_t connect_ms, read_ms;
-	bool timeouts_clear; /* `bev` has neither timeout set */
-	char addr[56];	     /* "address:port" once known */
+struct upstream_cbs {
+	/* A response head is parsed (valid for the call only): what follows? */
+	enum upstream_next (*head)(void *arg, struct head *h);
+	/* Response body bytes (decoded; raw in a tunnel): take `len` bytes of `data`. */
+	void (*body)(void *arg, struct evbuffer *data, size_t len);
+	/* The response is complete (the connection is then released or closed). */
+	void (*end)(void *arg);
+	/* The request output fell below the low watermark. */
+	void (*writable)(void *arg);
+	/* The connection failed; the exchange closes it (upstream_close). */
+	void (*failed)(void *arg, const struct upstream_failure *f);
+	/* A tunnel saw no upstream byte within its idle timeout. */
+	void (*idle)(void *arg);
 };
 
 struct upstream_pool *upstream_pool_new(struct worker *w);
@@ -64,22 +74,28 @@ void upstream_pool_free(struct upstream_pool *p);
 void upstream_pool_close_idle(struct upstream_pool *p);
 
 /*
- * A connection for `r`'s upstream: a pooled one (reused = true) or a new one
- * being resolved or connected.  Never fails at once: failures arrive later
- * through proxy_upstream_error().  `fresh` skips the pool (a retry).
+ * A connection to route `r`'s upstream: a pooled one, or a new one being
+ * resolved or connected (`fresh` skips the pool: a retry).  Never fails at
+ * once: failures arrive through cbs->failed from the loop.  `tls` is the
+ * route's TLS context (config_route_tls), NULL for http://; `head_limit` is
+ * limits.response_header_size.
  */
-struct upstream *upstream_get(struct worker *w, const struct route *r, struct request *req,
-			      bool fresh);
-/* The request is done with the connection: back to the pool when `reuse`, else closed. */
+struct upstream *upstream_get(struct worker *w, const struct route *r, struct tls_client *tls,
+			      size_t head_limit, bool fresh, const struct upstream_cbs *cbs,
+			      void *arg);
+/* The exchange is done with it: back to the pool when `reuse` and it can be, else closed. */
 void upstream_release(struct upstream *u, bool reuse);
-/* Marks for close; freed by the worker's reap pass. */
+/* Closes the connection; no callback follows.  Freed by the worker's deferred teardown. */
 void upstream_close(struct upstream *u, const char *reason);
-void upstream_free(struct upstream *u);
+/* The request toward the upstream. */
+struct evbuffer *upstream_out(struct upstream *u);
+/* Sends what is queued now; true when the output is below the low watermark. */
+bool upstream_flush(struct upstream *u);
 /* Read timeout between two reads while a response is awaited or streamed (also for writes). */
 void upstream_set_read_timeout(struct upstream *u, uint64_t ms);
-/* Backpressure: stop or resume reading the response. */
+/* Backpressure: stop or resume reading the response (bytes already read are reported again). */
 void upstream_pause_read(struct upstream *u, bool pause);
-/* Sends what is queued now (see worker_flush); nothing while connecting. */
-void upstream_flush(struct upstream *u);
+/* "address:port" once resolved, else "". */
+const char *upstream_addr(const struct upstream *u);
 
 #endif

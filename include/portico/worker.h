@@ -19,7 +19,9 @@
 struct config;
 struct config_listen;
 struct client;
-struct request;
+struct exchange;
+struct head;
+struct stream_field;
 struct upstream;
 struct upstream_pool;
 struct resolver;
@@ -55,6 +57,18 @@ struct wlistener {
 	struct tls_server *tls; /* TLS listeners: a reference */
 };
 
+/*
+ * The deferred teardown.  Connections and exchanges are never freed inside
+ * the callback that ends them: they are marked (worker_defer_free) and the
+ * worker frees them from a zero-timeout event, once the loop is back at its
+ * top.  An object embeds one struct worker_reap and names its free function.
+ */
+struct worker_reap {
+	struct worker_reap *next;
+	void (*free)(struct worker_reap *r);
+	bool queued;
+};
+
 #define WORKER_MAGIC 0x574f524bu
 
 struct worker {
@@ -81,23 +95,32 @@ struct worker {
 	struct upstream_pool *pool;
 	struct metrics *metrics; /* written by this thread only (metrics.h) */
 
-	/* Client connections: all of them, and those marked for close. */
+	/* Client connections (client.c keeps the list), exchanges in flight, the deferred teardown.
+	 */
 	struct client *clients;
-	struct client *closing;
-	struct upstream *up_closing;
-	struct event *reap_ev;
 	uint64_t nclients;
+	struct exchange *exchanges;
+	struct worker_reap *reap;
+	struct event *reap_ev;
 
 	/* Request ids: process start, worker id and a counter. */
 	uint64_t reqid_base;
 	uint64_t reqseq;
 
-	/* Request structures kept for reuse. */
-	struct request *free_reqs;
-	unsigned nfree_reqs;
-	struct buf scratch;	     /* header rewriting; only used synchronously */
-	struct buf head;	     /* a head being assembled; only used synchronously */
-	struct evbuffer *filter_out; /* body filter output, framed at once */
+	/* Structures kept for reuse: exchanges (exchange.c) and request heads. */
+	struct exchange *free_ex;
+	unsigned nfree_ex;
+	struct head **free_heads;
+	size_t nfree_heads, free_heads_cap;
+	/* Scratch space, only used synchronously. */
+	struct buf scratch;	     /* header rewriting */
+	struct buf head;	     /* a head being assembled */
+	struct stream_field *fields; /* a response head's fields (relay.c) */
+	size_t *field_off;	     /* where a rewritten value sits in `scratch` */
+	size_t fields_cap;
+	struct evbuffer *resp_staging; /* a chunked response body, decoded (upstream.c) */
+	struct evbuffer *req_staging;  /* a chunked request body, decoded (forward.c) */
+	struct evbuffer *filter_out;   /* body filter output (relay.c) */
 	/* Socket bufferevents of idle connections, kept for the next active one. */
 	struct bufferevent **spare_bevs;
 	size_t nspare, spare_cap;
@@ -145,8 +168,13 @@ void worker_post_config(struct worker *w, struct config *cfg, struct listen_set 
 /* From another thread: graceful stop. */
 void worker_post_stop(struct worker *w);
 
-/* Inside the worker: schedule the deferred teardown pass. */
-void worker_schedule_reap(struct worker *w);
+/* Inside the worker: frees `r` from the deferred teardown pass (once, however often called). */
+void worker_defer_free(struct worker *w, struct worker_reap *r);
+/* A request head from the pool, reset for a request; and back (trimmed). */
+struct head *worker_head_get(struct worker *w);
+void worker_head_put(struct worker *w, struct head *h);
+/* Monotonic microseconds (vDSO, no system call): the data path's clock for durations. */
+uint64_t worker_mono_us(void);
 /* A new request id. */
 void worker_next_reqid(struct worker *w, char out[17]);
 /*

@@ -1,0 +1,103 @@
+/*
+ * exchange_int.h: what the files of the exchange share (private to
+ * exchange.c, forward.c, relay.c and tunnel.c).  exchange.c owns the
+ * structure's lifecycle, its phases, the start (routing), errors, the end
+ * and the access log; forward.c the request toward the upstream; relay.c
+ * the response toward the client; tunnel.c the bytes after a 101.
+ */
+#ifndef PORTICO_EXCHANGE_INT_H
+#define PORTICO_EXCHANGE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "portico/exchange.h"
+#include "portico/head.h"
+#include "portico/stream.h"
+#include "portico/upstream.h"
+#include "portico/util.h"
+#include "portico/worker.h"
+
+#define EXCHANGE_MAGIC 0x45584348u
+/* Interim (1xx) responses accepted before the final one. */
+#define EXCHANGE_MAX_INTERIM 16
+
+struct config;
+struct route;
+struct filter;
+
+struct exchange {
+	unsigned magic;
+	enum exchange_req_phase rq;
+	enum exchange_resp_phase rs;
+	struct worker *w;
+	struct worker_reap reap;
+	struct exchange *prev, *next; /* the worker's exchanges in flight */
+	struct exchange *next_free;
+	struct stream *s; /* the client side; NULL once let go */
+	/*
+	 * The client's address (the stream's text): still valid when the
+	 * exchange lets go of the stream, since the client side is freed by
+	 * the deferred teardown, after the callback that ends the exchange.
+	 */
+	const char *client;
+	struct upstream *up; /* NULL when none */
+	struct config *cfg;  /* the snapshot the request started under */
+	struct head *req;    /* the request head */
+	const struct route *route;
+	char id[17];
+	struct buf path;   /* the normalized path */
+	struct buf target; /* the upstream request target */
+
+	/* The request body. */
+	uint64_t body_bytes;
+	bool client_paused; /* reading the client paused: the upstream's output is full */
+	bool retried;
+
+	/* The response. */
+	int status;
+	unsigned ninterim;
+	bool up_paused; /* reading the upstream paused: the client's output is full */
+	bool close;	/* a graceful stop: no further request on this client connection */
+	uint64_t bytes_sent;
+	uint64_t tunnel_last_us;
+	struct filter *filter; /* body rewriting, or NULL: the body passes untouched */
+	bool filter_failed;
+	bool bf_headers; /* body rewriting changes the response headers (bf_* say how) */
+	bool bf_vary_done;
+	const char *bf_encoding; /* "gzip" or NULL */
+	bool bf_weaken_etag, bf_drop_ranges, bf_vary;
+};
+
+/* exchange.c */
+void ex_set_phase(struct exchange *ex, enum exchange_req_phase rq, enum exchange_resp_phase rs);
+/* A response portico generates (error page), or a cut when part of one is out. */
+void ex_error(struct exchange *ex, int status, const char *why);
+/* The response is complete: log, release the upstream, end the stream. */
+void ex_complete(struct exchange *ex);
+/* Cuts the response and the upstream; the client must not take it for complete. */
+void ex_cut(struct exchange *ex, const char *reason);
+/* The whole request is handed to the upstream. */
+void ex_request_sent(struct exchange *ex);
+/* Sends what is queued toward both sides and resumes a side paused for backpressure. */
+void ex_flush(struct exchange *ex);
+uint64_t ex_now_us(void);
+
+/* forward.c */
+void forward_head(struct exchange *ex);
+void forward_body(struct exchange *ex);
+
+/* relay.c */
+enum upstream_next relay_head(struct exchange *ex, struct head *h);
+void relay_body(struct exchange *ex, struct evbuffer *data, size_t len);
+void relay_end(struct exchange *ex);
+/* The response head's end-to-end fields, rewritten, into the worker's field list. */
+void relay_fields(struct exchange *ex, const struct head *h, struct stream_response *r);
+
+/* tunnel.c */
+enum upstream_next tunnel_start(struct exchange *ex, struct head *h);
+void tunnel_from_client(struct exchange *ex);
+void tunnel_from_upstream(struct exchange *ex, struct evbuffer *data, size_t len);
+void tunnel_idle(struct exchange *ex, bool client_side);
+
+#endif
