@@ -98,8 +98,6 @@ field_name(struct head *h, const char *at, size_t len)
 		h->fields[h->nfields - 1].name_len += (uint32_t)len;
 		return 0;
 	}
-	if (h->max_fields != 0 && h->nfields >= h->max_fields)
-		return head_fail(h, 431, "too many header fields");
 	if (h->nfields >= h->fields_cap)
 		h->fields = xgrow(h->fields, &h->fields_cap, h->nfields, sizeof(*f));
 	f = &h->fields[h->nfields++];
@@ -117,6 +115,13 @@ field_name_done(struct head *h)
 {
 	struct head_field *f = &h->fields[h->nfields - 1];
 
+	/*
+	 * Counted once the name is complete: llhttp reports a name's first
+	 * bytes early when a read ends inside it, and a malformed name must
+	 * get the same verdict however the bytes arrived.
+	 */
+	if (h->max_fields != 0 && h->nfields > h->max_fields)
+		return head_fail(h, 431, "too many header fields");
 	if (!http_name_is_valid(head_name(h, f), f->name_len))
 		return head_fail(h, h->kind == HEAD_REQUEST ? 400 : 502, "invalid header name");
 	f->id = (uint8_t)http_header_id(head_name(h, f), f->name_len);
