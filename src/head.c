@@ -43,7 +43,7 @@ head_trim(struct head *h)
 	}
 }
 
-static const llhttp_settings_t request_settings, response_settings;
+static const llhttp_settings_t request_settings;
 
 void
 head_reset(struct head *h, enum head_kind kind)
@@ -59,11 +59,14 @@ head_reset(struct head *h, enum head_kind kind)
 	h->fields_cap = cap;
 	h->kind = kind;
 	h->host = h->referer = h->user_agent = h->accept_encoding = HEAD_NONE;
-	llhttp_init(&h->parser, kind == HEAD_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE,
-		    kind == HEAD_REQUEST ? &request_settings : &response_settings);
-	h->parser.data = h;
+	if (kind == HEAD_REQUEST) {
+		llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
+		h->parser.data = h;
+	}
 	h->max_fields = 0;
-	h->in_value = false;
+	h->scanned = 0;
+	h->end = 0;
+	h->start_scanned = false;
 	h->done = false;
 	h->target_done = false;
 	h->method_known = false;
@@ -85,60 +88,7 @@ head_fail(struct head *h, int status, const char *why)
 {
 	h->error = status;
 	h->why = why;
-	return HPE_USER;
-}
-
-/* A chunk of a field name: starts a field, or continues one split across two reads. */
-static int
-field_name(struct head *h, const char *at, size_t len)
-{
-	struct head_field *f;
-
-	if (!h->in_value && h->nfields > 0 && h->fields[h->nfields - 1].value_len == UINT32_MAX) {
-		h->fields[h->nfields - 1].name_len += (uint32_t)len;
-		return 0;
-	}
-	if (h->nfields >= h->fields_cap)
-		h->fields = xgrow(h->fields, &h->fields_cap, h->nfields, sizeof(*f));
-	f = &h->fields[h->nfields++];
-	f->name = (uint32_t)(at - h->bytes.data);
-	f->name_len = (uint32_t)len;
-	f->value = f->name + f->name_len;
-	f->value_len = UINT32_MAX; /* name still open */
-	f->id = HTTP_HDR_OTHER;
-	h->in_value = false;
-	return 0;
-}
-
-static int
-field_name_done(struct head *h)
-{
-	struct head_field *f = &h->fields[h->nfields - 1];
-
-	/*
-	 * Counted once the name is complete: llhttp reports a name's first
-	 * bytes early when a read ends inside it, and a malformed name must
-	 * get the same verdict however the bytes arrived.
-	 */
-	if (h->max_fields != 0 && h->nfields > h->max_fields)
-		return head_fail(h, 431, "too many header fields");
-	if (!http_name_is_valid(head_name(h, f), f->name_len))
-		return head_fail(h, h->kind == HEAD_REQUEST ? 400 : 502, "invalid header name");
-	f->id = (uint8_t)http_header_id(head_name(h, f), f->name_len);
-	f->value_len = 0;
-	return 0;
-}
-
-static void
-field_value(struct head *h, const char *at, size_t len)
-{
-	struct head_field *f = &h->fields[h->nfields - 1];
-
-	if (!h->in_value) {
-		f->value = (uint32_t)(at - h->bytes.data);
-		h->in_value = true;
-	}
-	f->value_len += (uint32_t)len;
+	return -1;
 }
 
 /* Records what the data path acts on; -1 (400) for a repeated Host. */
@@ -188,25 +138,148 @@ field_note(struct head *h, struct head_field *f)
 	return 0;
 }
 
-/* Trims trailing whitespace, checks the bytes, notes the field. */
-static int
-field_value_done(struct head *h)
-{
-	struct head_field *f = &h->fields[h->nfields - 1];
-	const char *v = head_value(h, f);
+/* --- the line scanner ----------------------------------------------------------- */
 
-	h->in_value = false;
-	while (f->value_len > 0 && (v[f->value_len - 1] == ' ' || v[f->value_len - 1] == '\t'))
-		f->value_len--;
-	if (!http_value_is_valid(v, f->value_len))
-		return head_fail(h, h->kind == HEAD_REQUEST ? 400 : 502, "invalid header value");
-	if (h->kind == HEAD_RESPONSE && f->id != HTTP_HDR_CONTENT_LENGTH &&
-	    f->id != HTTP_HDR_TRANSFER_ENCODING && f->id != HTTP_HDR_CONNECTION)
+/* RFC 9110 tchar, as a table for the name scan. */
+static const uint8_t tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+static int
+malformed(struct head *h, const char *why)
+{
+	return head_fail(h, h->kind == HEAD_REQUEST ? 400 : 502, why);
+}
+
+/*
+ * One field line, [p, end) without its CRLF: "name: value", the name one or
+ * more tchar, the value without leading or trailing whitespace, checked and
+ * classified, recorded with its facts.
+ */
+static int
+scan_field(struct head *h, const char *p, const char *end)
+{
+	const char *q = p, *v;
+	struct head_field *f;
+
+	while (q < end && tchar[(unsigned char)*q])
+		q++;
+	if (q == p || q == end || *q != ':')
+		return malformed(h, q < end && (*q == '\r' || *q == '\0') ? "bare CR or NUL"
+									  : "invalid header name");
+	if (h->max_fields != 0 && h->nfields >= h->max_fields)
+		return head_fail(h, 431, "too many header fields");
+	v = q + 1;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (!http_value_is_valid(v, (size_t)(end - v)))
+		return malformed(h, "invalid header value");
+	if (h->nfields >= h->fields_cap)
+		h->fields = xgrow(h->fields, &h->fields_cap, h->nfields, sizeof(*f));
+	f = &h->fields[h->nfields++];
+	f->name = (uint32_t)(p - h->bytes.data);
+	f->name_len = (uint32_t)(q - p);
+	f->value = (uint32_t)(v - h->bytes.data);
+	f->value_len = (uint32_t)(end - v);
+	f->id = (uint8_t)http_header_id(p, f->name_len);
+	if (f->id == HTTP_HDR_OTHER ||
+	    (h->kind == HEAD_RESPONSE && f->id != HTTP_HDR_CONNECTION &&
+	     f->id != HTTP_HDR_CONTENT_LENGTH && f->id != HTTP_HDR_TRANSFER_ENCODING))
 		return 0;
 	return field_note(h, f);
 }
 
-/* --- llhttp callbacks --------------------------------------------------------- */
+/* "HTTP/1.x NNN reason": a three-digit status from 100 to 599, any reason. */
+static int
+scan_status_line(struct head *h, const char *p, const char *end)
+{
+	size_t len = (size_t)(end - p);
+
+	if (len < 8 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1'))
+		return malformed(h, "invalid response version");
+	if (len < 12 || p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
+	    p[11] < '0' || p[11] > '9' || (len > 12 && p[12] != ' '))
+		return malformed(h, "invalid status code");
+	if (memchr(p, '\0', len) != NULL)
+		return malformed(h, "NUL in head");
+	h->minor = (uint8_t)(p[7] - '0');
+	h->status = (uint16_t)((p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0'));
+	h->reason = len > 13 ? (uint32_t)(p + 13 - h->bytes.data) : 0;
+	h->reason_len = len > 13 ? (uint32_t)(len - 13) : 0;
+	return 0;
+}
+
+/* The start line: a request's was parsed by llhttp; only stray bytes are refused here. */
+static int
+scan_start_line(struct head *h, const char *p, const char *end)
+{
+	if (h->kind == HEAD_RESPONSE)
+		return scan_status_line(h, p, end);
+	/* llhttp skips empty lines before a request line; portico refuses them. */
+	if (end == p)
+		return malformed(h, "malformed request line");
+	if (memchr(p, '\0', (size_t)(end - p)) != NULL)
+		return malformed(h, "NUL in head");
+	return 0;
+}
+
+/*
+ * Scans the complete lines from h->scanned up to `upto`, each once: 1 at
+ * the empty line that ends the head (h->end set), 0 when a line is still
+ * incomplete, -1 on a malformed one.  Every line ends with CRLF: a bare LF,
+ * a CR elsewhere, a NUL or a line folded onto the previous one (obs-fold)
+ * is refused.
+ */
+static int
+scan_lines(struct head *h, size_t upto)
+{
+	const char *base = h->bytes.data;
+
+	while (h->scanned < upto) {
+		const char *p = base + h->scanned;
+		const char *nl = memchr(p, '\n', upto - h->scanned);
+		const char *end;
+
+		if (nl == NULL)
+			return 0;
+		if (nl == p || nl[-1] != '\r')
+			return malformed(h, "bare LF");
+		end = nl - 1;
+		if (memchr(p, '\r', (size_t)(end - p)) != NULL)
+			return malformed(h, "bare CR");
+		h->scanned = (size_t)(nl + 1 - base);
+		if (!h->start_scanned) {
+			h->start_scanned = true;
+			if (scan_start_line(h, p, end) != 0)
+				return -1;
+			continue;
+		}
+		if (end == p && h->kind == HEAD_REQUEST && !h->done)
+			return malformed(h, "malformed head end"); /* not where llhttp saw it */
+		if (end == p) {
+			h->end = h->scanned;
+			return 1;
+		}
+		if (*p == ' ' || *p == '\t')
+			return malformed(h, "obs-fold");
+		if (scan_field(h, p, end) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* --- llhttp callbacks (requests) ------------------------------------------------- */
 
 static int
 on_url(llhttp_t *p, const char *at, size_t len)
@@ -228,42 +301,6 @@ on_url_complete(llhttp_t *p)
 	return 0;
 }
 
-static int
-on_status(llhttp_t *p, const char *at, size_t len)
-{
-	struct head *h = parser_head(p);
-
-	if (h->reason_len == 0)
-		h->reason = (uint32_t)(at - h->bytes.data);
-	h->reason_len += (uint32_t)len;
-	return 0;
-}
-
-static int
-on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-	return field_name(parser_head(p), at, len);
-}
-
-static int
-on_header_field_complete(llhttp_t *p)
-{
-	return field_name_done(parser_head(p));
-}
-
-static int
-on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-	field_value(parser_head(p), at, len);
-	return 0;
-}
-
-static int
-on_header_value_complete(llhttp_t *p)
-{
-	return field_value_done(parser_head(p));
-}
-
 /* The end of the head: stop there, whatever follows. */
 static int
 on_headers_complete(llhttp_t *p)
@@ -272,22 +309,10 @@ on_headers_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
+/* The fields are scanned once per line by scan_lines(), not reported by llhttp. */
 static const llhttp_settings_t request_settings = {
     .on_url = on_url,
     .on_url_complete = on_url_complete,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-};
-
-static const llhttp_settings_t response_settings = {
-    .on_status = on_status,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
 };
 
@@ -308,12 +333,23 @@ head_too_large(struct head *h, size_t limit, bool target_over)
 	return HEAD_ERROR;
 }
 
+/* Requests: llhttp judges the syntax first, then the lines it accepted are scanned. */
 static enum head_result
-head_parse_error(struct head *h, llhttp_errno_t err)
+feed_request(struct head *h, size_t old, size_t *upto)
 {
-	if (h->error != 0)
-		return HEAD_ERROR;
-	h->error = h->kind == HEAD_REQUEST ? 400 : 502;
+	llhttp_errno_t err;
+
+	*upto = h->bytes.len;
+	if (h->done)
+		return HEAD_MORE;
+	err = llhttp_execute(&h->parser, h->bytes.data + old, h->bytes.len - old);
+	if (err == HPE_PAUSED && h->done) {
+		*upto = (size_t)(llhttp_get_error_pos(&h->parser) - h->bytes.data);
+		return HEAD_MORE;
+	}
+	if (err == HPE_OK)
+		return HEAD_MORE;
+	h->error = 400;
 	h->why = err == HPE_PAUSED_H2_UPGRADE ? "HTTP/2 preface" : llhttp_errno_name(err);
 	return HEAD_ERROR;
 }
@@ -322,9 +358,9 @@ enum head_result
 head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields)
 {
 	size_t have = evbuffer_get_length(in), want = have < limit + 4 ? have : limit + 4;
-	size_t old = h->bytes.len, len;
+	size_t old = h->bytes.len, upto = want;
 	struct evbuffer_ptr pos;
-	llhttp_errno_t err;
+	int r;
 
 	if (want <= old)
 		return HEAD_MORE;
@@ -334,20 +370,25 @@ head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields)
 	evbuffer_copyout_from(in, &pos, h->bytes.data + old, want - old);
 	h->bytes.len = want;
 	h->bytes.data[want] = '\0';
-	err = llhttp_execute(&h->parser, h->bytes.data + old, want - old);
-	if (err == HPE_PAUSED && h->done) {
-		len = (size_t)(llhttp_get_error_pos(&h->parser) - h->bytes.data);
-		if (len > limit)
+	if (h->kind == HEAD_REQUEST && feed_request(h, old, &upto) == HEAD_ERROR)
+		return HEAD_ERROR;
+	r = scan_lines(h, upto);
+	/* llhttp saw the end of the head where no line ends: a stray CR or LF. */
+	if (r == 0 && h->done)
+		r = malformed(h, "bare CR");
+	if (r < 0)
+		return HEAD_ERROR;
+	if (r == 1) {
+		if (h->end > limit)
 			return head_too_large(h, limit, false);
-		h->bytes.len = len;
-		h->bytes.data[len] = '\0';
-		evbuffer_drain(in, len);
+		h->done = true;
+		h->bytes.len = h->end;
+		h->bytes.data[h->end] = '\0';
+		evbuffer_drain(in, h->end);
 		return HEAD_DONE;
 	}
-	if (err != HPE_OK)
-		return head_parse_error(h, err);
 	if (h->bytes.len > limit)
-		return head_too_large(h, limit, !h->target_done);
+		return head_too_large(h, limit, h->kind == HEAD_REQUEST && !h->target_done);
 	return HEAD_MORE;
 }
 
@@ -408,12 +449,10 @@ check_fail(struct head *h, int status, const char *why)
 int
 head_check_request(struct head *h)
 {
-	const char *why = http_head_scan(h->bytes.data, h->bytes.len);
+	const char *why;
 
 	h->method = (uint8_t)llhttp_get_method(&h->parser);
 	h->method_known = true;
-	if (why != NULL)
-		return check_fail(h, 400, why);
 	if (llhttp_get_http_major(&h->parser) != 1)
 		return check_fail(h, 400, "unsupported HTTP version");
 	h->minor = (uint8_t)llhttp_get_http_minor(&h->parser);
@@ -444,28 +483,10 @@ head_check_request(struct head *h)
 	return 0;
 }
 
-/* "HTTP/1.x NNN": exactly three digits then a space or the end of the line. */
-static bool
-status_is_3digit(const struct head *h)
-{
-	const char *p = h->bytes.data;
-
-	return h->bytes.len > 13 && p[8] == ' ' && p[9] >= '1' && p[9] <= '5' && p[10] >= '0' &&
-	       p[10] <= '9' && p[11] >= '0' && p[11] <= '9' && (p[12] == ' ' || p[12] == '\r');
-}
-
 int
 head_check_response(struct head *h)
 {
-	const char *why = http_head_scan(h->bytes.data, h->bytes.len);
-	int status = llhttp_get_status_code(&h->parser);
-
-	if (why != NULL || llhttp_get_http_major(&h->parser) != 1)
-		return check_fail(h, 502, why ? why : "invalid response version");
-	if (status < 100 || status > 599 || !status_is_3digit(h))
-		return check_fail(h, 502, "invalid status code");
-	h->status = (uint16_t)status;
-	h->minor = (uint8_t)llhttp_get_http_minor(&h->parser);
+	/* The status line and every field were checked as they were scanned. */
 	h->keep_alive = h->minor >= 1 ? !(h->conn_flags & HTTP_CONN_CLOSE)
 				      : (h->conn_flags & HTTP_CONN_KEEP_ALIVE) != 0;
 	return 0;

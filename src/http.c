@@ -398,26 +398,19 @@ http_parse_length(const char *v, size_t len, uint64_t *out)
 void
 http_framing_add_length(struct http_framing *f, const char *v, size_t len)
 {
-	size_t pos = 0, n;
-	const char *t;
 	uint64_t value;
-	bool any = false;
 
 	/*
-	 * A repeated Content-Length is rejected even when the values agree
-	 * (llhttp does the same): one header, one value.
+	 * One header with one value, digits only, as llhttp in strict mode
+	 * wants: a repeated Content-Length, or a list ("3, 3"), is refused
+	 * even when the values agree.  `v` has no surrounding whitespace.
 	 */
-	while (http_list_next(v, len, &pos, &t, &n)) {
-		if (any || f->has_length || http_parse_length(t, n, &value) == -1) {
-			f->bad = true;
-			return;
-		}
-		any = true;
-		f->has_length = true;
-		f->length = value;
-	}
-	if (!any)
+	if (f->has_length || http_parse_length(v, len, &value) == -1) {
 		f->bad = true;
+		return;
+	}
+	f->has_length = true;
+	f->length = value;
 }
 
 void

@@ -8,11 +8,18 @@
  * field is a pair of offsets into one contiguous, stable block however the
  * bytes arrived.  head_feed() takes new bytes from an evbuffer, stops at the
  * end of the head (the bytes after it, a body or the next message, stay in
- * the evbuffer) and records each field as it goes, with the facts the data
- * path acts on (Host, framing, Connection, Expect, Upgrade...).  Request
- * heads are parsed by llhttp in strict mode; then head_check_request()
- * judges them against SPEC section 9 so the verdict does not depend on the
- * llhttp version.  Response heads are judged by head_check_response().
+ * the evbuffer) and scans each complete line once: the field is checked
+ * (a token name, a value without control bytes, CRLF line ends, no
+ * obs-fold, no NUL), classified (http.h) and recorded with the facts the
+ * data path acts on (Host, framing, Connection, Expect, Upgrade...).
+ * Request heads are also parsed by llhttp in strict mode (the product's
+ * request parser), which judges their syntax before the lines it accepted
+ * are scanned; head_check_request() then applies SPEC section 9, so the
+ * verdict does not depend on the llhttp version.  Response heads are
+ * parsed by the scanner alone, which accepts exactly what llhttp in strict
+ * mode followed by portico's checks accepts (tests/fuzz/fuzz_head_scan.c
+ * runs both over the same bytes); head_check_response() and
+ * head_response_body() judge them.
  *
  * Another protocol's front end (an HTTP/2 session) would fill the same
  * struct (the bytes, a field per header, the start line's parts) and run
@@ -97,9 +104,11 @@ struct head {
 	time_t start_wall;
 
 	/* Parsing. */
-	llhttp_t parser;
+	llhttp_t parser; /* requests only */
 	size_t max_fields;
-	bool in_value;
+	size_t scanned;	    /* bytes of complete lines scanned so far */
+	size_t end;	    /* the head's length, once its empty line is scanned */
+	bool start_scanned; /* the start line is behind */
 	bool done;
 	bool target_done;
 	bool method_known; /* requests: the method was parsed (else it logs as "-") */
@@ -127,8 +136,9 @@ void head_trim(struct head *h);
 enum head_result head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields);
 
 /*
- * The checks of SPEC section 9 on a complete request head: bare CR or LF,
- * obs-fold, NUL, the version, CONNECT (405), the request line, the target
+ * The checks of SPEC section 9 on a complete request head (bare CR or LF,
+ * obs-fold and NUL were refused by the scanner): the version, CONNECT
+ * (405), the request line, the target
  * (origin or absolute form), Host (missing or repeated on HTTP/1.1,
  * invalid), framing (Content-Length with Transfer-Encoding, repeated or
  * invalid Content-Length, a coding other than chunked).  Sets body, length,
@@ -138,9 +148,10 @@ enum head_result head_feed(struct head *h, struct evbuffer *in, size_t limit, si
 int head_check_request(struct head *h);
 
 /*
- * The checks on a complete response head: bare CR or LF, obs-fold, NUL,
- * HTTP/1.x, a three-digit status from 100 to 599.  Sets keep_alive (the
- * upstream may keep the connection).  0, or 502 with h->why set.  The body
+ * The checks on a complete response head beyond what the scanner refused
+ * (bare CR or LF, obs-fold, NUL, anything but HTTP/1.x and a three-digit
+ * status from 100 to 599).  Sets keep_alive (the upstream may keep the
+ * connection).  0, or 502 with h->why set.  The body
  * framing depends on the request too: head_response_body().
  */
 int head_check_response(struct head *h);

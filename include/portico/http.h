@@ -98,7 +98,8 @@ unsigned http_connection_flags(const char *v, size_t len);
 
 /*
  * Message framing gathered header by header, then judged once (SPEC section
- * 9).  Content-Length must appear once with one value: a repeated one is
+ * 9).  Content-Length must appear once with one value, digits only (the
+ * value's surrounding whitespace removed): a repeated one or a list is
  * rejected even when the values agree (as llhttp in strict mode does), so a
  * proxy in front and portico can never disagree on where a body ends.
  * Transfer-Encoding must be exactly "chunked" (one coding, once), and never
