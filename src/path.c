@@ -181,3 +181,21 @@ path_encode(struct buf *b, const char *p, size_t len, bool keep_slash)
 		buf_addc(b, hexdigits[c & 15]);
 	}
 }
+
+void
+path_encode_query(struct buf *b, const char *p, size_t len)
+{
+	buf_reserve(b, len);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (is_unreserved(c) || (c != '\0' && strchr("!$'()*,:@/?", c) != NULL) ||
+		    is_escape(p, len, i)) {
+			buf_addc(b, (char)c);
+			continue;
+		}
+		buf_addc(b, '%');
+		buf_addc(b, hexdigits[c >> 4]);
+		buf_addc(b, hexdigits[c & 15]);
+	}
+}

@@ -26,6 +26,13 @@ int path_normalize(const char *in, size_t len, char *out, size_t *outlen, const 
  */
 void path_encode(struct buf *b, const char *p, size_t len, bool keep_slash);
 
+/*
+ * Appends `len` bytes of `p` to `b` as query data: every byte but the
+ * unreserved ones, "!$'()*,:@/?" and valid "%XX" escapes is percent-encoded,
+ * so "&", "=", "+", ";", space and "#" cannot split or end a parameter.
+ */
+void path_encode_query(struct buf *b, const char *p, size_t len);
+
 /* True when byte c is an RFC 3986 pchar other than '%' (unreserved, sub-delims, ':', '@'). */
 bool path_is_pchar(unsigned char c);
 
