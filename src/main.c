@@ -327,8 +327,8 @@ request_parse(struct request *rq, const char *target, const char *host, const ch
 	rq->raw = xstrdup(u.path ? u.path : target);
 	url_free(&u);
 	q = strchr(rq->raw, '?');
-	rq->query = q ? q + 1 : "";
-	rq->querylen = strlen(rq->query);
+	rq->query = q ? q + 1 : NULL; /* NULL: no "?"; "": an empty query, which stays */
+	rq->querylen = q ? strlen(rq->query) : 0;
 	len = q ? (size_t)(q - rq->raw) : strlen(rq->raw);
 	rq->path = xmalloc(len + 2);
 	/* "http://h" and "http://h?q" have the path "/". */
