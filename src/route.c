@@ -509,7 +509,8 @@ regex_try(const struct walk *w, uint32_t k, const char *path, size_t len,
 	const struct route_regex *x = &w->t->regexes[k];
 	const struct route *r = &w->t->routes[x->pos];
 
-	if (x->prefixlen > len || memcmp(path, w->t->prefixes.data + x->prefix, x->prefixlen) != 0)
+	if (x->prefixlen > 0 && (x->prefixlen > len ||
+				 memcmp(path, w->t->prefixes.data + x->prefix, x->prefixlen) != 0))
 		return false;
 	return route_host_matches(r->host, w->host, w->hostlen) &&
 	       regex_matches(r->re, x->jit, path, len, caps);
