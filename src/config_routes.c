@@ -248,7 +248,7 @@ route_path_normalize(struct cctx *c, yaml_node_t *item, const char *ikp, struct 
 {
 	yaml_node_t *n = cfg_map_get(c, item, "path"), at;
 	size_t len = strlen(r->path), nlen, off;
-	char kp[KP_MAX], *norm = xmalloc(len + 1);
+	char kp[KP_MAX], *norm = xmalloc(len + 1), *got;
 	const char *why;
 
 	if (path_normalize_rule(r->path, len, norm, &nlen, &off, &why) == 0) {
@@ -260,7 +260,10 @@ route_path_normalize(struct cctx *c, yaml_node_t *item, const char *ikp, struct 
 	at = *n;
 	at.start_mark.column += scalar_offset_column(n, off);
 	cfg_kp_join(kp, ikp, "path");
-	return cfg_fail(c, &at, kp, "can never match: %s; got \"%s\"", why, r->path);
+	got = cfg_quote(r->path);
+	cfg_fail(c, &at, kp, "can never match: %s; got %s", why, got);
+	xfree(got);
+	return -1;
 }
 
 /* After a route's keys: the rules that span several keys, and computed defaults. */

@@ -210,6 +210,8 @@ path_normalize_rule(const char *in, size_t len, char *out, size_t *outlen, size_
 	char scratch[3];
 
 	*off = 0;
+	if (len == 0 || in[0] != '/')
+		return path_normalize(in, len, out, outlen, err); /* refused, with its reason */
 	for (size_t i = 0; i <= len; i++) {
 		unsigned char c = i < len ? (unsigned char)in[i] : '/';
 
