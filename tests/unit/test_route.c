@@ -865,7 +865,7 @@ test_regex_prefilter_deep_nesting(void **state)
 {
 	struct rules s = {.n = 0};
 	struct route_table *t;
-	char pattern[64], path[64] = "/";
+	char pattern[80], path[64] = "/";
 
 	(void)state;
 	for (int i = 0; i < 40; i++) {
