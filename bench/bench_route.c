@@ -9,6 +9,9 @@
  *
  * Usage: bench_route [lookups]          (default 2,000,000 per table)
  *        bench_route --regex [lookups]  (only the regular expression tables)
+ *        bench_route --regex-table one|prefixed|open [lookups]
+ *            one table alone, for instruction counts:
+ *            valgrind --tool=callgrind --toggle-collect=route_table_lookup ...
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,11 +269,30 @@ bench_regex(long lookups)
 	}
 }
 
+/* One table of bench_regex() alone, requests sharing no literal prefix. */
+static int
+bench_regex_table(const char *which, long lookups)
+{
+	double ns;
+
+	if (strcmp(which, "one") == 0)
+		ns = time_regex_table(0, true, false, lookups);
+	else if (strcmp(which, "prefixed") == 0 || strcmp(which, "open") == 0)
+		ns = time_regex_table(NREGEX, which[0] == 'p', false, lookups);
+	else
+		return 2;
+	printf("%s: %.1f ns/lookup over %ld lookups\n", which, ns, lookups);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const size_t sizes[] = {1, 100, 10000};
 	bool regex_only = argc > 1 && strcmp(argv[1], "--regex") == 0;
+
+	if (argc > 2 && strcmp(argv[1], "--regex-table") == 0)
+		return bench_regex_table(argv[2], argc > 3 ? atol(argv[3]) : 100000);
 	long lookups = argc > 1 + regex_only ? atol(argv[1 + regex_only]) : 2000000;
 
 	if (lookups < 1000) {

@@ -548,8 +548,17 @@ const struct route *
 route_table_lookup(const struct route_table *t, const char *host, size_t hostlen, const char *path,
 		   size_t pathlen, struct route_captures *caps)
 {
-	struct walk w = {.t = t, .host = host, .hostlen = hostlen, .best = NO_RULE};
+	struct walk w; /* not zeroed as a whole: rl[] is filled up to nrl */
 	int64_t k = -1;
+
+	w.t = t;
+	w.shadow = false;
+	w.host = host;
+	w.hostlen = hostlen;
+	w.shadow_host = NULL;
+	w.best = NO_RULE;
+	w.nrl = 0;
+	w.overflow = false;
 
 	trie_walk(&w, path, pathlen);
 	if (!w.overflow) {
