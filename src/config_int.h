@@ -128,6 +128,7 @@ int cfg_fail_why(struct cctx *c, const yaml_node_t *n, const char *kp, const cha
 void cfg_kp_join(char *out, const char *dpath, const char *key);
 yaml_node_t *cfg_node_get(struct cctx *c, int id);
 const char *cfg_scalar(const yaml_node_t *n);
+char *cfg_quote(const char *s);
 yaml_node_t *cfg_map_get(struct cctx *c, const yaml_node_t *map, const char *name);
 yaml_node_t *cfg_map_get_key(struct cctx *c, const yaml_node_t *map, const char *name);
 int cfg_need_scalar(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected);
