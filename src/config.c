@@ -163,6 +163,7 @@ listen_free(struct config_listen *l)
 	xfree(l->certs);
 	xfree(l->ciphers);
 	xfree(l->ciphersuites);
+	access_list_free(&l->proxy_protocol);
 }
 
 static void
@@ -187,6 +188,7 @@ config_free(struct config *c)
 	}
 	xfree(c->hosts);
 	access_list_free(&c->access);
+	access_list_free(&c->forwarded.trusted);
 	for (size_t i = 0; i < c->nwarnings; i++)
 		xfree(c->warnings[i]);
 	xfree(c->warnings);

@@ -43,6 +43,11 @@ struct config_listen {
 	int tls_min_version; /* TLS1_2_VERSION or TLS1_3_VERSION */
 	char *ciphers;	     /* NULL: OpenSSL's default */
 	char *ciphersuites;
+	/*
+	 * Peers that must start with a PROXY header (allow rules only); any
+	 * other peer is refused.  Empty (n == 0): no PROXY protocol.
+	 */
+	struct access_list proxy_protocol;
 	int line, col;
 };
 
@@ -98,6 +103,8 @@ struct config {
 		bool x_forwarded;
 		bool forwarded;
 		bool via;
+		/* Peers whose X-Forwarded-For is believed (allow rules only); empty: none. */
+		struct access_list trusted;
 	} forwarded;
 
 	struct config_host *hosts;
