@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "portico/http.h"
 #include "portico/realip.h"
 
 static bool
@@ -19,16 +20,9 @@ realip_is_separator(char c)
 static int
 realip_port(const char *p, size_t len, uint16_t *port)
 {
-	unsigned v = 0;
+	uint64_t v;
 
-	if (len == 0 || len > 5)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned)(p[i] - '0');
-	}
-	if (v > 65535)
+	if (len > 5 || http_parse_length(p, len, &v) < 0 || v > 65535)
 		return -1;
 	*port = (uint16_t)v;
 	return 0;
