@@ -166,6 +166,7 @@ listen_free(struct config_listen *l)
 	xfree(l->ciphers);
 	xfree(l->ciphersuites);
 	tls_server_unref(l->tls_server);
+	access_list_free(&l->proxy_protocol);
 }
 
 static void
@@ -193,6 +194,7 @@ config_free(struct config *c)
 	}
 	xfree(c->hosts);
 	access_list_free(&c->access);
+	access_list_free(&c->forwarded.trusted);
 	for (size_t i = 0; i < c->nwarnings; i++)
 		xfree(c->warnings[i]);
 	xfree(c->warnings);

@@ -115,7 +115,7 @@ extern const size_t config_nkeys;
 key_parse_fn cfg_key_address, cfg_key_admin_listen, cfg_key_workers, cfg_key_listen_tls,
     cfg_key_hosts, cfg_key_access, cfg_key_match, cfg_key_pass, cfg_key_server_name,
     cfg_key_route_host, cfg_key_html, cfg_key_route_tls;
-list_item_fn cfg_cert_item, cfg_listen_item, cfg_access_item, cfg_route_item;
+list_item_fn cfg_cert_item, cfg_listen_item, cfg_access_item, cfg_cidr_item, cfg_route_item;
 
 /* config_walk.c: YAML nodes, errors and warnings, the key-table walker */
 int cfg_node_line(const yaml_node_t *n);
