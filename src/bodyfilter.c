@@ -131,7 +131,7 @@ bodyfilter_setup(const struct route *r, const char *content_type, size_t ctlen,
 		res->filter = dec;
 	}
 	if (res->content_encoding != NULL)
-		html->next = gzip_encoder_new(-1);
+		html->next = gzip_encoder_new(GZIP_LEVEL);
 	return 0;
 }
 

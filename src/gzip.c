@@ -34,11 +34,12 @@ struct gzip_filter {
 	size_t budget;	 /* what the current write may produce */
 };
 
+/* zlib initializes what it reads: its state need not be zeroed first. */
 static voidpf
 gzip_alloc(voidpf opaque, uInt items, uInt size)
 {
 	(void)opaque;
-	return xcalloc(items, size);
+	return xmalloc((size_t)items * size);
 }
 
 static void
