@@ -483,15 +483,18 @@ html_attr_seen(struct html_filter *h, const char *n, size_t nlen, const char *v,
 			s->refresh = true;
 		return;
 	}
-	h->attrs = xgrow(h->attrs, &h->attrs_cap, h->nattrs, sizeof(*h->attrs));
+	if (h->nattrs == h->attrs_cap)
+		h->attrs = xgrow(h->attrs, &h->attrs_cap, h->nattrs, sizeof(*h->attrs));
 	h->attrs[h->nattrs++] = (struct html_attr){v, vlen, kind};
 }
 
-/* Where a tag name ends: whitespace, "/" or ">"; an attribute name also at "=". */
-enum { END_TAG_NAME = 1, END_ATTR_NAME = 2 };
-static const unsigned char html_name_end[256] = {
-    [' '] = 3, ['\t'] = 3, ['\n'] = 3, ['\r'] = 3, ['\f'] = 3, ['/'] = 3, ['>'] = 3, ['='] = 2,
+/* The bytes that matter inside a tag. */
+enum { C_WS = 1, C_SLASH = 2, C_GT = 4, C_EQ = 8 };
+static const unsigned char html_class[256] = {
+    [' '] = C_WS,  ['\t'] = C_WS,   ['\n'] = C_WS, ['\r'] = C_WS,
+    ['\f'] = C_WS, ['/'] = C_SLASH, ['>'] = C_GT,  ['='] = C_EQ,
 };
+#define CLASS(c) html_class[(unsigned char)(c)]
 
 /*
  * Reads the tag whose name starts at `name` (after "<" or "</") once, up to
@@ -506,7 +509,7 @@ html_scan_tag(struct html_filter *h, const char *name, const char *lim, bool att
 	const char *p = name, *n, *k, *v;
 	unsigned tag = 0;
 
-	while (p < lim && !(html_name_end[(unsigned char)*p] & END_TAG_NAME))
+	while (p < lim && !(CLASS(*p) & (C_WS | C_SLASH | C_GT)))
 		p++;
 	if (p == lim)
 		return false;
@@ -520,7 +523,7 @@ html_scan_tag(struct html_filter *h, const char *name, const char *lim, bool att
 		tag = TAG_META;
 	for (;;) {
 		/* Before an attribute name: whitespace and "/" are skipped. */
-		while (p < lim && (html_is_ws(*p) || *p == '/'))
+		while (p < lim && (CLASS(*p) & (C_WS | C_SLASH)))
 			p++;
 		if (p == lim)
 			return false;
@@ -530,9 +533,9 @@ html_scan_tag(struct html_filter *h, const char *name, const char *lim, bool att
 			return true;
 		}
 		/* A name: its first byte may be anything, "=" and quotes included. */
-		for (n = p++; p < lim && !html_name_end[(unsigned char)*p]; p++)
+		for (n = p++; p < lim && !CLASS(*p); p++)
 			;
-		for (k = p; p < lim && html_is_ws(*p); p++)
+		for (k = p; p < lim && (CLASS(*p) & C_WS); p++)
 			;
 		if (p == lim)
 			return false;
@@ -542,7 +545,7 @@ html_scan_tag(struct html_filter *h, const char *name, const char *lim, bool att
 		}
 		if (*p != '=')
 			continue; /* "/" or the next name */
-		for (p++; p < lim && html_is_ws(*p); p++)
+		for (p++; p < lim && (CLASS(*p) & C_WS); p++)
 			;
 		if (p == lim)
 			return false;
@@ -559,7 +562,7 @@ html_scan_tag(struct html_filter *h, const char *name, const char *lim, bool att
 			p++;
 			continue;
 		}
-		for (v = p; p < lim && !html_is_ws(*p) && *p != '>'; p++)
+		for (v = p; p < lim && !(CLASS(*p) & (C_WS | C_GT)); p++)
 			;
 		if (p == lim)
 			return false;
@@ -675,7 +678,7 @@ html_simple_tag(struct html_filter *h, const char *q)
 	if ((g & first) == 0)
 		return NULL;
 	at = (unsigned)__builtin_ctz(m);
-	if (q[1] != '/') {
+	if (q[1] != '/' && at >= 3 && at <= 8) {
 		h->pending_raw = html_raw_lookup(q + 1, at);
 		h->selfclosing = false;
 		html_after_tag(h);
