@@ -116,6 +116,7 @@ fuzz_check(const struct route_html_map *maps, size_t n, uint8_t flags, const cha
 	if (wl > 0 && memcmp(evbuffer_pullup(want, -1), evbuffer_pullup(got, -1), wl) != 0)
 		abort();
 	evbuffer_free(got);
+	evbuffer_free(want);
 }
 
 static struct evbuffer *
