@@ -162,9 +162,9 @@ if [ -x "$bench_html" ]; then
 	valgrind --tool=callgrind --callgrind-out-file="$work/cg.bench_html" \
 		"$bench_html" "$work/www/public/page.html" 10 >/dev/null 2>&1
 	callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$work/cg.bench_html" 2>/dev/null |
-		awk '$NF ~ /bench_html\]$/ && $3 ~ /:(rewrite_page|spans_[a-z]+)$/ {
-			v = $1; gsub(",", "", v); f = $3; sub(/.*:/, "", f)
-			printf "%-26s %10d Ir/page\n", f, v / 10 }'
+		awk '$1 ~ /^[0-9,]+$/ { for (i = 2; i <= NF; i++) if ($i ~ /:(rewrite_page|spans_[a-z]+)$/) {
+			v = $1; gsub(",", "", v); f = $i; sub(/.*:/, "", f)
+			printf "%-26s %10d Ir/page\n", f, v / 10 } }'
 fi
 
 echo "== memory per rewriting connection ($conns connections held mid-body)"
