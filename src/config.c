@@ -14,6 +14,7 @@
 
 #include "config_int.h"
 #include "portico/tls.h"
+#include "portico/html.h"
 
 static int
 config_build(struct cctx *c, yaml_node_t *root)
@@ -147,6 +148,7 @@ route_free(struct route *r)
 		xfree(r->html_maps[i].to);
 	}
 	xfree(r->html_maps);
+	html_urlmap_free(r->html_urlmap);
 	access_list_free(&r->access);
 	xfree(r->tls.ca);
 	xfree(r->tls.server_name);

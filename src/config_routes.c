@@ -11,8 +11,9 @@
 #include <string.h>
 
 #include "config_int.h"
-#include "portico/tls.h"
+#include "portico/html.h"
 #include "portico/path.h"
+#include "portico/tls.h"
 
 /*
  * How many columns right of the node's mark the value's byte `off` sits:
@@ -298,6 +299,9 @@ route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r
 			    "map to");
 		html_default_maps(r);
 	}
+	/* Compiled once here, shared by every response on the route. */
+	if (r->html && r->html_nmaps > 0)
+		r->html_urlmap = html_urlmap_new(r->html_maps, r->html_nmaps);
 	return 0;
 }
 

@@ -30,6 +30,8 @@ struct route_html_map {
 	char *to;
 };
 
+struct html_urlmap;
+
 struct route_tls {
 	bool verify;	   /* default true */
 	char *ca;	   /* NULL: the system trust store */
@@ -58,6 +60,8 @@ struct route {
 	bool html_extended;
 	struct route_html_map *html_maps;
 	size_t html_nmaps;
+	/* html_maps compiled for matching (html.h), or NULL. */
+	struct html_urlmap *html_urlmap;
 	bool has_access; /* a route-level list replaces the global one */
 	struct access_list access;
 	/* Effective timeouts in milliseconds: the route's override or the global value. */
