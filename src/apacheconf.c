@@ -83,6 +83,9 @@ struct apacheconf {
 	size_t nnames, capnames;
 	size_t nread, nreader, nfiles, total;
 	char *err;
+	/* The Include being executed: file-level errors are reported at its line. */
+	const char *inc_file, *inc_name;
+	unsigned inc_line;
 };
 
 /* One file being parsed. */
@@ -117,6 +120,28 @@ ac_fail(struct apacheconf *c, const char *file, unsigned line, const char *fmt, 
 	    line > 0 ? xasprintf("%s:%u: %s", file, line, msg) : xasprintf("%s: %s", file, msg);
 	xfree(msg);
 	return -1;
+}
+
+/* An error about the file `shown` itself: at the Include that names it, if any. */
+static int ac_fail_file(struct apacheconf *c, const char *shown, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+static int
+ac_fail_file(struct apacheconf *c, const char *shown, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	int rv;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	if (c->inc_file != NULL)
+		rv = ac_fail(c, c->inc_file, c->inc_line, "%s: %s: %s", c->inc_name, shown, msg);
+	else
+		rv = ac_fail(c, shown, 0, "%s", msg);
+	xfree(msg);
+	return rv;
 }
 
 /* ---- small helpers ---- */
@@ -530,9 +555,20 @@ ac_execute(struct apacheconf *c, const struct ac_src *s, unsigned line, const st
 		return ac_fail(c, s->file, line, "%s takes one argument", n->d.name);
 	if (c->opt.no_includes)
 		return ac_fail(c, s->file, line, "%s: includes are not followed here", n->d.name);
-	path = apacheconf_resolve(c, n->d.args[0]);
-	rv = ac_include(c, path, optional, s, line);
-	xfree(path);
+	{
+		const char *file = c->inc_file, *name = c->inc_name;
+		unsigned at = c->inc_line;
+
+		c->inc_file = s->file;
+		c->inc_line = line;
+		c->inc_name = n->d.name;
+		path = apacheconf_resolve(c, n->d.args[0]);
+		rv = ac_include(c, path, optional, s, line);
+		xfree(path);
+		c->inc_file = file;
+		c->inc_line = at;
+		c->inc_name = name;
+	}
 	return rv;
 }
 
@@ -741,17 +777,18 @@ ac_read_fd(struct apacheconf *c, int fd, const char *path, const char *shown, ch
 	ssize_t got;
 
 	if (fstat(fd, &st) < 0)
-		return ac_fail(c, shown, 0, "%s", strerror(errno));
+		return ac_fail_file(c, shown, "%s", strerror(errno));
 	if (!S_ISREG(st.st_mode) && strcmp(path, "/dev/null") != 0)
-		return ac_fail(c, shown, 0, "not a regular file");
+		return ac_fail_file(c, shown, "not a regular file");
 	if ((size_t)st.st_size > AC_MAX_FILE_SIZE)
-		return ac_fail(c, shown, 0, "larger than %zu bytes", AC_MAX_FILE_SIZE);
+		return ac_fail_file(c, shown, "larger than %zu bytes", AC_MAX_FILE_SIZE);
 	if (c->total + (size_t)st.st_size > AC_MAX_TOTAL_SIZE)
-		return ac_fail(c, shown, 0, "the configuration is larger than %zu bytes in all",
-			       AC_MAX_TOTAL_SIZE);
+		return ac_fail_file(c, shown, "the configuration is larger than %zu bytes in all",
+				    AC_MAX_TOTAL_SIZE);
 	for (size_t i = 0; i < c->nopen; i++)
 		if (c->open[i].dev == st.st_dev && c->open[i].ino == st.st_ino)
-			return ac_fail(c, shown, 0, "included while it is being read (a cycle)");
+			return ac_fail_file(c, shown,
+					    "already being read: the includes form a cycle");
 	*data = xmalloc((size_t)st.st_size + 1);
 	*len = 0;
 	while (*len < (size_t)st.st_size &&
@@ -759,7 +796,7 @@ ac_read_fd(struct apacheconf *c, int fd, const char *path, const char *shown, ch
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
-			return ac_fail(c, shown, 0, "%s", strerror(errno));
+			return ac_fail_file(c, shown, "%s", strerror(errno));
 		*len += (size_t)got;
 	}
 	c->total += *len;
@@ -778,13 +815,13 @@ ac_read_path(struct apacheconf *c, const char *path)
 	int fd, rv;
 
 	if (c->nopen >= AC_MAX_INCLUDE_DEPTH)
-		return ac_fail(c, shown, 0, "includes nested more than %d deep",
-			       AC_MAX_INCLUDE_DEPTH);
+		return ac_fail_file(c, shown, "includes nested more than %d deep",
+				    AC_MAX_INCLUDE_DEPTH);
 	if (++c->nfiles > AC_MAX_FILES)
-		return ac_fail(c, shown, 0, "more than %d files included", AC_MAX_FILES);
+		return ac_fail_file(c, shown, "more than %d files included", AC_MAX_FILES);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return ac_fail(c, shown, 0, "%s", strerror(errno));
+		return ac_fail_file(c, shown, "%s", strerror(errno));
 	rv = ac_read_fd(c, fd, path, shown, &data, &len);
 	close(fd);
 	if (rv == 0) {
@@ -862,16 +899,17 @@ ac_include_plain(struct apacheconf *c, const char *path, bool optional, unsigned
 	if (stat(path, &st) < 0) {
 		if (optional && errno == ENOENT)
 			return 0;
-		return ac_fail(c, s->file, line, "cannot open %s: %s", path, strerror(errno));
+		return ac_fail(c, s->file, line, "%s: cannot open %s: %s", c->inc_name, path,
+			       strerror(errno));
 	}
 	if (!S_ISDIR(st.st_mode))
 		return ac_read_path(c, path);
 	if (depth >= AC_MAX_DIR_DEPTH)
-		return ac_fail(c, s->file, line, "%s: directories nested more than %d deep", path,
-			       AC_MAX_DIR_DEPTH);
+		return ac_fail(c, s->file, line, "%s: %s: directories nested more than %d deep",
+			       c->inc_name, path, AC_MAX_DIR_DEPTH);
 	if (ac_list_dir(path, NULL, false, &list, &n) < 0)
-		return ac_fail(c, s->file, line, "cannot read the directory %s: %s", path,
-			       strerror(errno));
+		return ac_fail(c, s->file, line, "%s: cannot read the directory %s: %s",
+			       c->inc_name, path, strerror(errno));
 	for (size_t i = 0; i < n && rv == 0; i++)
 		rv = ac_include_plain(c, list[i], optional, depth + 1, s, line);
 	ac_free_list(list, n);
@@ -903,10 +941,11 @@ ac_include_glob(struct apacheconf *c, const char *dir, const char *rest, bool op
 	} else if (ac_list_dir(dir, part, next != NULL, &list, &n) < 0) {
 		rv = optional && errno == ENOENT
 			 ? 0
-			 : ac_fail(c, s->file, line, "cannot read the directory %s: %s", dir,
-				   strerror(errno));
+			 : ac_fail(c, s->file, line, "%s: cannot read the directory %s: %s",
+				   c->inc_name, dir, strerror(errno));
 	} else if (n == 0 && !optional) {
-		rv = ac_fail(c, s->file, line, "no matches for the wildcard '%s' in %s", part, dir);
+		rv = ac_fail(c, s->file, line, "%s: no matches for the wildcard '%s' in %s",
+			     c->inc_name, part, dir);
 	}
 	for (size_t i = 0; i < n && rv == 0; i++)
 		rv = next ? ac_include_glob(c, list[i], next, optional, s, line)

@@ -1,8 +1,8 @@
 /*
  * import_int.h: the model shared by the import_*.c files, private to them.
  *
- * import_read.c walks the Apache tree into servers (the main server and each
- * <VirtualHost>), scopes (a server's own level, <Location>, <LocationMatch>,
+ * import_read.c (with the handlers of import_server.c) walks the Apache tree into servers (the main
+ * server and each <VirtualHost>), scopes (a server's own level, <Location>, <LocationMatch>,
  * <Proxy>, <ProxyMatch>) and balancers, giving every directive a verdict.
  * import_access.c turns a scope's authorization directives into an access
  * list.  import_routes.c orders ProxyPass rules as Apache evaluates them and
@@ -282,6 +282,22 @@ struct imp {
 	bool tls_routes_noted;
 };
 
+/* The walk of the Apache tree (import_read.c). */
+enum {
+	CX_MAIN = 1,  /* the main server's own level */
+	CX_VHOST = 2, /* a <VirtualHost>'s own level */
+	CX_DIR = 4,   /* <Location>, <LocationMatch>, <Proxy>, <ProxyMatch> */
+	CX_SERVER = CX_MAIN | CX_VHOST,
+	CX_ANY = CX_SERVER | CX_DIR,
+};
+
+struct walk {
+	struct imp_server *server;
+	struct imp_scope *scope;       /* the server's own level, or the section */
+	struct imp_balancer *balancer; /* inside <Proxy balancer://name> */
+	int cx;
+};
+
 /* import_read.c */
 void imp_read(struct imp *im);
 void imp_server_free(struct imp_server *s);
@@ -290,6 +306,32 @@ char *imp_duration(uint64_t ms);		     /* "30s", "500ms" */
 /* "http://host[:port]/path": the scheme and the rest; false for other schemes. */
 bool imp_url_scheme(const char *url, const char **rest, bool *tls);
 struct imp_balancer *imp_balancer_find(struct imp *im, struct imp_server *s, const char *name);
+/* The balancer named by "balancer://name[/...]" in `s`, created when new. */
+struct imp_balancer *imp_balancer_get(struct imp_server *s, const char *url, adir *d);
+bool imp_is_balancer_url(const char *url);
+/* false (and reported) when `d` has fewer than min or more than max arguments */
+bool imp_want_args(struct imp *im, adir *d, size_t min, size_t max);
+bool imp_parse_long(const char *s, long min, long max, long *out);
+/* "key=value" split; false when there is no '=' */
+bool imp_split_param(const char *arg, char *key, size_t keysize, const char **value);
+/* On|Off into `f`; false (and reported) otherwise */
+bool imp_set_flag(struct imp *im, adir *d, struct imp_flag *f);
+
+/* import_server.c: handlers of the walk's table */
+int imp_parse_port(const char *s); /* 1..65535, or -1 */
+void imp_on_listen(struct imp *im, struct walk *w, adir *d);
+void imp_on_server_name(struct imp *im, struct walk *w, adir *d);
+void imp_on_server_alias(struct imp *im, struct walk *w, adir *d);
+void imp_on_ssl_engine(struct imp *im, struct walk *w, adir *d);
+void imp_on_ssl_file(struct imp *im, struct walk *w, adir *d);
+void imp_on_ssl_proxy_verify(struct imp *im, struct walk *w, adir *d);
+void imp_on_ssl_proxy_file(struct imp *im, struct walk *w, adir *d);
+void imp_on_ssl_proxy_check(struct imp *im, struct walk *w, adir *d);
+void imp_on_member(struct imp *im, struct walk *w, adir *d);
+void imp_on_proxy_set(struct imp *im, struct walk *w, adir *d);
+void imp_on_duration(struct imp *im, struct walk *w, adir *d);
+void imp_on_log_level(struct imp *im, struct walk *w, adir *d);
+void imp_on_limit(struct imp *im, struct walk *w, adir *d);
 
 /* import_access.c */
 bool imp_is_authz(const char *name);

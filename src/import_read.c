@@ -5,7 +5,8 @@
  * reverse mappings, cookie mappings, balancers and the global settings.
  *
  * One table maps directive names to handlers and the contexts they are
- * taken in; every directive gets a verdict here or, for those whose fate
+ * taken in (the handlers of servers, listeners, TLS, balancers and global
+ * settings are in import_server.c); every directive gets a verdict here or, for those whose fate
  * depends on the routes (ProxyPassReverse, cookie mappings), when the routes
  * are built.  A directive with no handler is reported with the reason from
  * the table of known directives, or "no portico equivalent".
@@ -15,21 +16,6 @@
 #include <string.h>
 
 #include "import_int.h"
-
-enum {
-	CX_MAIN = 1,  /* the main server's own level */
-	CX_VHOST = 2, /* a <VirtualHost>'s own level */
-	CX_DIR = 4,   /* <Location>, <LocationMatch>, <Proxy>, <ProxyMatch> */
-	CX_SERVER = CX_MAIN | CX_VHOST,
-	CX_ANY = CX_SERVER | CX_DIR,
-};
-
-struct walk {
-	struct imp_server *server;
-	struct imp_scope *scope;       /* the server's own level, or the section */
-	struct imp_balancer *balancer; /* inside <Proxy balancer://name> */
-	int cx;
-};
 
 struct handler {
 	const char *name;
@@ -107,8 +93,8 @@ imp_url_scheme(const char *url, const char **rest, bool *tls)
 	return false;
 }
 
-static bool
-parse_long(const char *s, long min, long max, long *out)
+bool
+imp_parse_long(const char *s, long min, long max, long *out)
 {
 	char *end;
 	long v;
@@ -123,8 +109,8 @@ parse_long(const char *s, long min, long max, long *out)
 }
 
 /* Splits "key=value"; false when there is no '='. */
-static bool
-split_param(const char *arg, char *key, size_t keysize, const char **value)
+bool
+imp_split_param(const char *arg, char *key, size_t keysize, const char **value)
 {
 	const char *eqs = strchr(arg, '=');
 
@@ -226,8 +212,8 @@ imp_balancer_find(struct imp *im, struct imp_server *s, const char *name)
 }
 
 /* The balancer named by "balancer://name[/...]" in `s`, created when new. */
-static struct imp_balancer *
-balancer_get(struct imp_server *s, const char *url, adir *d)
+struct imp_balancer *
+imp_balancer_get(struct imp_server *s, const char *url, adir *d)
 {
 	const char *name = url + strlen("balancer://");
 	size_t len = strcspn(name, "/");
@@ -250,8 +236,8 @@ balancer_get(struct imp_server *s, const char *url, adir *d)
 	return b;
 }
 
-static bool
-is_balancer_url(const char *url)
+bool
+imp_is_balancer_url(const char *url)
 {
 	return ascii_has_prefix_case(url, strlen(url), "balancer://") && url[11] != '\0' &&
 	       url[11] != '/';
@@ -306,8 +292,8 @@ report_tree(struct imp *im, adir *d, const char *reason)
 
 /* ---- handlers: servers, names, listeners ---- */
 
-static bool
-want_args(struct imp *im, adir *d, size_t min, size_t max)
+bool
+imp_want_args(struct imp *im, adir *d, size_t min, size_t max)
 {
 	if (d->nargs >= min && d->nargs <= max)
 		return true;
@@ -316,192 +302,6 @@ want_args(struct imp *im, adir *d, size_t min, size_t max)
 	else
 		imp_report(im, d, "expects %zu to %zu arguments", min, max);
 	return false;
-}
-
-static int
-parse_port(const char *s)
-{
-	long v;
-
-	return parse_long(s, 1, 65535, &v) ? (int)v : -1;
-}
-
-/* "80", "10.0.0.1:80", "[::1]:80", "*:80" as portico writes it; NULL when not numeric. */
-static char *
-listen_address(const char *arg, int *port)
-{
-	const char *colon = strrchr(arg, ':');
-	char host[64];
-
-	if (colon == NULL || (arg[0] == '[' && colon < strchr(arg, ']'))) {
-		*port = parse_port(arg);
-		return *port > 0 ? xasprintf("*:%d", *port) : NULL;
-	}
-	*port = parse_port(colon + 1);
-	if (*port < 0 || (size_t)(colon - arg) >= sizeof(host))
-		return NULL;
-	memcpy(host, arg, (size_t)(colon - arg));
-	host[colon - arg] = '\0';
-	if (strcmp(host, "*") == 0)
-		return xasprintf("*:%d", *port);
-	if (host[0] == '[') {
-		struct access_rule r;
-		const char *err;
-		size_t hl = strlen(host);
-
-		if (hl < 3 || host[hl - 1] != ']')
-			return NULL;
-		host[hl - 1] = '\0';
-		if (access_rule_parse(host + 1, true, &r, &err) < 0 || strchr(host + 1, '/'))
-			return NULL;
-		return xasprintf("[%s]:%d", host + 1, *port);
-	}
-	if (strspn(host, "0123456789.") != strlen(host) || strchr(host, '/') != NULL)
-		return NULL;
-	{
-		struct access_rule r;
-		const char *err;
-
-		if (access_rule_parse(host, true, &r, &err) < 0)
-			return NULL;
-	}
-	return xasprintf("%s:%d", host, *port);
-}
-
-static void
-h_listen(struct imp *im, struct walk *w, adir *d)
-{
-	struct imp_listen *l;
-	char *addr;
-	int port;
-
-	(void)w;
-	if (!want_args(im, d, 1, 2))
-		return;
-	addr = listen_address(d->args[0], &port);
-	if (addr == NULL) {
-		imp_report(im, d, "portico listens on numeric addresses only (\"%s\")", d->args[0]);
-		return;
-	}
-	for (size_t i = 0; i < im->nlistens; i++)
-		if (strcmp(im->listens[i].address, addr) == 0) {
-			imp_imported(im, d); /* the same listener, read twice */
-			xfree(addr);
-			return;
-		}
-	im->listens = xgrow(im->listens, &im->caplistens, im->nlistens, sizeof(*im->listens));
-	l = &im->listens[im->nlistens++];
-	memset(l, 0, sizeof(*l));
-	l->d = d;
-	l->address = addr;
-	l->port = port;
-	if (d->nargs == 2 && !eq(d->args[1], "http") && !eq(d->args[1], "https"))
-		imp_report_part(im, d, "protocol %s: portico speaks HTTP/1.1 only", d->args[1]);
-	else
-		imp_imported(im, d);
-}
-
-/* The host of "[scheme://]host[:port]", lower case; NULL when it is not a host name. */
-static char *
-server_host(const char *arg)
-{
-	const char *p = strstr(arg, "://");
-	size_t n;
-	char *h;
-
-	p = p ? p + 3 : arg;
-	n = strcspn(p, ":/");
-	if (n == 0)
-		return NULL;
-	h = xstrndup(p, n);
-	for (char *q = h; *q; q++) {
-		if (!isalnum((unsigned char)*q) && *q != '-' && *q != '.' && *q != '*') {
-			xfree(h);
-			return NULL;
-		}
-		*q = (char)tolower((unsigned char)*q);
-	}
-	return h;
-}
-
-static void
-add_name(struct imp_server *s, adir *d, char *host, bool first)
-{
-	struct imp_name nm = {.d = d, .host = host};
-
-	nm.wildcard = host != NULL && host[0] == '*';
-	s->names = xgrow(s->names, &s->capnames, s->nnames, sizeof(*s->names));
-	if (first) {
-		memmove(s->names + 1, s->names, s->nnames * sizeof(*s->names));
-		s->names[0] = nm;
-	} else {
-		s->names[s->nnames] = nm;
-	}
-	s->nnames++;
-}
-
-static void
-h_server_name(struct imp *im, struct walk *w, adir *d)
-{
-	char *host;
-
-	if (!want_args(im, d, 1, 1))
-		return;
-	host = server_host(d->args[0]);
-	if (host == NULL || strchr(host, '*') != NULL) {
-		xfree(host);
-		imp_report(im, d, "\"%s\" is not a host name", d->args[0]);
-		return;
-	}
-	if (w->server == im->main) {
-		xfree(w->server->main_name);
-		w->server->main_name = host;
-		w->server->main_name_d = d;
-		imp_note(im, d);
-		return;
-	}
-	for (size_t i = 0; i < w->server->nnames; i++)
-		if (w->server->names[i].d != NULL &&
-		    eq(w->server->names[i].d->name, "ServerName")) {
-			imp_report(im, w->server->names[i].d,
-				   "overridden by the ServerName on line %u", d->line);
-			xfree(w->server->names[i].host);
-			w->server->names[i] = w->server->names[--w->server->nnames];
-			break;
-		}
-	add_name(w->server, d, host, true);
-	imp_imported(im, d);
-}
-
-/* "*", "*.suffix" and plain names; other wildcard patterns cannot be expressed. */
-static void
-h_server_alias(struct imp *im, struct walk *w, adir *d)
-{
-	bool any = false, bad = false;
-
-	if (!want_args(im, d, 1, SIZE_MAX))
-		return;
-	for (size_t i = 0; i < d->nargs; i++) {
-		const char *a = d->args[i];
-		char *host = strcmp(a, "*") == 0 ? NULL : server_host(a);
-		bool simple = host != NULL && (strchr(host, '*') == NULL ||
-					       (host[0] == '*' && host[1] == '.' &&
-						strchr(host + 1, '*') == NULL && host[2] != '\0'));
-
-		if (strcmp(a, "*") == 0 || simple) {
-			add_name(w->server, d, host, false);
-			any = true;
-			continue;
-		}
-		xfree(host);
-		bad = true;
-		imp_report_part(im, d, "\"%s\": portico matches host names exactly or as *.suffix",
-				a);
-	}
-	if (!any && bad)
-		imp_report(im, d, "no name that portico can match");
-	else if (!bad)
-		imp_imported(im, d);
 }
 
 /* ---- handlers: ProxyPass and friends ---- */
@@ -516,17 +316,17 @@ pass_param(struct imp *im, struct imp_pass *p, adir *d, const char *arg)
 	if (eq(arg, "nocanon") || eq(arg, "interpolate") || eq(arg, "noquery")) {
 		imp_report_part(
 		    im, d, "%s: portico always normalizes the path and forwards the query", arg);
-	} else if (!split_param(arg, key, sizeof(key), &v)) {
+	} else if (!imp_split_param(arg, key, sizeof(key), &v)) {
 		imp_report_part(im, d, "%s: not a parameter", arg);
 	} else if ((eq(key, "timeout") || eq(key, "connectiontimeout")) &&
 		   imp_parse_seconds(v, &ms) && ms <= 3600000) {
 		*(eq(key, "timeout") ? &p->read_ms : &p->connect_ms) = ms;
-	} else if (eq(key, "retry") && parse_long(v, 0, 86400, &p->retry_s)) {
+	} else if (eq(key, "retry") && imp_parse_long(v, 0, 86400, &p->retry_s)) {
 		p->retry = true;
-	} else if (eq(key, "lbmethod") && p->url != NULL && is_balancer_url(p->url)) {
+	} else if (eq(key, "lbmethod") && p->url != NULL && imp_is_balancer_url(p->url)) {
 		p->lbmethod = v;
-	} else if (eq(key, "maxattempts") && p->url != NULL && is_balancer_url(p->url) &&
-		   parse_long(v, 0, 100, &p->maxattempts)) {
+	} else if (eq(key, "maxattempts") && p->url != NULL && imp_is_balancer_url(p->url) &&
+		   imp_parse_long(v, 0, 100, &p->maxattempts)) {
 	} else {
 		imp_report_part(im, d, "%s: no portico equivalent", arg);
 	}
@@ -561,7 +361,7 @@ check_pass_url(struct imp *im, adir *d, struct imp_pass *p)
 	bool tls;
 	size_t n = strlen(p->url);
 
-	if (is_balancer_url(p->url))
+	if (imp_is_balancer_url(p->url))
 		return true;
 	if (imp_url_scheme(p->url, &rest, &tls)) {
 		p->pass = xstrdup(p->url);
@@ -607,7 +407,7 @@ add_pass(struct imp *im, struct walk *w, adir *d, bool match)
 			   "here (it has no *, ? or [...]), which never matches");
 		return;
 	}
-	if (!want_args(im, d, first + 1, SIZE_MAX))
+	if (!imp_want_args(im, d, first + 1, SIZE_MAX))
 		return;
 	p = xcalloc(1, sizeof(*p));
 	p->d = d;
@@ -665,13 +465,13 @@ h_reverse(struct imp *im, struct walk *w, adir *d)
 		imp_report(im, d, "only read at server level and in <Location>");
 		return;
 	}
-	if (!want_args(im, d, first + 1, first + 2))
+	if (!imp_want_args(im, d, first + 1, first + 2))
 		return;
 	if (d->nargs == first + 2) {
 		imp_report(im, d, "%s: portico does not interpolate", d->args[first + 1]);
 		return;
 	}
-	if (!imp_url_scheme(d->args[first], &rest, &tls) && !is_balancer_url(d->args[first])) {
+	if (!imp_url_scheme(d->args[first], &rest, &tls) && !imp_is_balancer_url(d->args[first])) {
 		imp_report(im, d, "%s: portico maps http:// and https:// URLs", d->args[first]);
 		return;
 	}
@@ -693,7 +493,7 @@ h_cookie(struct imp *im, struct walk *w, adir *d)
 {
 	struct imp_cookie *c;
 
-	if (!want_args(im, d, 2, 3))
+	if (!imp_want_args(im, d, 2, 3))
 		return;
 	if (d->nargs == 3) {
 		imp_report(im, d, "%s: portico does not interpolate", d->args[2]);
@@ -711,12 +511,12 @@ h_cookie(struct imp *im, struct walk *w, adir *d)
 }
 
 /* On|Off into `f`; false (reported) otherwise. */
-static bool
-set_flag(struct imp *im, adir *d, struct imp_flag *f)
+bool
+imp_set_flag(struct imp *im, adir *d, struct imp_flag *f)
 {
 	int v;
 
-	if (!want_args(im, d, 1, 1))
+	if (!imp_want_args(im, d, 1, 1))
 		return false;
 	v = parse_on_off(d->args[0]);
 	if (v == TRI_UNSET) {
@@ -731,7 +531,7 @@ set_flag(struct imp *im, adir *d, struct imp_flag *f)
 static void
 h_preserve_host(struct imp *im, struct walk *w, adir *d)
 {
-	if (set_flag(im, d, &w->scope->preserve_host)) {
+	if (imp_set_flag(im, d, &w->scope->preserve_host)) {
 		w->scope->has_settings = true;
 		imp_imported(im, d);
 	}
@@ -742,7 +542,7 @@ h_proxy_timeout(struct imp *im, struct walk *w, adir *d)
 {
 	uint64_t ms;
 
-	if (!want_args(im, d, 1, 1))
+	if (!imp_want_args(im, d, 1, 1))
 		return;
 	if (!imp_parse_seconds(d->args[0], &ms) || ms > 24 * 3600000ull) {
 		imp_report(im, d, "expects a number of seconds up to a day");
@@ -761,7 +561,7 @@ h_proxy_timeout(struct imp *im, struct walk *w, adir *d)
 static void
 h_via(struct imp *im, struct walk *w, adir *d)
 {
-	if (!want_args(im, d, 1, 1))
+	if (!imp_want_args(im, d, 1, 1))
 		return;
 	if (eq(d->args[0], "block")) {
 		imp_report(im, d, "portico does not remove Via headers");
@@ -783,14 +583,14 @@ h_add_headers(struct imp *im, struct walk *w, adir *d)
 		imp_report(im, d, "portico adds X-Forwarded-* for every route or for none");
 		return;
 	}
-	set_flag(im, d, &w->server->xfwd);
+	imp_set_flag(im, d, &w->server->xfwd);
 }
 
 static void
 h_proxy_requests(struct imp *im, struct walk *w, adir *d)
 {
 	(void)w;
-	if (!want_args(im, d, 1, 1))
+	if (!imp_want_args(im, d, 1, 1))
 		return;
 	if (parse_on_off(d->args[0]) == TRI_OFF)
 		imp_note(im, d);
@@ -802,7 +602,7 @@ h_proxy_requests(struct imp *im, struct walk *w, adir *d)
 static void
 h_inherit(struct imp *im, struct walk *w, adir *d)
 {
-	if (set_flag(im, d, &w->server->inherit))
+	if (imp_set_flag(im, d, &w->server->inherit))
 		imp_note(im, d);
 }
 
@@ -813,7 +613,7 @@ h_html_flag(struct imp *im, struct walk *w, adir *d)
 {
 	bool ext = eq(d->name, "ProxyHTMLExtended");
 
-	if (set_flag(im, d, ext ? &w->scope->html_extended : &w->scope->html)) {
+	if (imp_set_flag(im, d, ext ? &w->scope->html_extended : &w->scope->html)) {
 		w->scope->has_settings = true;
 		imp_imported(im, d);
 	}
@@ -824,7 +624,7 @@ h_html_map(struct imp *im, struct walk *w, adir *d)
 {
 	struct imp_scope *sc = w->scope;
 
-	if (!want_args(im, d, 2, 4))
+	if (!imp_want_args(im, d, 2, 4))
 		return;
 	if (d->nargs >= 3 && strpbrk(d->args[2], "R") != NULL) {
 		imp_report(im, d, "regular-expression maps (flag R) have no portico equivalent");
@@ -863,95 +663,6 @@ h_authz(struct imp *im, struct walk *w, adir *d)
 /* ---- handlers: mod_ssl ---- */
 
 static void
-h_ssl_engine(struct imp *im, struct walk *w, adir *d)
-{
-	if (!want_args(im, d, 1, 1))
-		return;
-	if (eq(d->args[0], "optional") || eq(d->args[0], "addr")) {
-		imp_report(im, d, "%s: portico listeners are TLS or plain", d->args[0]);
-		return;
-	}
-	if (set_flag(im, d, &w->server->ssl))
-		imp_imported(im, d);
-}
-
-static void
-h_ssl_file(struct imp *im, struct walk *w, adir *d)
-{
-	struct imp_server *s = w->server;
-	bool key = eq(d->name, "SSLCertificateKeyFile");
-	char **dst = key ? &s->key : &s->cert;
-	adir **dd = key ? &s->key_d : &s->cert_d;
-
-	if (!want_args(im, d, 1, 1))
-		return;
-	if (*dst != NULL) {
-		imp_report(im, d,
-			   "portico takes one certificate per virtual host; the one on line "
-			   "%u is used",
-			   (*dd)->line);
-		return;
-	}
-	if (!yaml_text_ok(d->args[0])) {
-		imp_report(im, d, "not a file name portico can take");
-		return;
-	}
-	*dst = apacheconf_resolve(im->conf, d->args[0]);
-	*dd = d;
-	imp_imported(im, d);
-}
-
-static void
-h_ssl_proxy_verify(struct imp *im, struct walk *w, adir *d)
-{
-	if (!want_args(im, d, 1, 1))
-		return;
-	if (eq(d->args[0], "none") || eq(d->args[0], "optional_no_ca")) {
-		w->server->proxy_verify.v = TRI_OFF;
-	} else if (eq(d->args[0], "require") || eq(d->args[0], "optional")) {
-		w->server->proxy_verify.v = TRI_ON;
-	} else {
-		imp_report(im, d, "expects none, optional, require or optional_no_ca");
-		return;
-	}
-	w->server->proxy_verify.d = d;
-	imp_imported(im, d);
-}
-
-static void
-h_ssl_proxy_file(struct imp *im, struct walk *w, adir *d)
-{
-	bool ca = eq(d->name, "SSLProxyCACertificateFile");
-
-	if (!want_args(im, d, 1, 1))
-		return;
-	if (!yaml_text_ok(d->args[0])) {
-		imp_report(im, d, "not a file name portico can take");
-		return;
-	}
-	xfree(ca ? w->server->proxy_ca : w->server->proxy_cert);
-	*(ca ? &w->server->proxy_ca : &w->server->proxy_cert) =
-	    apacheconf_resolve(im->conf, d->args[0]);
-	*(ca ? &w->server->proxy_ca_d : &w->server->proxy_cert_d) = d;
-	imp_imported(im, d);
-}
-
-static void
-h_ssl_proxy_check(struct imp *im, struct walk *w, adir *d)
-{
-	struct imp_flag f = {0};
-
-	if (!set_flag(im, d, &f))
-		return;
-	if (f.v == TRI_ON) {
-		imp_note(im, d);
-		return;
-	}
-	w->server->proxy_check_name = f;
-	/* The verdict depends on SSLProxyVerify: see import_routes.c. */
-}
-
-static void
 h_note(struct imp *im, struct walk *w, adir *d)
 {
 	(void)w;
@@ -967,227 +678,12 @@ h_reader(struct imp *im, struct walk *w, adir *d)
 
 /* ---- handlers: balancers ---- */
 
-static void
-member_param(struct imp *im, struct imp_balancer *b, struct imp_member *m, const char *arg)
-{
-	char key[32];
-	const char *v;
-	long n;
-
-	if (!split_param(arg, key, sizeof(key), &v)) {
-		imp_report_part(im, m->d, "%s: not a parameter", arg);
-	} else if (eq(key, "loadfactor") && parse_long(v, 1, 100, &n)) {
-		m->weight = n;
-	} else if (eq(key, "status") && (eq(v, "+H") || eq(v, "H"))) {
-		m->backup = true;
-	} else if (eq(key, "status") && (eq(v, "+D") || eq(v, "D"))) {
-		m->skip = true;
-		imp_report(im, m->d, "status=%s: a disabled member is left out", v);
-	} else if (eq(key, "retry") && parse_long(v, 1, 86400, &n)) {
-		if (b->down_s >= 0 && b->down_s != n)
-			imp_report_part(im, m->d, "retry=%s: portico has one down time per group",
-					v);
-		else
-			b->down_s = n, b->down_d = m->d;
-	} else {
-		imp_report_part(im, m->d, "%s: no portico equivalent", arg);
-	}
-}
-
-/* "http://host[:port][/]" into scheme and "host:port"; false otherwise. */
-static bool
-member_address(const char *url, char **scheme, char **address)
-{
-	const char *rest, *end;
-	bool tls;
-	size_t hl;
-	char *host;
-
-	if (!imp_url_scheme(url, &rest, &tls))
-		return false;
-	end = rest + strcspn(rest, "/?#");
-	if (*end != '\0' && strcmp(end, "/") != 0)
-		return false;
-	host = xstrndup(rest, (size_t)(end - rest));
-	hl = strlen(host);
-	if (hl == 0 || !yaml_text_ok(host) || strpbrk(host, "@ ") != NULL) {
-		xfree(host);
-		return false;
-	}
-	*scheme = xstrdup(tls ? "https" : "http");
-	if (host[hl - 1] == ']' || strrchr(host, ':') == NULL ||
-	    (host[0] == '[' && strrchr(host, ':') < strchr(host, ']')))
-		*address = xasprintf("%s:%d", host, tls ? 443 : 80);
-	else
-		*address = xstrdup(host);
-	xfree(host);
-	return true;
-}
-
-static void
-h_member(struct imp *im, struct walk *w, adir *d)
-{
-	size_t first = w->balancer != NULL ? 0 : 1;
-	struct imp_balancer *b = w->balancer;
-	struct imp_member *m;
-	char *scheme, *address;
-
-	if (!want_args(im, d, first + 1, SIZE_MAX))
-		return;
-	if (b == NULL && !is_balancer_url(d->args[0])) {
-		imp_report(im, d,
-			   "outside <Proxy balancer://...> it needs a balancer:// URL first");
-		return;
-	}
-	if (b == NULL)
-		b = balancer_get(w->server, d->args[0], d);
-	if (!member_address(d->args[first], &scheme, &address)) {
-		imp_report(im, d,
-			   "%s: portico balances over http:// and https:// servers given as "
-			   "scheme://host:port",
-			   d->args[first]);
-		return;
-	}
-	b->members = xgrow(b->members, &b->capmembers, b->nmembers, sizeof(*b->members));
-	m = &b->members[b->nmembers++];
-	memset(m, 0, sizeof(*m));
-	m->d = d;
-	m->scheme = scheme;
-	m->address = address;
-	imp_imported(im, d);
-	for (size_t i = first + 1; i < d->nargs; i++)
-		member_param(im, b, m, d->args[i]);
-}
-
-static const char *
-lbmethod_balance(const char *v)
-{
-	if (eq(v, "byrequests"))
-		return "round_robin";
-	if (eq(v, "bybusyness"))
-		return "least_conn";
-	return NULL;
-}
-
-static void
-h_proxy_set(struct imp *im, struct walk *w, adir *d)
-{
-	size_t first = w->balancer != NULL ? 0 : 1;
-	struct imp_balancer *b = w->balancer;
-	bool any = false;
-
-	if (!want_args(im, d, first + 1, SIZE_MAX))
-		return;
-	if (b == NULL && !is_balancer_url(d->args[0])) {
-		imp_report(im, d, "portico takes ProxySet for balancers only");
-		return;
-	}
-	if (b == NULL)
-		b = balancer_get(w->server, d->args[0], d);
-	for (size_t i = first; i < d->nargs; i++) {
-		char key[32];
-		const char *v;
-		long n;
-
-		if (split_param(d->args[i], key, sizeof(key), &v) && eq(key, "lbmethod") &&
-		    lbmethod_balance(v) != NULL) {
-			b->balance = lbmethod_balance(v);
-			b->balance_d = d;
-			any = true;
-		} else if (split_param(d->args[i], key, sizeof(key), &v) &&
-			   eq(key, "maxattempts") && parse_long(v, 0, 100, &n)) {
-			b->retries = n;
-			b->retries_d = d;
-			any = true;
-		} else {
-			imp_report_part(im, d, "%s: no portico equivalent", d->args[i]);
-		}
-	}
-	if (any)
-		imp_imported(im, d);
-	else
-		imp_report(im, d, "nothing portico can take");
-}
-
 /* ---- handlers: global settings ---- */
 
-static void
-h_duration(struct imp *im, struct walk *w, adir *d)
-{
-	bool idle = eq(d->name, "KeepAliveTimeout");
-	uint64_t ms;
-
-	if (w->server != im->main) {
-		imp_report(im, d,
-			   "portico's client timeouts are global: set it in the main server");
-		return;
-	}
-	if (!want_args(im, d, 1, 1))
-		return;
-	if (!imp_parse_seconds(d->args[0], &ms) || ms > 3600000) {
-		imp_report(im, d, "expects a duration from 1ms to an hour");
-		return;
-	}
-	*(idle ? &im->g.idle_ms : &im->g.timeout_ms) = ms;
-	*(idle ? &im->g.idle_d : &im->g.timeout_d) = d;
-	imp_imported(im, d);
-}
-
-static void
-h_log_level(struct imp *im, struct walk *w, adir *d)
-{
-	static const struct {
-		const char *apache, *portico;
-	} levels[] = {
-	    {"emerg", "error"}, {"alert", "error"}, {"crit", "error"}, {"error", "error"},
-	    {"warn", "warn"},	{"notice", "info"}, {"info", "info"},  {"debug", "debug"},
-	};
-	const char *level = NULL;
-
-	if (w->server != im->main || d->nargs != 1) {
-		imp_report(im, d, "portico has one log level, set in the main server");
-		return;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(levels); i++)
-		if (eq(d->args[0], levels[i].apache))
-			level = levels[i].portico;
-	if (level == NULL && strncasecmp(d->args[0], "trace", 5) == 0)
-		level = "debug";
-	if (level == NULL) {
-		imp_report(im, d, "\"%s\": portico's levels are error, warn, info and debug",
-			   d->args[0]);
-		return;
-	}
-	im->g.level = level;
-	im->g.level_d = d;
-	imp_imported(im, d);
-}
-
-static void
-h_limit(struct imp *im, struct walk *w, adir *d)
-{
-	bool body = eq(d->name, "LimitRequestBody");
-	long n;
-
-	if (w->server != im->main || (w->cx & CX_DIR)) {
-		imp_report(im, d, "portico's limits are global: set it in the main server");
-		return;
-	}
-	if (!want_args(im, d, 1, 1))
-		return;
-	if (!parse_long(d->args[0], body ? 0 : 1, body ? 2147483647L : 10000, &n)) {
-		imp_report(im, d, "%s: out of portico's range", d->args[0]);
-		return;
-	}
-	*(body ? &im->g.limit_body : &im->g.limit_fields) = (uint64_t)n;
-	*(body ? &im->g.limit_body_d : &im->g.limit_fields_d) = d;
-	imp_imported(im, d);
-}
-
 static const struct handler handlers[] = {
-    {"Listen", CX_MAIN, h_listen},
-    {"ServerName", CX_SERVER, h_server_name},
-    {"ServerAlias", CX_VHOST, h_server_alias},
+    {"Listen", CX_MAIN, imp_on_listen},
+    {"ServerName", CX_SERVER, imp_on_server_name},
+    {"ServerAlias", CX_VHOST, imp_on_server_alias},
     {"ProxyPass", CX_ANY, h_proxy_pass},
     {"ProxyPassMatch", CX_ANY, h_proxy_pass_match},
     {"ProxyPassReverse", CX_ANY, h_reverse},
@@ -1207,22 +703,22 @@ static const struct handler handlers[] = {
     {"Allow", CX_ANY, h_authz},
     {"Deny", CX_ANY, h_authz},
     {"Satisfy", CX_ANY, h_authz},
-    {"SSLEngine", CX_SERVER, h_ssl_engine},
-    {"SSLCertificateFile", CX_SERVER, h_ssl_file},
-    {"SSLCertificateKeyFile", CX_SERVER, h_ssl_file},
+    {"SSLEngine", CX_SERVER, imp_on_ssl_engine},
+    {"SSLCertificateFile", CX_SERVER, imp_on_ssl_file},
+    {"SSLCertificateKeyFile", CX_SERVER, imp_on_ssl_file},
     {"SSLProxyEngine", CX_SERVER, h_note},
-    {"SSLProxyVerify", CX_SERVER, h_ssl_proxy_verify},
-    {"SSLProxyCACertificateFile", CX_SERVER, h_ssl_proxy_file},
-    {"SSLProxyMachineCertificateFile", CX_SERVER, h_ssl_proxy_file},
-    {"SSLProxyCheckPeerName", CX_SERVER, h_ssl_proxy_check},
-    {"SSLProxyCheckPeerCN", CX_SERVER, h_ssl_proxy_check},
-    {"BalancerMember", CX_ANY, h_member},
-    {"ProxySet", CX_ANY, h_proxy_set},
-    {"Timeout", CX_SERVER, h_duration},
-    {"KeepAliveTimeout", CX_SERVER, h_duration},
-    {"LogLevel", CX_SERVER, h_log_level},
-    {"LimitRequestBody", CX_ANY, h_limit},
-    {"LimitRequestFields", CX_SERVER, h_limit},
+    {"SSLProxyVerify", CX_SERVER, imp_on_ssl_proxy_verify},
+    {"SSLProxyCACertificateFile", CX_SERVER, imp_on_ssl_proxy_file},
+    {"SSLProxyMachineCertificateFile", CX_SERVER, imp_on_ssl_proxy_file},
+    {"SSLProxyCheckPeerName", CX_SERVER, imp_on_ssl_proxy_check},
+    {"SSLProxyCheckPeerCN", CX_SERVER, imp_on_ssl_proxy_check},
+    {"BalancerMember", CX_ANY, imp_on_member},
+    {"ProxySet", CX_ANY, imp_on_proxy_set},
+    {"Timeout", CX_SERVER, imp_on_duration},
+    {"KeepAliveTimeout", CX_SERVER, imp_on_duration},
+    {"LogLevel", CX_SERVER, imp_on_log_level},
+    {"LimitRequestBody", CX_ANY, imp_on_limit},
+    {"LimitRequestFields", CX_SERVER, imp_on_limit},
     {"LoadModule", CX_ANY, h_reader},
     {"LoadFile", CX_ANY, h_reader},
 };
@@ -1363,8 +859,9 @@ walk_scope(struct imp *im, struct walk *w, adir *d)
 	}
 	inner.scope = scope_new(w->server, kind, d, arg);
 	inner.cx = CX_DIR;
-	inner.balancer =
-	    kind == SC_PROXY && is_balancer_url(arg) ? balancer_get(w->server, arg, d) : NULL;
+	inner.balancer = kind == SC_PROXY && imp_is_balancer_url(arg)
+			     ? imp_balancer_get(w->server, arg, d)
+			     : NULL;
 	if (inner.balancer != NULL)
 		inner.balancer->d = d;
 	imp_imported(im, d);
@@ -1381,8 +878,9 @@ walk_vhost(struct imp *im, struct walk *w, adir *d)
 	for (size_t i = 0; i < d->nargs; i++) {
 		const char *a = d->args[i];
 		const char *colon = strrchr(a, ':');
-		int port =
-		    colon && (a[0] != '[' || colon > strchr(a, ']')) ? parse_port(colon + 1) : 0;
+		int port = colon && (a[0] != '[' || colon > strchr(a, ']'))
+			       ? imp_parse_port(colon + 1)
+			       : 0;
 
 		if (strncasecmp(a, "_default_", 9) == 0)
 			s->default_addr = true;

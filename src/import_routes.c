@@ -677,7 +677,8 @@ rspec_free(struct rspec *r)
 static bool
 is_identity_key(const char *key)
 {
-	return strcmp(key, "path") == 0 || strcmp(key, "pass") == 0 || strcmp(key, "reverse") == 0;
+	return strcmp(key, "path") == 0 || strcmp(key, "match") == 0 || strcmp(key, "pass") == 0 ||
+	       strcmp(key, "reverse") == 0;
 }
 
 /* Two routes that differ in nothing but path, pass and reverse. */
