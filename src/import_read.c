@@ -6,9 +6,9 @@
  *
  * One table maps directive names to handlers and the contexts they are
  * taken in (the handlers of servers, listeners, TLS, balancers and global
- * settings are in import_server.c); every directive gets a verdict here or, for those whose fate
- * depends on the routes (ProxyPassReverse, cookie mappings), when the routes
- * are built.  A directive with no handler is reported with the reason from
+ * settings are in import_server.c).  Every directive gets a verdict here
+ * or, for those whose fate depends on the routes (ProxyPassReverse, cookie
+ * mappings), when the routes are built.  A directive with no handler is reported with the reason from
  * the table of known directives, or "no portico equivalent".
  */
 #include <ctype.h>
