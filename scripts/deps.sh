@@ -16,4 +16,22 @@ echo "installing:$missing" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 $sudo apt-get update -q
+# Some packages are services (apache2, which the import tests run on their
+# own ports): installing them must not start them.  A policy-rc.d that
+# denies every start is in place for the install only, unless there is one.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	trap '$sudo rm -f "$policy"' EXIT
+	printf '#!/bin/sh\n# scripts/deps.sh: no service starts while it installs.\nexit 101\n' |
+		$sudo tee "$policy" >/dev/null
+	$sudo chmod 755 "$policy"
+fi
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+case " $missing " in
+*" apache2 "*)
+	# Nor at the next boot.
+	if command -v systemctl >/dev/null 2>&1; then
+		$sudo systemctl disable --now apache2 apache-htcacheclean >/dev/null 2>&1 || true
+	fi
+	;;
+esac

@@ -12,6 +12,8 @@
 #include "portico/util.h"
 
 static const uint8_t access_v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+static const char access_err_rule[] = "expected \"all\", an IPv4 or IPv6 address, or a CIDR block";
+static const char access_err_cidr[] = "expected an IPv4 or IPv6 address or a CIDR block";
 
 static int
 access_parse_prefix(const char *s, unsigned max, unsigned *prefix)
@@ -83,7 +85,7 @@ access_rule_parse(const char *text, bool allow, struct access_rule *r, const cha
 		r->all = true;
 		return 0;
 	}
-	*err = "expected \"all\", an IPv4 or IPv6 address, or a CIDR block";
+	*err = access_err_rule;
 	if (alen == 0 || alen >= sizeof(addr))
 		goto fail;
 	memcpy(addr, text, alen);
@@ -103,6 +105,23 @@ access_rule_parse(const char *text, bool allow, struct access_rule *r, const cha
 fail:
 	memset(r, 0, sizeof(*r));
 	return -1;
+}
+
+int
+access_cidr_parse(const char *text, struct access_rule *r, const char **err)
+{
+	if (access_rule_parse(text, true, r, err) < 0) {
+		if (*err == access_err_rule)
+			*err = access_err_cidr;
+		return -1;
+	}
+	if (r->all) {
+		*err = "expected an IPv4 or IPv6 address or a CIDR block (for every peer, write "
+		       "0.0.0.0/0 and ::/0)";
+		memset(r, 0, sizeof(*r));
+		return -1;
+	}
+	return 0;
 }
 
 /* The client address as (family, bytes); IPv4-mapped IPv6 becomes IPv4.  -1 for other families. */

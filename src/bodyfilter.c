@@ -1,13 +1,11 @@
 /*
  * bodyfilter.c: whether a response body is rewritten and with which chain
  * (SPEC section 6.3): decode -> html -> encode, each stage only when the
- * upstream's coding and the client's Accept-Encoding need it; the header
- * values that change with it (ETag, Vary); and the plumbing every filter
- * uses to pass its output down the chain.
+ * upstream's coding and the client's Accept-Encoding need it, and the
+ * header values that change with it (ETag, Vary).  The filters pass their
+ * output down the chain through filterchain.c, not through this file.
  */
 #include <string.h>
-
-#include <event2/buffer.h>
 
 #include "portico/bodyfilter.h"
 #include "portico/gzip.h"
@@ -121,7 +119,11 @@ bodyfilter_setup(const struct route *r, const char *content_type, size_t ctlen,
 	    bf_decide(r, content_type, ctlen, content_encoding, celen, client_accepts_gzip, res);
 	if (coding == CODING_OTHER)
 		return 0;
-	html = html_filter_new(r->html_maps, r->html_nmaps, r->html_extended);
+	/* The map compiled with the snapshot; a route built by hand has none yet. */
+	if (r->html_urlmap != NULL)
+		html = html_filter_new_shared(r->html_urlmap, r->html_extended);
+	else
+		html = html_filter_new(r->html_maps, r->html_nmaps, r->html_extended);
 	res->filter = html;
 	if (coding != CODING_IDENTITY) {
 		dec = gzip_decoder_new();
@@ -129,7 +131,7 @@ bodyfilter_setup(const struct route *r, const char *content_type, size_t ctlen,
 		res->filter = dec;
 	}
 	if (res->content_encoding != NULL)
-		html->next = gzip_encoder_new(-1);
+		html->next = gzip_encoder_new(GZIP_LEVEL);
 	return 0;
 }
 
@@ -263,28 +265,4 @@ bodyfilter_vary_merge(const char *v, size_t len, struct buf *out)
 	buf_add(out, v, len);
 	buf_adds(out, ", Accept-Encoding");
 	return true;
-}
-
-int
-bodyfilter_forward(struct filter *f, const char *data, size_t len, struct evbuffer *out)
-{
-	if (len == 0)
-		return 0;
-	if (f->next != NULL)
-		return f->next->ops->write(f->next, data, len, out);
-	return evbuffer_add(out, data, len) == 0 ? 0 : -1;
-}
-
-int
-bodyfilter_forward_finish(struct filter *f, struct evbuffer *out)
-{
-	return f->next != NULL ? f->next->ops->finish(f->next, out) : 0;
-}
-
-void
-bodyfilter_free_next(struct filter *f)
-{
-	if (f->next != NULL)
-		f->next->ops->free(f->next);
-	f->next = NULL;
 }

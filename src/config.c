@@ -14,6 +14,7 @@
 
 #include "config_int.h"
 #include "portico/tls.h"
+#include "portico/html.h"
 
 static int
 config_build(struct cctx *c, yaml_node_t *root)
@@ -147,6 +148,7 @@ route_free(struct route *r)
 		xfree(r->html_maps[i].to);
 	}
 	xfree(r->html_maps);
+	html_urlmap_free(r->html_urlmap);
 	access_list_free(&r->access);
 	xfree(r->tls.ca);
 	xfree(r->tls.server_name);
@@ -166,6 +168,7 @@ listen_free(struct config_listen *l)
 	xfree(l->ciphers);
 	xfree(l->ciphersuites);
 	tls_server_unref(l->tls_server);
+	access_list_free(&l->proxy_protocol);
 }
 
 static void
@@ -193,6 +196,7 @@ config_free(struct config *c)
 	}
 	xfree(c->hosts);
 	access_list_free(&c->access);
+	access_list_free(&c->forwarded.trusted);
 	for (size_t i = 0; i < c->nwarnings; i++)
 		xfree(c->warnings[i]);
 	xfree(c->warnings);

@@ -115,7 +115,7 @@ extern const size_t config_nkeys;
 key_parse_fn cfg_key_address, cfg_key_admin_listen, cfg_key_workers, cfg_key_listen_tls,
     cfg_key_hosts, cfg_key_access, cfg_key_match, cfg_key_pass, cfg_key_server_name,
     cfg_key_route_host, cfg_key_html, cfg_key_route_tls;
-list_item_fn cfg_cert_item, cfg_listen_item, cfg_access_item, cfg_route_item;
+list_item_fn cfg_cert_item, cfg_listen_item, cfg_access_item, cfg_cidr_item, cfg_route_item;
 
 /* config_walk.c: YAML nodes, errors and warnings, the key-table walker */
 int cfg_node_line(const yaml_node_t *n);
@@ -128,6 +128,7 @@ int cfg_fail_why(struct cctx *c, const yaml_node_t *n, const char *kp, const cha
 void cfg_kp_join(char *out, const char *dpath, const char *key);
 yaml_node_t *cfg_node_get(struct cctx *c, int id);
 const char *cfg_scalar(const yaml_node_t *n);
+char *cfg_quote(const char *s);
 yaml_node_t *cfg_map_get(struct cctx *c, const yaml_node_t *map, const char *name);
 yaml_node_t *cfg_map_get_key(struct cctx *c, const yaml_node_t *map, const char *name);
 int cfg_need_scalar(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected);

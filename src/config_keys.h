@@ -111,6 +111,20 @@ const struct ckey config_keys[] = {
      .off = LSN(ciphersuites),
      .defdoc = "OpenSSL's default",
      .help = "OpenSSL cipher suites for TLS 1.3 (Apache SSLCipherSuite TLSv1.3)."},
+    {.path = "listen[].proxy_protocol",
+     .type = KT_LIST,
+     .tname = "list of address | CIDR",
+     .off = LSN(proxy_protocol.rules),
+     .aux = LSN(proxy_protocol.n),
+     .esize = sizeof(struct access_rule),
+     .item = cfg_cidr_item,
+     .flags = KEY_NONEMPTY,
+     .defdoc = "no PROXY protocol",
+     .help = "Balancers whose connections start with a PROXY protocol v1 or v2 header; "
+	     "the address it carries is the client's for access, X-Forwarded-For, logs and "
+	     "metrics; connections from other peers, and a missing, malformed or truncated "
+	     "header or one that is not complete within timeouts.client_header, are closed "
+	     "(Apache RemoteIPProxyProtocol, nginx listen proxy_protocol)."},
 
     /* process */
     {.path = "workers",
@@ -320,6 +334,18 @@ const struct ckey config_keys[] = {
      .def = "false",
      .off = CFG(forwarded.via),
      .help = "Via: 1.1 portico (Apache ProxyVia)."},
+    {.path = "forwarded.trusted",
+     .type = KT_LIST,
+     .tname = "list of address | CIDR",
+     .off = CFG(forwarded.trusted.rules),
+     .aux = CFG(forwarded.trusted.n),
+     .esize = sizeof(struct access_rule),
+     .item = cfg_cidr_item,
+     .defdoc = "none",
+     .help = "Peers whose X-Forwarded-For is believed: the client is the rightmost "
+	     "address in it that is not itself trusted, and the header is kept with the "
+	     "peer appended; from other peers it is replaced (Apache RemoteIPHeader with "
+	     "RemoteIPTrustedProxy, nginx set_real_ip_from with real_ip_recursive on)."},
 
     /* names, access, extra reverse mappings */
     {.path = "hosts",

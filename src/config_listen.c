@@ -294,6 +294,28 @@ cfg_access_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t 
 	return 0;
 }
 
+/*
+ * An item of a list of addresses and CIDR blocks (listen[].proxy_protocol,
+ * forwarded.trusted), kept as an allow rule.  "all" is refused: trusting
+ * every peer to state the client's address should be written out.
+ */
+int
+cfg_cidr_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i, const char *ikp,
+	      void *base, void *elem)
+{
+	struct access_rule *r = elem;
+	const char *why;
+
+	(void)k;
+	(void)i;
+	(void)base;
+	if (cfg_need_scalar(c, item, ikp, "an IPv4 or IPv6 address or a CIDR block") < 0)
+		return -1;
+	if (access_cidr_parse(cfg_scalar(item), r, &why) < 0)
+		return cfg_fail_why(c, item, ikp, why);
+	return 0;
+}
+
 /* A list of cfg_access_item; its presence (even empty) replaces the wider list. */
 int
 cfg_key_access(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "portico/html.h"
+#include "portico/path.h"
 #include "portico/tls.h"
 
 /*
@@ -239,6 +241,33 @@ html_default_maps(struct route *r)
 	xfree(pass_slash);
 }
 
+/*
+ * A path rule's path, normalized like request paths (SPEC 3); a path that
+ * could never match is an error at the byte that makes it so.
+ */
+static int
+route_path_normalize(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r)
+{
+	yaml_node_t *n = cfg_map_get(c, item, "path"), at;
+	size_t len = strlen(r->path), nlen, off;
+	char kp[KP_MAX], *norm = xmalloc(len + 1), *got;
+	const char *why;
+
+	if (path_normalize_rule(r->path, len, norm, &nlen, &off, &why) == 0) {
+		xfree(r->path);
+		r->path = norm;
+		return 0;
+	}
+	xfree(norm);
+	at = *n;
+	at.start_mark.column += scalar_offset_column(n, off);
+	cfg_kp_join(kp, ikp, "path");
+	got = cfg_quote(r->path);
+	cfg_fail(c, &at, kp, "can never match: %s; got %s", why, got);
+	xfree(got);
+	return -1;
+}
+
 /* After a route's keys: the rules that span several keys, and computed defaults. */
 static int
 route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r)
@@ -248,6 +277,8 @@ route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r
 
 	if (r->path == NULL && r->match == NULL)
 		return cfg_fail(c, item, ikp, "expected a path or a match key; got neither");
+	if (r->path != NULL && route_path_normalize(c, item, ikp, r) < 0)
+		return -1;
 	if (r->name == NULL)
 		r->name = xasprintf("%u", r->index);
 	cfg_kp_join(kp, ikp, "reverse");
@@ -268,6 +299,9 @@ route_finish(struct cctx *c, yaml_node_t *item, const char *ikp, struct route *r
 			    "map to");
 		html_default_maps(r);
 	}
+	/* Compiled once here, shared by every response on the route. */
+	if (r->html && r->html_nmaps > 0)
+		r->html_urlmap = html_urlmap_new(r->html_maps, r->html_nmaps);
 	return 0;
 }
 

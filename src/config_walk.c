@@ -80,6 +80,28 @@ node_is_null(const yaml_node_t *n)
 		strcmp((char *)n->data.scalar.value, "null") == 0);
 }
 
+/* `s` in double quotes, control bytes escaped, so that an error stays on one line. */
+char *
+cfg_quote(const char *s)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_addc(&b, '"');
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '\n')
+			buf_adds(&b, "\\n");
+		else if (*p == '\t')
+			buf_adds(&b, "\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			buf_addf(&b, "\\x%02X", *p);
+		else
+			buf_addc(&b, (char)*p);
+	}
+	buf_addc(&b, '"');
+	return buf_steal(&b);
+}
+
 /* What was found, for "expected X; got Y". */
 static char *
 node_describe(const yaml_node_t *n)
@@ -92,7 +114,7 @@ node_describe(const yaml_node_t *n)
 		return xstrdup("a list");
 	if (node_is_null(n))
 		return xstrdup("an empty value");
-	return xasprintf("\"%s\"", (const char *)n->data.scalar.value);
+	return cfg_quote((const char *)n->data.scalar.value);
 }
 
 /* "kp: <prefix><what>; got <n>" */

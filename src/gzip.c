@@ -15,7 +15,7 @@
 
 #include <zlib.h>
 
-#include "portico/bodyfilter.h"
+#include "portico/filterchain.h"
 #include "portico/gzip.h"
 #include "portico/util.h"
 
@@ -34,11 +34,12 @@ struct gzip_filter {
 	size_t budget;	 /* what the current write may produce */
 };
 
+/* zlib initializes what it reads: its state need not be zeroed first. */
 static voidpf
 gzip_alloc(voidpf opaque, uInt items, uInt size)
 {
 	(void)opaque;
-	return xcalloc(items, size);
+	return xmalloc((size_t)items * size);
 }
 
 static void
@@ -78,7 +79,7 @@ gzip_pump(struct gzip_filter *g, const unsigned char *data, size_t len, int flus
 		g->produced += n;
 		if (!g->encode && g->produced > g->budget)
 			return -1;
-		if (bodyfilter_forward(&g->base, (const char *)chunk, n, out) < 0)
+		if (filterchain_forward(&g->base, (const char *)chunk, n, out) < 0)
 			return -1;
 		if (rc == Z_BUF_ERROR)
 			break;
@@ -150,7 +151,7 @@ gunzip_finish(struct filter *f, struct evbuffer *out)
 			return -1;
 		}
 	}
-	return bodyfilter_forward_finish(f, out);
+	return filterchain_forward_finish(f, out);
 }
 
 static int
@@ -178,7 +179,7 @@ gzip_finish(struct filter *f, struct evbuffer *out)
 		g->failed = true;
 		return -1;
 	}
-	return bodyfilter_forward_finish(f, out);
+	return filterchain_forward_finish(f, out);
 }
 
 static void
@@ -188,7 +189,7 @@ gzip_free(struct filter *f)
 
 	if (g == NULL)
 		return;
-	bodyfilter_free_next(f);
+	filterchain_free_next(f);
 	if (g->started && g->encode)
 		deflateEnd(&g->zs);
 	else if (g->started)

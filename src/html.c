@@ -1,14 +1,23 @@
 /*
  * html.c: the streaming HTML URL rewriter (SPEC section 6.3).
  *
- * A byte-driven tokenizer after the HTML5 one, reduced to what decides
- * where a URL-bearing attribute value is: text, comments, CDATA,
- * declarations, start and end tags, and the raw text of script, style and
- * the like (up to their end tag, any case).  Only a start tag is buffered
- * (up to HTML_TAG_MAX); when its ">" arrives its attributes are rewritten
- * and it is sent.  Everything else streams through as it comes.  Every
- * decision depends on the bytes alone, never on where a write ended, so the
- * output is the same however the input is split.
+ * A tokenizer after the HTML5 one, reduced to what decides where a
+ * URL-bearing attribute value is: text, comments, CDATA, declarations,
+ * start and end tags, and the raw text of script, style and the like (up
+ * to their end tag, any case).  Every decision depends on the bytes alone,
+ * never on where a write ended, so the output is the same however the
+ * input is split.
+ *
+ * Two ways through the same states.  The fast one jumps from "<" to "<"
+ * (sixteen bytes at a time) and reads each tag that is whole in the current
+ * write once, in place: the gaps between attributes are skipped to the next
+ * "=" or ">", and only the names before an "=" are looked at.  The bytes
+ * it passes unchanged are not copied as they are read: consecutive input
+ * bytes form one span, copied out only when a replacement must follow it
+ * or the write ends.  The byte-wise way buffers what a write left
+ * unfinished (a tag split across writes, up to HTML_TAG_MAX; "<!" and the
+ * like) and streams the rest (comments, declarations, raw text, end tags
+ * and over-long tags) through the same state enum.
  *
  * In extended mode the contents of <style> are cut into CSS statements (at
  * ";", "{" and "}" outside strings), each rewritten when complete; a
@@ -17,10 +26,16 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "portico/bodyfilter.h"
+#include <event2/buffer.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "html_int.h"
+#include "portico/filterchain.h"
 #include "portico/html.h"
 
-/* Output is handed down the chain once this much is staged. */
+/* With a next filter, output is handed down the chain once this much is staged. */
 #define HTML_OUT_FLUSH (16 * 1024)
 
 enum html_state {
@@ -81,46 +96,55 @@ enum attr_kind {
 	ATTR_NONE,
 	ATTR_URL,
 	ATTR_SRCSET,
-	ATTR_REFRESH,
+	ATTR_REFRESH, /* content=, on a <meta> */
 	ATTR_STYLE,
 };
 
-static const struct {
-	const char *name;
+/* A value to rewrite, found while scanning a tag. */
+struct html_attr {
+	const char *v;
 	size_t len;
-} html_url_attrs[] = {
-    {NAMED("href")},   {NAMED("src")},	    {NAMED("action")},	   {NAMED("formaction")},
-    {NAMED("poster")}, {NAMED("cite")},	    {NAMED("background")}, {NAMED("longdesc")},
-    {NAMED("usemap")}, {NAMED("manifest")}, {NAMED("xlink:href")},
+	enum attr_kind kind;
+};
+
+/* What reading a whole tag found. */
+struct tag_scan {
+	const char *end;  /* its ">" */
+	size_t name_len;  /* the name after "<" or "</" */
+	bool selfclosing; /* "/>" outside a value */
+	bool refresh;	  /* <meta> with http-equiv="refresh" */
 };
 
 struct html_filter {
 	struct filter base; /* first: the filter pointer is this struct's */
-	struct route_html_map *maps;
-	size_t nmaps;
+	const struct html_urlmap *map;
+	struct html_urlmap *own_map; /* html_filter_new(): freed with the filter */
 	bool extended;
-	bool failed; /* a write down the chain failed */
+	bool failed; /* a write down the chain or to the sink failed */
 	enum html_state state;
 	enum tag_state ts;
-	bool slash;	  /* the last tag byte was a "/" outside a value */
-	bool selfclosing; /* the tag ended with "/>" */
-	int pending_raw;  /* html_raw index of the start tag being read, or -1 */
-	int raw;	  /* html_raw index of the element we are inside */
-	size_t raw_match; /* bytes of "</name" matched inside raw text */
-	unsigned marks;	  /* trailing "-" (comment, see html_comment) or "]" (CDATA) seen */
-	bool css_skip;	  /* the CSS statement went over the limit: streamed */
-	char css_quote;	  /* the quote of the CSS string we are in, or 0 */
-	struct buf tag;	  /* the buffered markup */
-	struct buf css;	  /* the current CSS statement (extended <style>) */
-	struct buf out;	  /* output staged for the next filter */
+	bool slash;		 /* the last tag byte was a "/" outside a value */
+	bool selfclosing;	 /* the tag ended with "/>" */
+	int pending_raw;	 /* html_raw index of the start tag being read, or -1 */
+	int raw;		 /* html_raw index of the element we are inside */
+	size_t raw_match;	 /* bytes of "</name" matched inside raw text */
+	unsigned marks;		 /* trailing "-" (comment, see html_comment) or "]" (CDATA) seen */
+	bool css_skip;		 /* the CSS statement went over the limit: streamed */
+	char css_quote;		 /* the quote of the CSS string we are in, or 0 */
+	struct buf tag;		 /* markup a write left unfinished */
+	struct buf css;		 /* the current CSS statement (extended <style>) */
+	struct buf out;		 /* output staged for the next filter */
+	struct html_attr *attrs; /* the values to rewrite of the tag being sent */
+	size_t nattrs, attrs_cap;
+	/* The current write. */
 	struct evbuffer *sink;
+	const char *in, *in_end; /* its input */
+	const char *pend;	 /* input passed through, not yet copied out */
+	size_t plen;
+	struct evbuffer_iovec res; /* space reserved in the sink (last filter) */
+	size_t res_used;
+	bool reserved;
 };
-
-static bool
-html_is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
-}
 
 static bool
 html_is_alpha(char c)
@@ -128,205 +152,135 @@ html_is_alpha(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-/* --- URL rewriting ---------------------------------------------------- */
-
-static bool
-html_map_matches(const struct route_html_map *m, const char *s, size_t len)
+/* The first `c` in [p, end), or NULL. */
+static const char *
+html_find(const char *p, const char *end, char c)
 {
-	size_t n = strlen(m->from);
+#if defined(__SSE2__)
+	const __m128i want = _mm_set1_epi8(c);
 
-	if (n == 0 || len < n || memcmp(s, m->from, n) != 0)
-		return false;
-	if (len == n || m->from[n - 1] == '/')
-		return true;
-	return s[n] == '/' || s[n] == '?' || s[n] == '#';
-}
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, want));
 
-bool
-html_rewrite_url(const struct route_html_map *maps, size_t n, const char *s, size_t len,
-		 struct buf *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (!html_map_matches(&maps[i], s, len))
-			continue;
-		buf_adds(out, maps[i].to);
-		buf_add(out, s + strlen(maps[i].from), len - strlen(maps[i].from));
-		return true;
+		if (m != 0)
+			return p + __builtin_ctz(m);
+		p += 16;
 	}
-	buf_add(out, s, len);
-	return false;
-}
-
-/* srcset: "url [descriptor], url [descriptor], ..."; every URL is rewritten. */
-static void
-html_rewrite_srcset(const struct html_filter *h, const char *v, size_t len, struct buf *out)
-{
-	size_t i = 0, s, e;
-	int depth;
-
-	while (i < len) {
-		for (s = i; i < len && (html_is_ws(v[i]) || v[i] == ','); i++)
-			;
-		buf_add(out, v + s, i - s);
-		for (s = i; i < len && !html_is_ws(v[i]); i++)
-			;
-		for (e = i; e > s && v[e - 1] == ','; e--)
-			;
-		html_rewrite_url(h->maps, h->nmaps, v + s, e - s, out);
-		buf_add(out, v + e, i - e);
-		if (e < i)
-			continue; /* trailing commas ended the candidate */
-		for (s = i, depth = 0; i < len && (depth > 0 || v[i] != ','); i++) {
-			if (v[i] == '(')
-				depth++;
-			else if (v[i] == ')' && depth > 0)
-				depth--;
-		}
-		buf_add(out, v + s, i - s);
-	}
-}
-
-/*
- * Where the URL of a refresh value ("5; url=/x", "0;URL='/x'", "3, /x")
- * starts, with *end where it stops; false when there is none.
- */
-static bool
-html_refresh_url(const char *v, size_t len, size_t *start, size_t *end)
-{
-	size_t i = 0, j, digits;
-	const char *q;
-
-	while (i < len && html_is_ws(v[i]))
-		i++;
-	for (digits = i; i < len && ((v[i] >= '0' && v[i] <= '9') || v[i] == '.'); i++)
-		;
-	if (i == digits)
-		return false;
-	while (i < len && html_is_ws(v[i]))
-		i++;
-	if (i < len && (v[i] == ';' || v[i] == ','))
-		i++;
-	while (i < len && html_is_ws(v[i]))
-		i++;
-	if (ascii_has_prefix_case(v + i, len - i, "url")) {
-		for (j = i + 3; j < len && html_is_ws(v[j]); j++)
-			;
-		if (j < len && v[j] == '=') {
-			for (i = j + 1; i < len && html_is_ws(v[i]); i++)
-				;
-		}
-	}
-	*end = len;
-	if (i < len && (v[i] == '"' || v[i] == '\'')) {
-		q = memchr(v + i + 1, v[i], len - i - 1);
-		*end = q ? (size_t)(q - v) : len;
-		i++;
-	}
-	*start = i;
-	return i < len;
-}
-
-static void
-html_rewrite_refresh(const struct html_filter *h, const char *v, size_t len, struct buf *out)
-{
-	size_t s, e;
-
-	if (!html_refresh_url(v, len, &s, &e)) {
-		buf_add(out, v, len);
-		return;
-	}
-	buf_add(out, v, s);
-	html_rewrite_url(h->maps, h->nmaps, v + s, e - s, out);
-	buf_add(out, v + e, len - e);
-}
-
-static bool
-css_is_ident(char c)
-{
-	return html_is_alpha(c) || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-	       (unsigned char)c >= 0x80;
-}
-
-/*
- * The URL of a url(...) or @import "..." starting at s[i]: true with
- * [*start, *end) when there is one.
- */
-static bool
-css_url_at(const char *s, size_t len, size_t i, size_t *start, size_t *end)
-{
-	size_t j;
-	char q = 0;
-
-	if (ascii_has_prefix_case(s + i, len - i, "url(") && (i == 0 || !css_is_ident(s[i - 1])))
-		j = i + 4;
-	else if (ascii_has_prefix_case(s + i, len - i, "@import"))
-		j = i + 7;
-	else
-		return false;
-	while (j < len && html_is_ws(s[j]))
-		j++;
-	if (j < len && (s[j] == '"' || s[j] == '\''))
-		q = s[j++];
-	else if (s[i] == '@')
-		return false; /* @import url(...) is found at its url( */
-	*start = j;
-	while (j < len && (q ? s[j] != q : (s[j] != ')' && !html_is_ws(s[j]))))
-		j++;
-	*end = j;
-	return true;
-}
-
-static void
-html_rewrite_css(const struct html_filter *h, const char *s, size_t len, struct buf *out)
-{
-	size_t i = 0, done = 0, us, ue;
-
-	while (i < len) {
-		if (!css_url_at(s, len, i, &us, &ue)) {
-			i++;
-			continue;
-		}
-		buf_add(out, s + done, us - done);
-		html_rewrite_url(h->maps, h->nmaps, s + us, ue - us, out);
-		done = i = ue;
-	}
-	buf_add(out, s + done, len - done);
+#endif
+	for (; p < end; p++)
+		if (*p == c)
+			return p;
+	return NULL;
 }
 
 /* --- output ----------------------------------------------------------- */
 
 static void
+html_forward(struct html_filter *h, const char *p, size_t n)
+{
+	if (!h->failed && filterchain_forward(&h->base, p, n, h->sink) < 0)
+		h->failed = true;
+}
+
+/* Hands the staged output to the next filter. */
+static void
 html_push(struct html_filter *h)
 {
 	if (h->out.len == 0)
 		return;
-	if (!h->failed && bodyfilter_forward(&h->base, h->out.data, h->out.len, h->sink) < 0)
-		h->failed = true;
+	html_forward(h, h->out.data, h->out.len);
 	buf_reset(&h->out);
 	/* A tag whose URLs grew a lot may have stretched it: give that back. */
 	if (h->out.cap > 2 * HTML_OUT_FLUSH)
 		buf_free(&h->out);
 }
 
-/* Output was added to h->out: hands it on once there is enough. */
 static void
-html_staged(struct html_filter *h)
+html_commit(struct html_filter *h)
 {
-	if (h->out.len >= HTML_OUT_FLUSH)
-		html_push(h);
+	if (!h->reserved)
+		return;
+	h->reserved = false;
+	if (h->res_used == 0)
+		return; /* an unused reservation is simply dropped */
+	h->res.iov_len = h->res_used;
+	if (evbuffer_commit_space(h->sink, &h->res, 1) < 0)
+		h->failed = true;
+}
+
+/* Room for `n` more bytes in the sink: the rest of the write's input, and some. */
+static bool
+html_reserve(struct html_filter *h, size_t n)
+{
+	size_t want = n + 256 + (h->reserved ? 4096 : (size_t)(h->in_end - h->in));
+
+	html_commit(h);
+	if (h->failed || evbuffer_reserve_space(h->sink, (ev_ssize_t)want, &h->res, 1) < 1) {
+		h->failed = true;
+		return false;
+	}
+	h->reserved = true;
+	h->res_used = 0;
+	return true;
+}
+
+/* Appends output: staged for the next filter, or copied into the sink. */
+static void
+html_out(struct html_filter *h, const char *p, size_t n)
+{
+	if (n == 0 || h->failed)
+		return;
+	if (h->base.next != NULL) {
+		if (n >= HTML_OUT_FLUSH) {
+			html_push(h);
+			html_forward(h, p, n);
+			return;
+		}
+		buf_add(&h->out, p, n);
+		if (h->out.len >= HTML_OUT_FLUSH)
+			html_push(h);
+		return;
+	}
+	if ((!h->reserved || h->res.iov_len - h->res_used < n) && !html_reserve(h, n))
+		return;
+	memcpy((char *)h->res.iov_base + h->res_used, p, n);
+	h->res_used += n;
 }
 
 static void
+html_flush_pend(struct html_filter *h)
+{
+	if (h->plen == 0)
+		return;
+	html_out(h, h->pend, h->plen);
+	h->plen = 0;
+}
+
+/*
+ * Sends bytes on: a piece of the current input joins the pending span when
+ * it follows it; anything else (a replacement, buffered markup) is copied
+ * out after the span.
+ */
+static void
 html_emit(struct html_filter *h, const char *p, size_t n)
 {
-	if (n >= HTML_OUT_FLUSH) {
-		html_push(h);
-		if (!h->failed && bodyfilter_forward(&h->base, p, n, h->sink) < 0)
-			h->failed = true;
+	uintptr_t a = (uintptr_t)p;
+
+	if (n == 0)
+		return;
+	if (a >= (uintptr_t)h->in && a < (uintptr_t)h->in_end) {
+		if (h->plen > 0 && h->pend + h->plen == p) {
+			h->plen += n;
+			return;
+		}
+		html_flush_pend(h);
+		h->pend = p;
+		h->plen = n;
 		return;
 	}
-	buf_add(&h->out, p, n);
-	html_staged(h);
+	html_flush_pend(h);
+	html_out(h, p, n);
 }
 
 /* Sends the buffered markup unchanged. */
@@ -335,6 +289,53 @@ html_flush_tag(struct html_filter *h)
 {
 	html_emit(h, h->tag.data, h->tag.len);
 	buf_reset(&h->tag);
+}
+
+/* --- URLs ------------------------------------------------------------- */
+
+/* Rewriting the URLs of one value: what is before `done` has been sent. */
+struct html_visit {
+	struct html_filter *h;
+	const char *done;
+};
+
+static void
+html_visit_url(void *arg, const char *s, size_t len)
+{
+	struct html_visit *v = arg;
+	const struct html_urlmap_entry *e = html_urlmap_match(v->h->map, s, len);
+
+	if (e == NULL)
+		return;
+	html_emit(v->h, v->done, (size_t)(s - v->done));
+	html_emit(v->h, e->to, e->to_len);
+	v->done = s + e->from_len;
+}
+
+/* Rewrites the URLs in a value; the bytes from *done up to them are sent first. */
+static void
+html_rewrite_value(struct html_filter *h, enum attr_kind kind, const char *v, size_t len,
+		   const char **done)
+{
+	struct html_visit vis = {h, *done};
+
+	switch (kind) {
+	case ATTR_URL:
+		html_urls_trimmed(v, len, html_visit_url, &vis);
+		break;
+	case ATTR_SRCSET:
+		html_urls_srcset(v, len, html_visit_url, &vis);
+		break;
+	case ATTR_REFRESH:
+		html_urls_refresh(v, len, html_visit_url, &vis);
+		break;
+	case ATTR_STYLE:
+		html_urls_css(v, len, html_visit_url, &vis);
+		break;
+	case ATTR_NONE:
+		break;
+	}
+	*done = vis.done;
 }
 
 /* --- tags ------------------------------------------------------------- */
@@ -395,133 +396,197 @@ html_tag_advance(struct html_filter *h, char c)
 	return false;
 }
 
+/* `n` is `lower` (a lower-case name of the same length) in any case. */
+static bool
+html_name_is(const char *n, const char *lower, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (ascii_lower(n[i]) != lower[i])
+			return false;
+	return true;
+}
+
+#define NAME_IS(n, lit) html_name_is((n), (lit), sizeof(lit) - 1)
+
+/* The html_raw index of the element named [name, name + len), or -1. */
 static int
 html_raw_lookup(const char *name, size_t len)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(html_raw); i++)
-		if (ascii_casecmp_eq(name, len, html_raw[i].name, html_raw[i].len))
-			return (int)i;
-	return -1;
+	int i;
+
+	switch (len) {
+	case 3:
+		i = 4; /* xmp */
+		break;
+	case 5:
+		i = ascii_lower(name[0]) == 's' ? 1 : 3; /* style, title */
+		break;
+	case 6:
+		i = ascii_lower(name[0]) == 's' ? 0 : 5; /* script, iframe */
+		break;
+	case 7:
+		i = 6; /* noembed */
+		break;
+	case 8:
+		i = ascii_lower(name[0]) == 't' ? 2 : 7; /* textarea, noframes */
+		break;
+	default:
+		return -1;
+	}
+	return html_name_is(name, html_raw[i].name, len) ? i : -1;
 }
 
-struct attr_iter {
-	size_t pos;
-	enum tag_state ts;
-	size_t name, name_len, value;
-};
+enum { TAG_OBJECT = 1, TAG_META = 2 };
 
-struct attr {
-	size_t name, name_len;	 /* offsets into the tag */
-	size_t value, value_len; /* without the quotes */
-};
-
-/* The next attribute of the complete tag `t` that has a value. */
-static bool
-attr_next(const char *t, size_t len, struct attr_iter *it, struct attr *a)
+/* Which URL attribute a name of `len` bytes is, on a tag with TAG_* `tag`. */
+static enum attr_kind
+html_attr_kind(const struct html_filter *h, const char *n, size_t len, unsigned tag)
 {
-	while (it->pos < len && it->ts != TS_END) {
-		size_t i = it->pos++;
-		enum tag_state old = it->ts, now = tag_step(old, t[i]);
+	switch (len) {
+	case 3:
+		return NAME_IS(n, "src") ? ATTR_URL : ATTR_NONE;
+	case 4:
+		if (NAME_IS(n, "href") || NAME_IS(n, "cite") ||
+		    ((tag & TAG_OBJECT) && NAME_IS(n, "data")))
+			return ATTR_URL;
+		return ATTR_NONE;
+	case 5:
+		return h->extended && NAME_IS(n, "style") ? ATTR_STYLE : ATTR_NONE;
+	case 6:
+		if (NAME_IS(n, "action") || NAME_IS(n, "poster") || NAME_IS(n, "usemap"))
+			return ATTR_URL;
+		return NAME_IS(n, "srcset") ? ATTR_SRCSET : ATTR_NONE;
+	case 7:
+		return (tag & TAG_META) && NAME_IS(n, "content") ? ATTR_REFRESH : ATTR_NONE;
+	case 8:
+		return NAME_IS(n, "longdesc") || NAME_IS(n, "manifest") ? ATTR_URL : ATTR_NONE;
+	case 10:
+		if (NAME_IS(n, "formaction") || NAME_IS(n, "background") ||
+		    NAME_IS(n, "xlink:href"))
+			return ATTR_URL;
+		return ATTR_NONE;
+	default:
+		return ATTR_NONE;
+	}
+}
 
-		it->ts = now;
-		if (now == TS_ATTR_NAME && old != TS_ATTR_NAME)
-			it->name = i;
-		if (old == TS_ATTR_NAME && now != TS_ATTR_NAME)
-			it->name_len = i - it->name;
-		if (old == TS_BEFORE_VALUE && now != TS_BEFORE_VALUE)
-			it->value = now == TS_VALUE_UQ ? i : i + 1;
-		if ((old == TS_VALUE_DQ || old == TS_VALUE_SQ || old == TS_VALUE_UQ) &&
-		    now != old) {
-			*a = (struct attr){it->name, it->name_len, it->value, i - it->value};
+/* An attribute with a value, met while scanning a tag of TAG_* `tag`. */
+static void
+html_attr_seen(struct html_filter *h, const char *n, size_t nlen, const char *v, size_t vlen,
+	       unsigned tag, struct tag_scan *s)
+{
+	enum attr_kind kind = html_attr_kind(h, n, nlen, tag);
+
+	if (kind == ATTR_NONE) {
+		if ((tag & TAG_META) && nlen == 10 && NAME_IS(n, "http-equiv") && vlen == 7 &&
+		    NAME_IS(v, "refresh"))
+			s->refresh = true;
+		return;
+	}
+	if (h->nattrs == h->attrs_cap)
+		h->attrs = xgrow(h->attrs, &h->attrs_cap, h->nattrs, sizeof(*h->attrs));
+	h->attrs[h->nattrs++] = (struct html_attr){v, vlen, kind};
+}
+
+/* The bytes that matter inside a tag. */
+enum { C_WS = 1, C_SLASH = 2, C_GT = 4, C_EQ = 8 };
+static const unsigned char html_class[256] = {
+    [' '] = C_WS,  ['\t'] = C_WS,   ['\n'] = C_WS, ['\r'] = C_WS,
+    ['\f'] = C_WS, ['/'] = C_SLASH, ['>'] = C_GT,  ['='] = C_EQ,
+};
+#define CLASS(c) html_class[(unsigned char)(c)]
+
+/*
+ * Reads the tag whose name starts at `name` (after "<" or "</") once, up to
+ * its ">" before `lim`: the HTML5 tag states of tag_step(), a run of bytes
+ * at a time.  With `attrs`, the values of URL attributes go to h->attrs.
+ * False when the tag goes on past `lim`.
+ */
+static bool
+html_scan_tag(struct html_filter *h, const char *name, const char *lim, bool attrs,
+	      struct tag_scan *s)
+{
+	const char *p = name, *n, *k, *v;
+	unsigned tag = 0;
+
+	while (p < lim && !(CLASS(*p) & (C_WS | C_SLASH | C_GT)))
+		p++;
+	if (p == lim)
+		return false;
+	s->name_len = (size_t)(p - name);
+	s->refresh = false;
+	s->selfclosing = false;
+	h->nattrs = 0;
+	if (attrs && s->name_len == 6 && NAME_IS(name, "object"))
+		tag = TAG_OBJECT;
+	else if (attrs && s->name_len == 4 && NAME_IS(name, "meta"))
+		tag = TAG_META;
+	for (;;) {
+		/* Before an attribute name: whitespace and "/" are skipped. */
+		while (p < lim && (CLASS(*p) & (C_WS | C_SLASH)))
+			p++;
+		if (p == lim)
+			return false;
+		if (*p == '>') {
+			s->end = p;
+			s->selfclosing = p[-1] == '/';
+			return true;
+		}
+		/* A name: its first byte may be anything, "=" and quotes included. */
+		for (n = p++; p < lim && !CLASS(*p); p++)
+			;
+		for (k = p; p < lim && (CLASS(*p) & C_WS); p++)
+			;
+		if (p == lim)
+			return false;
+		if (*p == '>') {
+			s->end = p;
+			return true;
+		}
+		if (*p != '=')
+			continue; /* "/" or the next name */
+		for (p++; p < lim && (CLASS(*p) & C_WS); p++)
+			;
+		if (p == lim)
+			return false;
+		if (*p == '>') { /* "name=>": no value */
+			s->end = p;
+			return true;
+		}
+		if (*p == '"' || *p == '\'') {
+			v = p + 1;
+			if ((p = html_find(v, lim, *p)) == NULL)
+				return false;
+			if (attrs)
+				html_attr_seen(h, n, (size_t)(k - n), v, (size_t)(p - v), tag, s);
+			p++;
+			continue;
+		}
+		for (v = p; p < lim && !(CLASS(*p) & (C_WS | C_GT)); p++)
+			;
+		if (p == lim)
+			return false;
+		if (attrs)
+			html_attr_seen(h, n, (size_t)(k - n), v, (size_t)(p - v), tag, s);
+		if (*p == '>') {
+			s->end = p;
 			return true;
 		}
 	}
-	return false;
 }
 
-static size_t
-tag_name_len(const char *t, size_t len)
-{
-	size_t i = 1;
-
-	while (i < len && !html_is_ws(t[i]) && t[i] != '/' && t[i] != '>')
-		i++;
-	return i - 1;
-}
-
-static bool
-attr_is(const char *t, const struct attr *a, const char *name)
-{
-	return ascii_casecmp_eq(t + a->name, a->name_len, name, strlen(name));
-}
-
-/* True when the tag has http-equiv="refresh" (any case). */
-static bool
-tag_is_refresh(const char *t, size_t len)
-{
-	struct attr_iter it = {.pos = 1, .ts = TS_NAME};
-	struct attr a;
-
-	while (attr_next(t, len, &it, &a))
-		if (attr_is(t, &a, "http-equiv") &&
-		    ascii_casecmp_eq(t + a.value, a.value_len, "refresh", 7))
-			return true;
-	return false;
-}
-
-static enum attr_kind
-attr_kind_of(const struct html_filter *h, const char *t, const struct attr *a, bool object,
-	     bool refresh)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(html_url_attrs); i++)
-		if (ascii_casecmp_eq(t + a->name, a->name_len, html_url_attrs[i].name,
-				     html_url_attrs[i].len))
-			return ATTR_URL;
-	if (object && attr_is(t, a, "data"))
-		return ATTR_URL;
-	if (attr_is(t, a, "srcset"))
-		return ATTR_SRCSET;
-	if (refresh && attr_is(t, a, "content"))
-		return ATTR_REFRESH;
-	if (h->extended && attr_is(t, a, "style"))
-		return ATTR_STYLE;
-	return ATTR_NONE;
-}
-
-/* A URL attribute: browsers ignore the whitespace around the URL, and so do the maps. */
+/*
+ * Rewrites the values found by html_scan_tag(); the bytes from *done up to
+ * each rewritten URL are sent first.
+ */
 static void
-html_rewrite_trimmed(struct html_filter *h, const char *v, size_t len)
+html_tag_attrs(struct html_filter *h, const struct tag_scan *s, const char **done)
 {
-	size_t s = 0, e = len;
+	for (size_t i = 0; i < h->nattrs; i++) {
+		const struct html_attr *a = &h->attrs[i];
 
-	while (s < e && html_is_ws(v[s]))
-		s++;
-	while (e > s && html_is_ws(v[e - 1]))
-		e--;
-	buf_add(&h->out, v, s);
-	html_rewrite_url(h->maps, h->nmaps, v + s, e - s, &h->out);
-	buf_add(&h->out, v + e, len - e);
-}
-
-static void
-html_rewrite_value(struct html_filter *h, enum attr_kind kind, const char *v, size_t len)
-{
-	switch (kind) {
-	case ATTR_URL:
-		html_rewrite_trimmed(h, v, len);
-		break;
-	case ATTR_SRCSET:
-		html_rewrite_srcset(h, v, len, &h->out);
-		break;
-	case ATTR_REFRESH:
-		html_rewrite_refresh(h, v, len, &h->out);
-		break;
-	case ATTR_STYLE:
-		html_rewrite_css(h, v, len, &h->out);
-		break;
-	case ATTR_NONE:
-		buf_add(&h->out, v, len);
-		break;
+		if (a->kind != ATTR_REFRESH || s->refresh)
+			html_rewrite_value(h, a->kind, a->v, a->len, done);
 	}
 }
 
@@ -529,24 +594,14 @@ html_rewrite_value(struct html_filter *h, enum attr_kind kind, const char *v, si
 static void
 html_send_tag(struct html_filter *h)
 {
-	const char *t = h->tag.data;
-	size_t len = h->tag.len, nlen = tag_name_len(t, len), done = 0;
-	bool object = ascii_casecmp_eq(t + 1, nlen, "object", 6);
-	bool refresh = ascii_casecmp_eq(t + 1, nlen, "meta", 4) && tag_is_refresh(t, len);
-	struct attr_iter it = {.pos = 1, .ts = TS_NAME};
-	enum attr_kind kind;
-	struct attr a;
+	const char *t = h->tag.data, *done = t;
+	struct tag_scan s;
+	bool whole = html_scan_tag(h, t + 1, t + h->tag.len, true, &s);
 
-	while (attr_next(t, len, &it, &a)) {
-		kind = attr_kind_of(h, t, &a, object, refresh);
-		if (kind == ATTR_NONE)
-			continue;
-		buf_add(&h->out, t + done, a.value - done);
-		html_rewrite_value(h, kind, t + a.value, a.value_len);
-		html_staged(h);
-		done = a.value + a.value_len;
-	}
-	html_emit(h, t + done, len - done);
+	/* The byte-wise states found this ">" too: both read the same machine. */
+	PORTICO_ASSERT(whole && s.end == t + h->tag.len - 1);
+	html_tag_attrs(h, &s, &done);
+	html_emit(h, done, (size_t)(t + h->tag.len - done));
 	buf_reset(&h->tag);
 }
 
@@ -575,18 +630,122 @@ html_begin_tag(struct html_filter *h, enum html_state state)
 	h->pending_raw = -1;
 }
 
+/* --- the fast way: constructs whole in this write ---------------------- */
+
+/* A start tag at q: sent with its URLs rewritten; NULL when it is not whole here. */
+static const char *
+html_fast_start_tag(struct html_filter *h, const char *q, const char *end, const char **done)
+{
+	const char *lim = end - q > HTML_TAG_MAX ? q + HTML_TAG_MAX : end;
+	struct tag_scan s;
+
+	if (!html_scan_tag(h, q + 1, lim, true, &s))
+		return NULL;
+	if (h->nattrs > 0)
+		html_tag_attrs(h, &s, done);
+	h->pending_raw = html_raw_lookup(q + 1, s.name_len);
+	h->selfclosing = s.selfclosing;
+	html_after_tag(h);
+	return s.end + 1;
+}
+
+#if defined(__SSE2__)
+/*
+ * "<name>" and "</name>", the tags without attributes that make most of a
+ * page, read with one 16-byte load: where the tag ends (the state set after
+ * it), or NULL for the general way.  Needs 17 bytes from q.
+ */
+static const char *
+html_simple_tag(struct html_filter *h, const char *q)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(q + 1));
+	__m128i gt = _mm_cmpeq_epi8(v, _mm_set1_epi8('>'));
+	__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(' ')), v);
+	__m128i stop = _mm_or_si128(_mm_or_si128(ctl, gt), _mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
+	unsigned m = (unsigned)_mm_movemask_epi8(stop), g = (unsigned)_mm_movemask_epi8(gt);
+	unsigned first, at;
+
+	if (q[1] == '/') {
+		if (!html_is_alpha(q[2]))
+			return NULL;
+		m &= ~1u;
+	} else if (!html_is_alpha(q[1])) {
+		return NULL;
+	}
+	if (m == 0)
+		return NULL;
+	first = m & -m; /* whitespace, a control byte, "/" or ">" ends the name */
+	if ((g & first) == 0)
+		return NULL;
+	at = (unsigned)__builtin_ctz(m);
+	if (q[1] != '/' && at >= 3 && at <= 8) {
+		h->pending_raw = html_raw_lookup(q + 1, at);
+		h->selfclosing = false;
+		html_after_tag(h);
+	}
+	return q + 1 + at + 1;
+}
+#endif
+
+/*
+ * The markup at q ("<"): where it ends when it is whole in [q, end) and the
+ * fast way knows it (a start or end tag, "</>", the start of a comment, a
+ * "<" that is text); NULL to take the byte-wise way from q.
+ */
+static const char *
+html_fast_markup(struct html_filter *h, const char *q, const char *end, const char **done)
+{
+	const char *lim = end - q > HTML_TAG_MAX ? q + HTML_TAG_MAX : end;
+	struct tag_scan s;
+
+	if (end - q < 3)
+		return NULL;
+	if (html_is_alpha(q[1]))
+		return html_fast_start_tag(h, q, end, done);
+	if (q[1] == '/') {
+		if (q[2] == '>')
+			return q + 3;
+		if (!html_is_alpha(q[2]) || !html_scan_tag(h, q + 2, lim, false, &s))
+			return NULL; /* a bogus comment, or not whole here */
+		return s.end + 1;
+	}
+	if (q[1] == '!') {
+		if (end - q < 4 || memcmp(q, "<!--", 4) != 0)
+			return NULL;
+		h->state = HS_COMMENT;
+		h->marks = COMMENT_START;
+		return q + 4;
+	}
+	return q[1] == '?' ? NULL : q + 1;
+}
+
 /* --- the states -------------------------------------------------------- */
 
 static size_t
 html_data(struct html_filter *h, const char *p, size_t n)
 {
-	const char *q = memchr(p, '<', n);
+	const char *end = p + n, *done = p, *q = p, *r;
 
+	while ((q = html_find(q, end, '<')) != NULL) {
+#if defined(__SSE2__)
+		if (end - q <= 16 || (r = html_simple_tag(h, q)) == NULL)
+			r = html_fast_markup(h, q, end, &done);
+#else
+		r = html_fast_markup(h, q, end, &done);
+#endif
+		if (r == NULL)
+			break;
+		q = r;
+		if (h->state != HS_DATA) {
+			html_emit(h, done, (size_t)(q - done));
+			return (size_t)(q - p);
+		}
+	}
 	if (q == NULL) {
-		html_emit(h, p, n);
+		html_emit(h, done, (size_t)(end - done));
 		return n;
 	}
-	html_emit(h, p, (size_t)(q - p));
+	html_emit(h, done, (size_t)(q - done));
 	buf_addc(&h->tag, '<');
 	h->state = HS_LT;
 	return (size_t)(q - p) + 1;
@@ -801,8 +960,10 @@ html_raw_match(struct html_filter *h, char c)
 static void
 html_css_statement(struct html_filter *h, size_t len)
 {
-	html_rewrite_css(h, h->css.data, len, &h->out);
-	html_staged(h);
+	const char *done = h->css.data;
+
+	html_rewrite_value(h, ATTR_STYLE, h->css.data, len, &done);
+	html_emit(h, done, (size_t)(h->css.data + len - done));
 }
 
 /* One byte of <style> contents in extended mode. */
@@ -916,6 +1077,17 @@ html_step(struct html_filter *h, const char *p, size_t n)
 	return n;
 }
 
+/* Ends a write or finish: the pending span and the staged output go out. */
+static int
+html_done(struct html_filter *h)
+{
+	html_flush_pend(h);
+	html_commit(h);
+	html_push(h);
+	h->in = h->in_end = NULL;
+	return h->failed ? -1 : 0;
+}
+
 static int
 html_write(struct filter *f, const char *data, size_t len, struct evbuffer *out)
 {
@@ -924,14 +1096,15 @@ html_write(struct filter *f, const char *data, size_t len, struct evbuffer *out)
 	if (h->failed)
 		return -1;
 	h->sink = out;
-	while (len > 0) {
+	h->in = data;
+	h->in_end = data + len;
+	while (len > 0 && !h->failed) {
 		size_t k = html_step(h, data, len);
 
 		data += k;
 		len -= k;
 	}
-	html_push(h);
-	return h->failed ? -1 : 0;
+	return html_done(h);
 }
 
 /* End of the body: what is held is sent unchanged (a CSS statement rewritten). */
@@ -947,11 +1120,10 @@ html_finish(struct filter *f, struct evbuffer *out)
 	if (h->css.len > 0)
 		html_css_statement(h, h->css.len);
 	buf_reset(&h->css);
-	html_push(h);
 	h->state = HS_DATA;
-	if (h->failed)
+	if (html_done(h) < 0)
 		return -1;
-	return bodyfilter_forward_finish(f, out);
+	return filterchain_forward_finish(f, out);
 }
 
 static void
@@ -961,15 +1133,12 @@ html_free(struct filter *f)
 
 	if (h == NULL)
 		return;
-	bodyfilter_free_next(f);
-	for (size_t i = 0; i < h->nmaps; i++) {
-		xfree(h->maps[i].from);
-		xfree(h->maps[i].to);
-	}
-	xfree(h->maps);
+	filterchain_free_next(f);
+	html_urlmap_free(h->own_map);
 	buf_free(&h->tag);
 	buf_free(&h->css);
 	buf_free(&h->out);
+	xfree(h->attrs);
 	xfree(h);
 }
 
@@ -981,17 +1150,12 @@ static const struct filter_ops html_ops = {
 };
 
 struct filter *
-html_filter_new(const struct route_html_map *maps, size_t n, bool extended)
+html_filter_new_shared(const struct html_urlmap *map, bool extended)
 {
 	struct html_filter *h = xcalloc(1, sizeof(*h));
 
 	h->base.ops = &html_ops;
-	h->maps = xcalloc(n ? n : 1, sizeof(*h->maps));
-	for (size_t i = 0; i < n; i++) {
-		h->maps[i].from = xstrdup(maps[i].from);
-		h->maps[i].to = xstrdup(maps[i].to);
-	}
-	h->nmaps = n;
+	h->map = map;
 	h->extended = extended;
 	h->state = HS_DATA;
 	h->pending_raw = -1;
@@ -1001,10 +1165,20 @@ html_filter_new(const struct route_html_map *maps, size_t n, bool extended)
 	return &h->base;
 }
 
+struct filter *
+html_filter_new(const struct route_html_map *maps, size_t n, bool extended)
+{
+	struct html_urlmap *map = html_urlmap_new(maps, n);
+	struct filter *f = html_filter_new_shared(map, extended);
+
+	((struct html_filter *)f)->own_map = map;
+	return f;
+}
+
 size_t
 html_filter_retained(const struct filter *f)
 {
 	const struct html_filter *h = (const struct html_filter *)f;
 
-	return h->tag.cap + h->css.cap + h->out.cap;
+	return h->tag.cap + h->css.cap + h->out.cap + h->attrs_cap * sizeof(*h->attrs);
 }

@@ -24,6 +24,7 @@
 #include "portico/config.h"
 #include "portico/daemon.h"
 #include "portico/http.h"
+#include "portico/import.h"
 #include "portico/route_decide.h"
 
 #define EXIT_CONFIG    1
@@ -34,6 +35,7 @@ enum cli_mode {
 	CLI_RUN,
 	CLI_TEST,
 	CLI_ROUTE,
+	CLI_IMPORT,
 	CLI_VERSION,
 	CLI_HELP,
 };
@@ -44,7 +46,9 @@ struct cli {
 	const char *host;   /* route: --host, the Host header */
 	const char *method; /* route: --method */
 	const char *client; /* route: --client, an address to decide access for */
-	const char *target; /* route: TARGET */
+	const char *target; /* route: TARGET; import: APACHE_CONF */
+	const char *output; /* import: -o FILE */
+	bool strict;	    /* import: --strict */
 	struct sockaddr_storage client_sa;
 };
 
@@ -64,6 +68,7 @@ static const char usage_text[] =
     "usage: portico [-c FILE]\n"
     "       portico -t [-c FILE]\n"
     "       portico route [-c FILE] [--host NAME] [--method M] [--client ADDR] TARGET\n"
+    "       portico import [-o FILE] [--strict] APACHE_CONF\n"
     "       portico -V | --version\n"
     "       portico -h | --help\n";
 
@@ -84,6 +89,9 @@ help(void)
 	      "      --host NAME    the request's Host header\n"
 	      "      --method M     the request method (default GET)\n"
 	      "      --client ADDR  decide access for this client address\n"
+	      "  import APACHE_CONF translate an Apache httpd configuration to YAML\n"
+	      "      -o FILE        write it to FILE (default: standard output)\n"
+	      "      --strict       exit 1 when a directive is not imported\n"
 	      "  -V, --version      print the versions of portico and its libraries\n"
 	      "  -h, --help         print this help\n",
 	      stdout);
@@ -190,6 +198,43 @@ parse_route_args(int argc, char **argv, struct cli *cli)
 	return check_route_args(cli, argc, argv);
 }
 
+/* portico import [-o FILE] [--strict] APACHE_CONF */
+static int
+parse_import_args(int argc, char **argv, struct cli *cli)
+{
+	static const struct option longopts[] = {
+	    {"output", required_argument, NULL, 'o'},
+	    {"strict", no_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	cli->mode = CLI_IMPORT;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			cli->output = optarg;
+			break;
+		case 'S':
+			cli->strict = true;
+			break;
+		case 'h':
+			cli->mode = CLI_HELP;
+			return 0;
+		default:
+			return bad_option(ch, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("%s: missing APACHE_CONF", "import");
+	if (optind + 1 < argc)
+		return usage_error("unexpected argument \"%s\"", argv[optind + 1]);
+	cli->target = argv[optind];
+	return 0;
+}
+
 static int
 parse_args(int argc, char **argv, struct cli *cli)
 {
@@ -222,6 +267,8 @@ parse_args(int argc, char **argv, struct cli *cli)
 	}
 	if (optind < argc && cli->mode == CLI_RUN && strcmp(argv[optind], "route") == 0)
 		return parse_route_args(argc - optind, argv + optind, cli);
+	if (optind < argc && cli->mode == CLI_RUN && strcmp(argv[optind], "import") == 0)
+		return parse_import_args(argc - optind, argv + optind, cli);
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
 	return 0;
@@ -550,6 +597,14 @@ main(int argc, char **argv)
 		return cmd_test(&cli);
 	case CLI_ROUTE:
 		return cmd_route(&cli);
+	case CLI_IMPORT: {
+		struct import_options io = {.input = cli.target,
+					    .output = cli.output,
+					    .strict = cli.strict,
+					    .environment = true};
+
+		return import_run(&io, stderr, NULL);
+	}
 	case CLI_RUN:
 		break;
 	}

@@ -165,6 +165,77 @@ fail:
 	return -1;
 }
 
+/* A segment that is "." or ".." once "%2E" is decoded. */
+static bool
+is_dot_segment(const char *s, size_t n)
+{
+	size_t dots = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '.') {
+			dots++;
+		} else if (s[i] == '%' && i + 2 < n && s[i + 1] == '2' &&
+			   (s[i + 2] == 'E' || s[i + 2] == 'e')) {
+			dots++;
+			i += 2;
+		} else {
+			return false;
+		}
+	}
+	return dots == 1 || dots == 2;
+}
+
+/* What a request path never holds raw, so that a rule holding it can never match. */
+static const char *
+rule_byte_reason(unsigned char c)
+{
+	if (c == ' ')
+		return "a request path never holds a space (write %20)";
+	if (c == '?')
+		return "\"?\" starts the query, which rules never see";
+	if (c == '#')
+		return "a request path never holds a fragment (#)";
+	if (c < 0x20 || c == 0x7f)
+		return "a request path never holds a control byte";
+	if (c == '\\')
+		return "a request path never holds a backslash";
+	return NULL;
+}
+
+int
+path_normalize_rule(const char *in, size_t len, char *out, size_t *outlen, size_t *off,
+		    const char **err)
+{
+	size_t seg = 1, w = 0;
+	char scratch[3];
+
+	*off = 0;
+	if (len == 0 || in[0] != '/')
+		return path_normalize(in, len, out, outlen, err); /* refused, with its reason */
+	for (size_t i = 0; i <= len; i++) {
+		unsigned char c = i < len ? (unsigned char)in[i] : '/';
+
+		*off = i;
+		if (c == '/') {
+			if (i > 0 && is_dot_segment(in + seg, i - seg)) {
+				*off = seg;
+				*err =
+				    "request paths hold no \".\" or \"..\" segment once normalized";
+				return -1;
+			}
+			seg = i + 1;
+		} else if (c == '%') {
+			w = 0;
+			if (decode_escape(in, len, i, scratch, &w, err) == -1)
+				return -1;
+		} else if ((*err = rule_byte_reason(c)) != NULL) {
+			return -1;
+		}
+	}
+	*off = 0;
+	return path_normalize(in, len, out, outlen, err);
+}
+
 void
 path_encode(struct buf *b, const char *p, size_t len, bool keep_slash)
 {
@@ -173,6 +244,24 @@ path_encode(struct buf *b, const char *p, size_t len, bool keep_slash)
 		unsigned char c = (unsigned char)p[i];
 
 		if (path_is_pchar(c) || (c == '/' && keep_slash) || is_escape(p, len, i)) {
+			buf_addc(b, (char)c);
+			continue;
+		}
+		buf_addc(b, '%');
+		buf_addc(b, hexdigits[c >> 4]);
+		buf_addc(b, hexdigits[c & 15]);
+	}
+}
+
+void
+path_encode_query(struct buf *b, const char *p, size_t len)
+{
+	buf_reserve(b, len);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (is_unreserved(c) || (c != '\0' && strchr("!$'()*,:@/?", c) != NULL) ||
+		    is_escape(p, len, i)) {
 			buf_addc(b, (char)c);
 			continue;
 		}

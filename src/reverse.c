@@ -9,9 +9,11 @@
  * path; and when its path then starts with the upstream path at a segment
  * boundary (a run of "/" in one matching a run of "/" in the other, as
  * route.c matches ProxyPass prefixes).  The matched part is replaced by
- * scheme://host + public path; what follows is kept verbatim, so a public
- * path and upstream URL whose trailing slashes disagree give what Apache
- * gives ("/internal/" + "x" or "/internal" + "/x").
+ * scheme://host + public path and what follows is kept.  When exactly one
+ * of the public path and the upstream path ends in "/", one "/" joins them
+ * (SPEC 6.1), so that a path mapped forward by route.c comes back as it
+ * was: with ("/a", "http://b/u/"), "/a/x" goes to "/u//x" and "/u//x" comes
+ * back as "/a/x", "/u/next" as "/a/next", "/u/" as "/a".
  */
 #include <string.h>
 
@@ -79,6 +81,32 @@ reverse_prefix_match(const char *prefix, const char *path, size_t len, size_t *u
 	*used = j;
 	return i == 0 || prefix[i - 1] == '/' || j == len || path[j] == '/' || path[j] == '?' ||
 	       path[j] == '#';
+}
+
+static bool
+ends_in_slash(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && s[n - 1] == '/';
+}
+
+/*
+ * The mapping's upstream path against the start of `path`.  When only the
+ * upstream path ends in "/", that "/" stands for the one route.c put
+ * between the two (the "/" that starts the rest of the request path), so it
+ * covers exactly one "/" of a run, not the whole run.
+ */
+static bool
+reverse_path_match(const struct reverse_map *m, const char *path, size_t len, size_t *used)
+{
+	if (!reverse_prefix_match(m->upstream.path, path, len, used))
+		return false;
+	if (ends_in_slash(m->upstream.path) && !ends_in_slash(m->public_path)) {
+		while (*used >= 2 && path[*used - 2] == '/')
+			(*used)--;
+	}
+	return true;
 }
 
 /* The default port of a scheme the URL spelled, 0 when not http(s). */
@@ -157,7 +185,7 @@ reverse_url_matches(const struct reverse_map *m, const char *s, size_t len, size
 	unsigned port;
 
 	if (len > 0 && s[0] == '/' && (len == 1 || s[1] != '/')) {
-		if (!reverse_prefix_match(up->path, s, len, &used))
+		if (!reverse_path_match(m, s, len, &used))
 			return false;
 		*rest = used;
 		return true;
@@ -170,26 +198,31 @@ reverse_url_matches(const struct reverse_map *m, const char *s, size_t len, size
 		alen++;
 	if (!reverse_authority_matches(up, s + skip, alen - skip, port))
 		return false;
-	if (!reverse_prefix_match(up->path, s + alen, len - alen, &used))
+	if (!reverse_path_match(m, s + alen, len - alen, &used))
 		return false;
 	*rest = alen + used;
 	return true;
 }
 
 /*
- * Appends what follows the matched prefix.  An upstream URL without a path
- * stands for "/", as route.c makes "http://h" + "x" the target "/x": under
- * the public path "/", "http://h/x" maps back to "/x", not "//x".
+ * Appends what follows the matched prefix, after the public path, joined
+ * with one "/" when exactly one of the two paths ends in "/": the public
+ * path's own "/" replaces the one that starts the rest ("/a/" + "/x"), or
+ * one is added before a rest that starts a segment ("/a" + "next").  An
+ * upstream URL without a path counts as not ending in "/", as route.c makes
+ * "http://h" + "x" the target "/x": under the public path "/", "http://h/x"
+ * maps back to "/x", not "//x".
  */
 static void
 reverse_add_rest(struct buf *out, const struct reverse_map *m, const char *rest, size_t len)
 {
-	size_t pl = strlen(m->public_path);
+	bool pub = ends_in_slash(m->public_path), up = ends_in_slash(m->upstream.path);
 
-	if (m->upstream.path[0] == '\0' && pl > 0 && m->public_path[pl - 1] == '/' && len > 0 &&
-	    rest[0] == '/') {
+	if (pub && !up && len > 0 && rest[0] == '/') {
 		rest++;
 		len--;
+	} else if (up && !pub && len > 0 && rest[0] != '/' && rest[0] != '?' && rest[0] != '#') {
+		buf_addc(out, '/');
 	}
 	buf_add(out, rest, len);
 }
@@ -379,7 +412,7 @@ reverse_cookie_path(const struct reverse_map *maps, size_t n, struct span v, str
 	size_t used;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!reverse_prefix_match(maps[i].upstream.path, v.p, v.len, &used))
+		if (!reverse_path_match(&maps[i], v.p, v.len, &used))
 			continue;
 		buf_adds(out, maps[i].public_path);
 		reverse_add_rest(out, &maps[i], v.p + used, v.len - used);

@@ -5,9 +5,14 @@
  *
  * Prefix rules are compiled into a byte trie in which every run of "/" is one
  * "/" edge, in rules and in request paths alike.  Each node lists, in file
- * order, the rules whose prefix ends there.  A lookup walks the trie once
- * along the path to find the first prefix rule that matches, then tries only
- * the regular expressions that come before it in the file.
+ * order, the rules whose prefix ends there.  Regular expressions that start
+ * with a literal prefix ("^/api/v1/...", see route_prefix.c) are listed at
+ * the node of that prefix too, apart from the prefix rules.  A lookup walks
+ * the trie once along the path: it finds the first prefix rule that matches
+ * and collects the expressions whose prefix the path starts with; it then
+ * runs, in file order, those expressions and the ones without a literal
+ * prefix that come before the prefix rule in the file.  The first that
+ * matches wins, so the order is Apache's linear one.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,6 +33,8 @@ struct build_node {
 	size_t nkids, capkids;
 	uint32_t *cands; /* positions of the rules ending here, ascending */
 	size_t ncands, capcands;
+	uint32_t *rcands; /* regexes[] indices whose literal prefix ends here, ascending */
+	size_t nrcands, caprcands;
 	bool slash;
 };
 
@@ -35,13 +42,17 @@ struct trie_node {
 	uint32_t edges;	 /* first edge in keys[] and kids[] */
 	uint32_t cands;	 /* first candidate in cands[] */
 	uint32_t ncands; /* rules ending here */
+	uint32_t rcands; /* first regex candidate in rcands[] */
+	uint32_t nrcands;
 	uint16_t nedges;
 	bool slash; /* reached by a "/" edge (or the root): always at a boundary */
 };
 
 struct route_regex {
-	uint32_t pos; /* position in the rule array */
-	bool jit;     /* compiled by pcre2_jit_compile */
+	uint32_t pos;	    /* position in the rule array */
+	bool jit;	    /* compiled by pcre2_jit_compile */
+	uint32_t prefix;    /* offset of its literal prefix in prefixes */
+	uint32_t prefixlen; /* 0: none, tried for every path */
 };
 
 struct route_table {
@@ -51,8 +62,12 @@ struct route_table {
 	unsigned char *keys;	     /* edge bytes, grouped by node */
 	uint32_t *kids;		     /* edge targets */
 	uint32_t *cands;	     /* rule positions, grouped by node, ascending */
+	uint32_t *rcands;	     /* regexes[] indices, grouped by node, ascending */
 	struct route_regex *regexes; /* ascending positions */
 	size_t nregexes;
+	uint32_t *open; /* regexes[] indices of those without a prefix, ascending */
+	size_t nopen;
+	struct buf prefixes; /* the literal prefixes, end to end */
 };
 
 /* One pcre2_match_data per thread, freed when the thread exits. */
@@ -170,7 +185,7 @@ host_covers(const char *outer, const char *inner)
 struct trie_builder {
 	struct build_node *nodes;
 	size_t n, cap;
-	size_t nedges, ncands;
+	size_t nedges, ncands, nrcands;
 };
 
 static uint32_t
@@ -204,36 +219,57 @@ build_step(struct trie_builder *b, uint32_t at, unsigned char c)
 	return kid;
 }
 
-/* Adds the prefix rule at `pos`; rules arrive in ascending positions. */
-static void
-build_insert(struct trie_builder *b, const char *prefix, uint32_t pos)
+/* The node of `prefix`, created when missing; a run of "/" is one edge. */
+static uint32_t
+build_path(struct trie_builder *b, const char *prefix, size_t len)
 {
 	uint32_t at = 0;
-	struct build_node *node;
 
-	for (size_t i = 0; prefix[i] != '\0'; i++) {
+	for (size_t i = 0; i < len; i++) {
 		if (prefix[i] == '/') {
-			while (prefix[i + 1] == '/')
+			while (i + 1 < len && prefix[i + 1] == '/')
 				i++;
 		}
 		at = build_step(b, at, (unsigned char)prefix[i]);
 	}
-	node = &b->nodes[at];
+	return at;
+}
+
+/* Adds the prefix rule at `pos`; rules arrive in ascending positions. */
+static void
+build_insert(struct trie_builder *b, const char *prefix, uint32_t pos)
+{
+	uint32_t at = build_path(b, prefix, strlen(prefix));
+	struct build_node *node = &b->nodes[at]; /* after build_path, which may move nodes */
+
 	node->cands = xgrow(node->cands, &node->capcands, node->ncands, sizeof(*node->cands));
 	node->cands[node->ncands++] = pos;
 	b->ncands++;
+}
+
+/* Adds regexes[k] at the node of its literal prefix; k arrives ascending. */
+static void
+build_insert_regex(struct trie_builder *b, const char *prefix, size_t len, uint32_t k)
+{
+	uint32_t at = build_path(b, prefix, len);
+	struct build_node *node = &b->nodes[at];
+
+	node->rcands = xgrow(node->rcands, &node->caprcands, node->nrcands, sizeof(*node->rcands));
+	node->rcands[node->nrcands++] = k;
+	b->nrcands++;
 }
 
 /* Moves the builder's nodes into the table's flat arrays and frees the builder. */
 static void
 build_freeze(struct trie_builder *b, struct route_table *t)
 {
-	size_t e = 0, c = 0;
+	size_t e = 0, c = 0, rc = 0;
 
 	t->nodes = xcalloc(b->n, sizeof(*t->nodes));
 	t->keys = xmalloc(b->nedges + 1);
 	t->kids = xcalloc(b->nedges + 1, sizeof(*t->kids));
 	t->cands = xcalloc(b->ncands + 1, sizeof(*t->cands));
+	t->rcands = xcalloc(b->nrcands + 1, sizeof(*t->rcands));
 	for (size_t i = 0; i < b->n; i++) {
 		struct build_node *from = &b->nodes[i];
 		struct trie_node *to = &t->nodes[i];
@@ -242,6 +278,8 @@ build_freeze(struct trie_builder *b, struct route_table *t)
 		to->nedges = (uint16_t)from->nkids;
 		to->cands = (uint32_t)c;
 		to->ncands = (uint32_t)from->ncands;
+		to->rcands = (uint32_t)rc;
+		to->nrcands = (uint32_t)from->nrcands;
 		to->slash = from->slash;
 		if (from->nkids > 0) {
 			memcpy(t->keys + e, from->keys, from->nkids);
@@ -249,11 +287,15 @@ build_freeze(struct trie_builder *b, struct route_table *t)
 		}
 		if (from->ncands > 0)
 			memcpy(t->cands + c, from->cands, from->ncands * sizeof(*t->cands));
+		if (from->nrcands > 0)
+			memcpy(t->rcands + rc, from->rcands, from->nrcands * sizeof(*t->rcands));
 		e += from->nkids;
 		c += from->ncands;
+		rc += from->nrcands;
 		xfree(from->keys);
 		xfree(from->kids);
 		xfree(from->cands);
+		xfree(from->rcands);
 	}
 	xfree(b->nodes);
 }
@@ -277,8 +319,24 @@ trie_child(const struct route_table *t, uint32_t at, unsigned char c)
 }
 
 /*
+ * How many trie nodes along one path may list regular expressions before a
+ * lookup gives up the merge and tries every expression in order (still
+ * correct, only slower): a path that starts with more than this many
+ * distinct literal prefixes, each one a prefix of the next.
+ */
+#define WALK_MAX_REGEX_NODES 32
+
+/* A run of rcands[] still to try: the next index and how many are left. */
+struct rlist {
+	const uint32_t *next;
+	size_t left;
+};
+
+/*
  * What a trie walk looks for: the lowest rule position below `best` whose host
- * pattern accepts `host` (lookups), or covers `shadow_host` (shadowing).
+ * pattern accepts `host` (lookups), or covers `shadow_host` (shadowing); and,
+ * for lookups, the lists of regular expressions whose prefix the path
+ * starts with, in `rl` (`overflow` when there were more than fit).
  */
 struct walk {
 	const struct route_table *t;
@@ -287,6 +345,9 @@ struct walk {
 	size_t hostlen;
 	const char *shadow_host;
 	uint32_t best;
+	struct rlist rl[WALK_MAX_REGEX_NODES];
+	size_t nrl;
+	bool overflow;
 };
 
 static void
@@ -306,7 +367,24 @@ walk_visit(struct walk *w, const struct trie_node *node)
 	}
 }
 
-/* Visits every node whose rules match `path` at a segment boundary. */
+/* Keeps a node's regular expressions for the lookup to try. */
+static void
+walk_collect(struct walk *w, const struct trie_node *node)
+{
+	if (w->shadow)
+		return;
+	if (w->nrl == WALK_MAX_REGEX_NODES) {
+		w->overflow = true;
+		return;
+	}
+	w->rl[w->nrl++] = (struct rlist){w->t->rcands + node->rcands, node->nrcands};
+}
+
+/*
+ * Visits every node whose rules match `path` at a segment boundary, and
+ * collects the regular expressions of every node along the path: a path
+ * that starts with a literal prefix walks through the prefix's node.
+ */
 static void
 trie_walk(struct walk *w, const char *path, size_t len)
 {
@@ -328,21 +406,34 @@ trie_walk(struct walk *w, const char *path, size_t len)
 			return;
 		if (nodes[at].ncands > 0 && (nodes[at].slash || i == len || path[i] == '/'))
 			walk_visit(w, &nodes[at]);
+		if (nodes[at].nrcands > 0)
+			walk_collect(w, &nodes[at]);
 	}
 }
 
 /* ---- building ---- */
 
+/* Lists the expression of the rule at `pos`: under its literal prefix, or as open. */
 static void
-table_add_regex(struct route_table *t, const struct route *r, uint32_t pos)
+table_add_regex(struct route_table *t, struct trie_builder *b, const struct route *r, uint32_t pos)
 {
-	size_t jitsize = 0;
+	size_t jitsize = 0, at = t->prefixes.len;
+	uint32_t k = (uint32_t)t->nregexes;
 	struct route_regex *x;
 
 	t->regexes = xrealloc(t->regexes, (t->nregexes + 1) * sizeof(*t->regexes));
 	x = &t->regexes[t->nregexes++];
 	x->pos = pos;
 	x->jit = pcre2_pattern_info(r->re, PCRE2_INFO_JITSIZE, &jitsize) == 0 && jitsize > 0;
+	x->prefix = (uint32_t)at;
+	x->prefixlen = 0;
+	if (r->match != NULL && route_regex_prefix(r->match, r->re, &t->prefixes)) {
+		x->prefixlen = (uint32_t)(t->prefixes.len - at);
+		build_insert_regex(b, t->prefixes.data + at, x->prefixlen, k);
+		return;
+	}
+	t->open = xrealloc(t->open, (t->nopen + 1) * sizeof(*t->open));
+	t->open[t->nopen++] = k;
 }
 
 struct route_table *
@@ -353,6 +444,7 @@ route_table_build(const struct route *routes, size_t n)
 
 	t->routes = routes;
 	t->n = n;
+	buf_init(&t->prefixes);
 	build_new_node(&b, true);
 	for (size_t pos = 0; pos < n; pos++) {
 		const struct route *r = &routes[pos];
@@ -360,7 +452,7 @@ route_table_build(const struct route *routes, size_t n)
 		if (r->kind == ROUTE_PATH && r->path != NULL)
 			build_insert(&b, r->path, (uint32_t)pos);
 		else if (r->kind == ROUTE_MATCH && r->re != NULL)
-			table_add_regex(t, r, (uint32_t)pos);
+			table_add_regex(t, &b, r, (uint32_t)pos);
 	}
 	build_freeze(&b, t);
 	return t;
@@ -375,7 +467,10 @@ route_table_free(struct route_table *t)
 	xfree(t->keys);
 	xfree(t->kids);
 	xfree(t->cands);
+	xfree(t->rcands);
 	xfree(t->regexes);
+	xfree(t->open);
+	buf_free(&t->prefixes);
 	xfree(t);
 }
 
@@ -406,20 +501,75 @@ regex_matches(const pcre2_code *re, bool jit, const char *path, size_t len,
 	return true;
 }
 
+/* Tries regexes[k]: its host, its literal prefix (the trie folds "/" runs), the expression. */
+static bool
+regex_try(const struct walk *w, uint32_t k, const char *path, size_t len,
+	  struct route_captures *caps)
+{
+	const struct route_regex *x = &w->t->regexes[k];
+	const struct route *r = &w->t->routes[x->pos];
+
+	if (x->prefixlen > 0 && (x->prefixlen > len ||
+				 memcmp(path, w->t->prefixes.data + x->prefix, x->prefixlen) != 0))
+		return false;
+	return route_host_matches(r->host, w->host, w->hostlen) &&
+	       regex_matches(r->re, x->jit, path, len, caps);
+}
+
+/*
+ * Tries, lowest index first, the expressions of the collected lists and the
+ * open ones, up to the best prefix rule.  The lists are few (one per node
+ * with expressions on the path), so picking the lowest head is a short loop.
+ */
+static int64_t
+regex_merge(struct walk *w, const char *path, size_t len, struct route_captures *caps)
+{
+	struct rlist open = {w->t->open, w->t->nopen};
+
+	for (;;) {
+		struct rlist *min = open.left > 0 ? &open : NULL;
+		uint32_t k;
+
+		for (size_t i = 0; i < w->nrl; i++)
+			if (w->rl[i].left > 0 && (min == NULL || *w->rl[i].next < *min->next))
+				min = &w->rl[i];
+		if (min == NULL)
+			return -1;
+		k = *min->next++;
+		min->left--;
+		if (w->t->regexes[k].pos >= w->best)
+			return -1;
+		if (regex_try(w, k, path, len, caps))
+			return k;
+	}
+}
+
 const struct route *
 route_table_lookup(const struct route_table *t, const char *host, size_t hostlen, const char *path,
 		   size_t pathlen, struct route_captures *caps)
 {
-	struct walk w = {.t = t, .host = host, .hostlen = hostlen, .best = NO_RULE};
+	struct walk w; /* not zeroed as a whole: rl[] is filled up to nrl */
+	int64_t k = -1;
+
+	w.t = t;
+	w.shadow = false;
+	w.host = host;
+	w.hostlen = hostlen;
+	w.shadow_host = NULL;
+	w.best = NO_RULE;
+	w.nrl = 0;
+	w.overflow = false;
 
 	trie_walk(&w, path, pathlen);
-	for (size_t k = 0; k < t->nregexes && t->regexes[k].pos < w.best; k++) {
-		const struct route *r = &t->routes[t->regexes[k].pos];
-
-		if (route_host_matches(r->host, host, hostlen) &&
-		    regex_matches(r->re, t->regexes[k].jit, path, pathlen, caps))
-			return r;
+	if (!w.overflow) {
+		k = regex_merge(&w, path, pathlen, caps);
+	} else {
+		for (size_t i = 0; i < t->nregexes && t->regexes[i].pos < w.best && k < 0; i++)
+			if (regex_try(&w, (uint32_t)i, path, pathlen, caps))
+				k = (int64_t)i;
 	}
+	if (k >= 0)
+		return &t->routes[t->regexes[k].pos];
 	return w.best == NO_RULE ? NULL : &t->routes[w.best];
 }
 
@@ -459,21 +609,45 @@ authority_end(const char *s)
 	return (size_t)(p + 3 - s) + strcspn(p + 3, "/?#");
 }
 
+/*
+ * Appends bytes taken from the request path: percent-encoded as a path, or,
+ * when they land after the "?" of the pass URL, as query data, so that they
+ * can add no parameter.
+ */
+static void
+add_from_path(struct buf *out, const char *p, size_t len, bool in_query)
+{
+	if (in_query)
+		path_encode_query(out, p, len);
+	else
+		path_encode(out, p, len, true);
+}
+
+/* True when a "?" of the pass URL is in `out` from `start` on. */
+static bool
+has_query_mark(const struct buf *out, size_t start)
+{
+	return out->len > start && memchr(out->data + start, '?', out->len - start) != NULL;
+}
+
 /* Appends `tmpl` with $0..$9 replaced by the percent-encoded captures. */
 static void
 substitute(struct buf *out, const char *tmpl, const char *path, const struct route_captures *caps)
 {
+	bool in_query = false;
+
 	for (const char *p = tmpl; *p != '\0'; p++) {
 		int d;
 
 		if (p[0] != '$' || p[1] < '0' || p[1] > '9') {
+			in_query |= *p == '?';
 			buf_addc(out, *p);
 			continue;
 		}
 		d = *++p - '0';
 		if (d < caps->n && caps->ovector[2 * d] != PCRE2_UNSET)
-			path_encode(out, path + caps->ovector[2 * d],
-				    caps->ovector[2 * d + 1] - caps->ovector[2 * d], true);
+			add_from_path(out, path + caps->ovector[2 * d],
+				      caps->ovector[2 * d + 1] - caps->ovector[2 * d], in_query);
 	}
 }
 
@@ -509,9 +683,11 @@ map_match(const struct route *r, const char *path, size_t len, const struct rout
 	struct route_captures own;
 
 	if (!has_capture_ref(r->pass)) {
+		size_t start = out->len;
+
 		/* Apache: a pass with no reference gets the whole path appended. */
 		buf_adds(out, r->upstream.path);
-		path_encode(out, path, len, true);
+		add_from_path(out, path, len, has_query_mark(out, start));
 		return 0;
 	}
 	if (caps == NULL) {
@@ -533,13 +709,14 @@ static int
 map_prefix(const struct route *r, const char *path, size_t len, struct buf *out, const char **err)
 {
 	long matched = prefix_match(r->path, strlen(r->path), path, len);
+	size_t start = out->len;
 
 	if (matched < 0) {
 		*err = "path does not match the rule";
 		return -1;
 	}
 	buf_adds(out, r->upstream.path);
-	path_encode(out, path + matched, len - (size_t)matched, true);
+	add_from_path(out, path + matched, len - (size_t)matched, has_query_mark(out, start));
 	return 0;
 }
 
@@ -569,10 +746,11 @@ route_target(const struct route *r, const char *path, size_t pathlen, const char
 	if (rc == -1)
 		goto fail;
 	ensure_leading_slash(out, start);
-	if (querylen > 0) {
-		bool has_query = memchr(out->data + start, '?', out->len - start) != NULL;
-
-		buf_addc(out, has_query ? '&' : '?');
+	if (query != NULL && !has_query_mark(out, start)) {
+		buf_addc(out, '?'); /* an empty query stays "?" */
+		buf_add(out, query, querylen);
+	} else if (query != NULL && querylen > 0) {
+		buf_addc(out, '&');
 		buf_add(out, query, querylen);
 	}
 	return 0;

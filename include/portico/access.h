@@ -26,6 +26,8 @@ struct access_list {
 
 /* Parses "all", an address or a CIDR block.  0, or -1 with *err set (static text). */
 int access_rule_parse(const char *text, bool allow, struct access_rule *r, const char **err);
+/* Parses an address or a CIDR block ("all" is refused) as an allow rule; like access_rule_parse. */
+int access_cidr_parse(const char *text, struct access_rule *r, const char **err);
 /*
  * The first rule matching `sa` decides; no match denies.  A NULL list (no
  * access rules configured) allows.  IPv4-mapped IPv6 addresses match as IPv4.

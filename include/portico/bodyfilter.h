@@ -2,8 +2,8 @@
  * bodyfilter.h: deciding whether a response body is rewritten (SPEC
  * section 6.3) and building its filter chain: decode (gzip/deflate) ->
  * HTML rewrite -> encode (gzip), each stage only when needed.  Also the
- * header helpers the caller needs for the headers that change with it, and
- * the plumbing shared by the filters (passing output down the chain).
+ * header helpers the caller needs for the headers that change with it.
+ * The plumbing the filters share lives in filterchain.h.
  */
 #ifndef PORTICO_BODYFILTER_H
 #define PORTICO_BODYFILTER_H
@@ -108,12 +108,5 @@ bool bodyfilter_weaken_etag(const char *v, size_t len, struct buf *out);
  * True when it changed.
  */
 bool bodyfilter_vary_merge(const char *v, size_t len, struct buf *out);
-
-/* For filters: passes output to f->next, or appends it to `out` at the end. */
-int bodyfilter_forward(struct filter *f, const char *data, size_t len, struct evbuffer *out);
-/* For filters: finishes f->next (0 when it is the last). */
-int bodyfilter_forward_finish(struct filter *f, struct evbuffer *out);
-/* For filters: frees f->next and what follows it. */
-void bodyfilter_free_next(struct filter *f);
 
 #endif

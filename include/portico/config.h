@@ -44,6 +44,11 @@ struct config_listen {
 	char *ciphers;	     /* NULL: OpenSSL's default */
 	char *ciphersuites;
 	struct tls_server *tls_server; /* TLS listeners: the contexts, built at load (tls.h) */
+	/*
+	 * Peers that must start with a PROXY header (allow rules only); any
+	 * other peer is refused.  Empty (n == 0): no PROXY protocol.
+	 */
+	struct access_list proxy_protocol;
 	int line, col;
 };
 
@@ -102,6 +107,8 @@ struct config {
 		bool x_forwarded;
 		bool forwarded;
 		bool via;
+		/* Peers whose X-Forwarded-For is believed (allow rules only); empty: none. */
+		struct access_list trusted;
 	} forwarded;
 
 	struct config_host *hosts;

@@ -13,9 +13,12 @@
  * the first match wins.  Every other byte passes unchanged.
  *
  * The output does not depend on how the input is split into writes.  The
- * filter holds at most one tag (HTML_TAG_MAX bytes; a longer tag passes
- * through unchanged), one CSS statement of a <style> element in extended
- * mode (same limit) and a staging buffer for its output.
+ * filter holds at most one tag split across writes (HTML_TAG_MAX bytes; a
+ * longer tag passes through unchanged), one CSS statement of a <style>
+ * element in extended mode (same limit) and, when another filter follows
+ * it, a staging buffer for its output.  When it is the last filter, the
+ * bytes it passes unchanged are copied once, span by span, straight from
+ * its input into the output evbuffer.
  */
 #ifndef PORTICO_HTML_H
 #define PORTICO_HTML_H
@@ -32,10 +35,34 @@
 #define HTML_RETAINED_MAX (8 * HTML_TAG_MAX)
 
 /*
- * A filter rewriting with `maps` (copied: they need not outlive it).  Its
- * output goes to the next filter of the chain, or to the evbuffer given to
- * write/finish when it is the last.  free() releases the rest of the chain.
+ * The maps compiled for matching, once per configuration snapshot and
+ * shared, read-only, by every response of every worker.
  */
+struct html_urlmap;
+
+struct html_urlmap_entry {
+	char *from, *to;
+	size_t from_len, to_len;
+};
+
+/* Compiles `maps` (copied: they need not outlive it). */
+struct html_urlmap *html_urlmap_new(const struct route_html_map *maps, size_t n);
+void html_urlmap_free(struct html_urlmap *m);
+/* The first map (in order) whose `from` starts `s` at a segment boundary, or NULL. */
+const struct html_urlmap_entry *html_urlmap_match(const struct html_urlmap *m, const char *s,
+						  size_t len);
+/* True when no map can match anything (none, or every `from` empty). */
+bool html_urlmap_is_empty(const struct html_urlmap *m);
+
+/*
+ * A filter rewriting with `map`, which must outlive the filter (the
+ * snapshot the response holds keeps it).  Its output goes to the next
+ * filter of the chain, or to the evbuffer given to write/finish when it is
+ * the last.  free() releases the rest of the chain.
+ */
+struct filter *html_filter_new_shared(const struct html_urlmap *map, bool extended);
+
+/* The same with its own compiled copy of `maps`. */
 struct filter *html_filter_new(const struct route_html_map *maps, size_t n, bool extended);
 
 /* Bytes of memory the filter keeps between writes (its buffers' capacity). */

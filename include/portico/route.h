@@ -30,6 +30,8 @@ struct route_html_map {
 	char *to;
 };
 
+struct html_urlmap;
+
 struct route_tls {
 	bool verify;	   /* default true */
 	char *ca;	   /* NULL: the system trust store */
@@ -58,6 +60,8 @@ struct route {
 	bool html_extended;
 	struct route_html_map *html_maps;
 	size_t html_nmaps;
+	/* html_maps compiled for matching (html.h), or NULL. */
+	struct html_urlmap *html_urlmap;
 	bool has_access; /* a route-level list replaces the global one */
 	struct access_list access;
 	/* Effective timeouts in milliseconds: the route's override or the global value. */
@@ -92,7 +96,12 @@ const struct route *route_table_lookup(const struct route_table *t, const char *
  * Appends to `out` the upstream request target for a request that `r`
  * matched: the mapped path (prefix replaced, or captures substituted and
  * percent-encoded, or the whole path appended to a pass with no $), then the
- * query when not empty (joined with "?" or "&").  Returns 0, or -1 with *err
+ * query.  `query` is NULL when the request had no "?"; an empty query (the
+ * request ended in "?") keeps its "?".  The query is joined with "?", or
+ * with "&" when the pass URL has a query already (an empty one then adds
+ * nothing).  What comes from the request path and lands after a "?" of the
+ * pass URL is encoded as query data (path_encode_query), so that a request
+ * cannot add a parameter there.  Returns 0, or -1 with *err
  * set when a substitution would change the pass URL's scheme or authority
  * (a 500).  The part taken from the request path is re-encoded so that it
  * holds only pchar, "/" and "%XX"; a target that would not start with "/"
@@ -102,6 +111,17 @@ const struct route *route_table_lookup(const struct route_table *t, const char *
 int route_target(const struct route *r, const char *path, size_t pathlen, const char *query,
 		 size_t querylen, const struct route_captures *caps, struct buf *out,
 		 const char **err);
+
+/*
+ * For ROUTE_MATCH rules: appends to `out` the literal prefix that every path
+ * `re` (compiled from `pattern`) matches starts with, and returns true; or
+ * returns false (`out` untouched) when there is none or the pattern holds
+ * what the scan does not model (case-insensitive, extended or multi-line
+ * options, a top-level "|", no leading "^").  route_table_build() indexes
+ * the prefixes so that a lookup runs only the expressions that can match;
+ * one without a prefix is run for every request that reaches it.
+ */
+bool route_regex_prefix(const char *pattern, const pcre2_code *re, struct buf *out);
 
 /*
  * True when a rule's host pattern accepts `host` (no port, any case; one

@@ -3,7 +3,7 @@ for each request, which rule wins, and the 4xx answers of routing."""
 
 import pytest
 
-from upstreams import RawClient
+from upstreams import RawClient, Response
 
 SEED = """
 routes:
@@ -293,7 +293,7 @@ routes:
         ("/internal/q?x=1&y=2", "/public/q?x=1&y=2"),
         ("/internal?x=1", "/public?x=1"),
         ("/internal/q?a=%20b&c=/d", "/public/q?a=%20b&c=/d"),
-        ("/internal/q?", "/public/q"),
+        ("/internal/q?", "/public/q?"),  # an empty query stays (SPEC 3)
         # the query is not a path: escapes a path may not hold pass through
         ("/internal/q?path=a%2Fb&x=%00&y=..%5C", "/public/q?path=a%2Fb&x=%00&y=..%5C"),
         ("/internal/q?a=/../b", "/public/q?a=/../b"),
@@ -424,3 +424,93 @@ def test_head_is_forwarded_and_has_no_body(seed):
         c.request("GET", "/internal/g")
         assert c.read_response().body.startswith(b"GET /public/g")
     assert [q.method for q in up.requests] == ["HEAD", "GET"]
+
+
+# --- routing details (issue: comparing with Apache httpd on random rule tables)
+
+
+def test_empty_query_reaches_the_upstream(portico, upstream):
+    px = portico(
+        """
+routes:
+  - path: /a
+    pass: http://internal.example.com:{up}/u
+  - match: '^/m/(.*)$'
+    pass: http://internal.example.com:{up}/m2/$1
+""",
+        up=upstream,
+    )
+    assert forwarded_target(px, upstream, "/a/x?") == "/u/x?"
+    assert forwarded_target(px, upstream, "/a/x") == "/u/x"
+    assert forwarded_target(px, upstream, "/m/y?") == "/m2/y?"
+
+
+def test_captures_in_the_query_of_pass_cannot_add_parameters(portico, upstream):
+    px = portico(
+        """
+routes:
+  - match: '^/q/(.*)$'
+    pass: http://internal.example.com:{up}/s?x=$1
+  - path: /p
+    pass: http://internal.example.com:{up}/s?from=
+""",
+        up=upstream,
+    )
+    assert forwarded_target(px, upstream, "/q/a&admin=1") == "/s?x=a%26admin%3D1"
+    assert forwarded_target(px, upstream, "/q/a+b;c=d") == "/s?x=a%2Bb%3Bc%3Dd"
+    assert forwarded_target(px, upstream, "/q/a%20b%23c") == "/s?x=a%20b%23c"
+    assert forwarded_target(px, upstream, "/q/v?page=2") == "/s?x=v&page=2"
+    assert forwarded_target(px, upstream, "/p/a&admin=1") == "/s?from=/a%26admin%3D1"
+
+
+def test_rule_paths_are_normalized_like_requests(portico, upstream):
+    px = portico(
+        """
+routes:
+  - path: /t%7Eu
+    pass: http://internal.example.com:{up}/tilde
+  - path: /sp%61ce/%3a
+    pass: http://internal.example.com:{up}/colon
+""",
+        up=upstream,
+    )
+    assert forwarded_target(px, upstream, "/t~u/x") == "/tilde/x"
+    assert forwarded_target(px, upstream, "/t%7Eu/x") == "/tilde/x"
+    assert forwarded_target(px, upstream, "/t%7eu") == "/tilde"
+    assert forwarded_target(px, upstream, "/space/%3A/x") == "/colon/x"
+    assert forwarded_target(px, upstream, "/space/%3a") == "/colon"
+
+
+@pytest.mark.parametrize(
+    "path, col",
+    [("/a%2Fb", 13), ("/a/../b", 14), ("/a/%2e", 14), ('"/a b"', 14), ("/a#b", 13), ("/a?b", 13)],
+)
+def test_rule_path_that_can_never_match_is_an_error(portico_cli, tmp_path, path, col):
+    conf = tmp_path / "p.yaml"
+    conf.write_text("listen:\n  - 127.0.0.1:1\nroutes:\n  - path: %s\n    pass: http://h/\n" % path)
+    r = portico_cli("-t", "-c", str(conf))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "p.yaml:4:%d: routes[0].path: can never match" % col in r.stderr, r.stderr
+
+
+def test_reverse_round_trip_with_mismatched_slashes(portico, upstream):
+    px = portico(
+        """
+routes:
+  - path: /a
+    pass: http://internal.example.com:{up}/u/
+""",
+        up=upstream,
+    )
+    base = "http://internal.example.com:%d" % upstream.port
+    upstream.handle("/u//x/old", Response(302, [("Location", base + "/u//x/next")], b""))
+    upstream.handle("/u//y", Response(302, [("Location", base + "/u/next")], b""))
+    upstream.handle("/u/", Response(302, [("Location", "/u/")], b""))
+    r = px.fetch("GET", "/a/x/old")
+    assert r.status == 302
+    assert r.header("Location") == "http://www.example.com/a/x/next"
+    assert upstream.requests[-1].target == "/u//x/old"
+    r = px.fetch("GET", "/a/y")
+    assert r.header("Location") == "http://www.example.com/a/next"
+    r = px.fetch("GET", "/a")
+    assert r.header("Location") == "http://www.example.com/a"

@@ -351,6 +351,28 @@ test_format(void **state)
 	}
 }
 
+/* Lists of addresses and blocks (proxy_protocol, forwarded.trusted) take no "all". */
+static void
+test_cidr_parse(void **state)
+{
+	struct access_rule r;
+	const char *err = NULL;
+
+	(void)state;
+	assert_int_equal(access_cidr_parse("10.0.0.0/8", &r, &err), 0);
+	assert_true(r.allow);
+	assert_int_equal(r.prefix, 8);
+	assert_int_equal(access_cidr_parse("2001:db8::1", &r, &err), 0);
+	assert_int_equal(r.prefix, 128);
+	assert_int_equal(access_cidr_parse("all", &r, &err), -1);
+	assert_non_null(strstr(err, "0.0.0.0/0"));
+	assert_false(r.all);
+	assert_int_equal(access_cidr_parse("lb.example.com", &r, &err), -1);
+	assert_string_equal(err, "expected an IPv4 or IPv6 address or a CIDR block");
+	assert_int_equal(access_cidr_parse("10.0.0.0/40", &r, &err), -1);
+	assert_non_null(strstr(err, "0..32"));
+}
+
 int
 main(void)
 {
@@ -370,6 +392,7 @@ main(void)
 	    cmocka_unit_test(test_v4mapped_rule),
 	    cmocka_unit_test(test_other_family_matches_only_all),
 	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_cidr_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

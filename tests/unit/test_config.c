@@ -593,6 +593,39 @@ test_access_lists(void **state)
 	config_unref(c);
 }
 
+/* listen[].proxy_protocol and forwarded.trusted land as allow rules; absent, empty. */
+static void
+test_balancer_lists(void **state)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct config *c = load_ok("listen:\n"
+				   "  - 127.0.0.1:8080\n"
+				   "  - {address: \"127.0.0.1:8081\", proxy_protocol: [10.0.0.0/8, "
+				   "\"2001:db8::/32\"]}\n"
+				   "forwarded: {trusted: [10.1.0.0/16]}\n"
+				   "routes: [{path: /, pass: http://x}]\n");
+
+	(void)state;
+	assert_int_equal(c->listen[0].proxy_protocol.n, 0);
+	assert_int_equal(c->listen[1].proxy_protocol.n, 2);
+	assert_int_equal(c->listen[1].proxy_protocol.rules[1].family, AF_INET6);
+	assert_int_equal(c->forwarded.trusted.n, 1);
+	memset(&ss, 0, sizeof(ss));
+	s4->sin_family = AF_INET;
+	inet_pton(AF_INET, "10.1.2.3", &s4->sin_addr);
+	assert_true(access_is_allowed(&c->forwarded.trusted, (struct sockaddr *)&ss));
+	assert_true(access_is_allowed(&c->listen[1].proxy_protocol, (struct sockaddr *)&ss));
+	inet_pton(AF_INET, "10.2.0.1", &s4->sin_addr);
+	assert_false(access_is_allowed(&c->forwarded.trusted, (struct sockaddr *)&ss));
+	config_unref(c);
+
+	c = load_ok(minimal);
+	assert_int_equal(c->forwarded.trusted.n, 0);
+	assert_int_equal(c->listen[0].proxy_protocol.n, 0);
+	config_unref(c);
+}
+
 static void
 test_route_tls_files(void **state)
 {
@@ -899,6 +932,7 @@ main(void)
 	    cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_html_default_maps_empty_pass_path),
 	    cmocka_unit_test(test_access_lists),
+	    cmocka_unit_test(test_balancer_lists),
 	    cmocka_unit_test(test_route_tls_files),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_missing_file),

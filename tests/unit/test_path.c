@@ -277,6 +277,64 @@ test_is_pchar(void **state)
 	assert_false(path_is_pchar(0xff));
 }
 
+/* path_normalize_rule(): `want` the normalized rule, or NULL and the error offset `off`. */
+static void
+check_rule(const char *in, const char *want, size_t want_off)
+{
+	size_t len = strlen(in), n = 0, off = 999;
+	char *out = malloc(len + 1);
+	const char *err = NULL;
+	int rc;
+
+	assert_non_null(out);
+	rc = path_normalize_rule(in, len, out, &n, &off, &err);
+	if (want != NULL) {
+		if (rc != 0)
+			fail_msg("\"%s\": unexpected error: %s", in, err);
+		assert_string_equal(out, want);
+		assert_int_equal(n, strlen(want));
+	} else {
+		if (rc != -1)
+			fail_msg("\"%s\": expected an error, got \"%s\"", in, out);
+		assert_non_null(err);
+		if (off != want_off)
+			fail_msg("\"%s\": error \"%s\" at %zu, expected at %zu", in, err, off,
+				 want_off);
+	}
+	free(out);
+}
+
+static void
+test_rule_paths(void **state)
+{
+	(void)state;
+	check_rule("/t%7Eu", "/t~u", 0); /* as requests for it are normalized */
+	check_rule("/t%7eu/%3a/%2D", "/t~u/%3A/-", 0);
+	check_rule("/a//b/", "/a//b/", 0);
+	check_rule("/", "/", 0);
+	check_rule("/a.b/..c/...", "/a.b/..c/...", 0); /* not dot segments */
+	check_rule("/caf\xc3\xa9", "/caf\xc3\xa9", 0);
+	check_rule("/a/%2Fb", NULL, 3);
+	check_rule("/a/%2fb", NULL, 3);
+	check_rule("/a/%5C", NULL, 3);
+	check_rule("/a/%00", NULL, 3);
+	check_rule("/a/%zz", NULL, 3);
+	check_rule("/a/%4", NULL, 3);
+	check_rule("/a/../b", NULL, 3);
+	check_rule("/a/./b", NULL, 3);
+	check_rule("/a/.", NULL, 3);
+	check_rule("/a/..", NULL, 3);
+	check_rule("/./", NULL, 1);
+	check_rule("/a/%2e%2E/b", NULL, 3);
+	check_rule("/a/.%2e", NULL, 3);
+	check_rule("/a b", NULL, 2);
+	check_rule("/a#b", NULL, 2);
+	check_rule("/a?b", NULL, 2);
+	check_rule("/a\tb", NULL, 2);
+	check_rule("/a\\b", NULL, 2);
+	check_rule("/a\x7f", NULL, 2);
+}
+
 int
 main(void)
 {
@@ -293,6 +351,7 @@ main(void)
 	    cmocka_unit_test(test_idempotent),
 	    cmocka_unit_test(test_encode),
 	    cmocka_unit_test(test_is_pchar),
+	    cmocka_unit_test(test_rule_paths),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

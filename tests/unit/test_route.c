@@ -127,7 +127,10 @@ lookup(const struct route_table *t, const char *path)
 	return lookup_host(t, NULL, path);
 }
 
-/* Looks `path` up, maps it with `query`, and compares with `want` (NULL: no match). */
+/*
+ * Looks `path` up, maps it with `query` (NULL: the request had no "?"), and
+ * compares with `want` (NULL: no match).
+ */
 static void
 check_target_q(const struct route_table *t, const char *path, const char *query, const char *want)
 {
@@ -144,7 +147,8 @@ check_target_q(const struct route_table *t, const char *path, const char *query,
 		fail_msg("%s: no rule matched", path);
 	assert_false(r->pass_off);
 	buf_init(&b);
-	if (route_target(r, path, strlen(path), query, strlen(query), &caps, &b, &err) != 0)
+	if (route_target(r, path, strlen(path), query, query ? strlen(query) : 0, &caps, &b,
+			 &err) != 0)
 		fail_msg("%s: %s", path, err);
 	assert_string_equal(b.data, want);
 	buf_free(&b);
@@ -153,7 +157,7 @@ check_target_q(const struct route_table *t, const char *path, const char *query,
 static void
 check_target(const struct route_table *t, const char *path, const char *want)
 {
-	check_target_q(t, path, "", want);
+	check_target_q(t, path, NULL, want);
 }
 
 static void
@@ -385,7 +389,7 @@ check_target_fails(const struct route_table *t, const char *path)
 	assert_non_null(r);
 	buf_init(&b);
 	buf_adds(&b, "kept");
-	assert_int_equal(route_target(r, path, strlen(path), "", 0, &caps, &b, &err), -1);
+	assert_int_equal(route_target(r, path, strlen(path), NULL, 0, &caps, &b, &err), -1);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "authority"));
 	assert_string_equal(b.data, "kept");
@@ -424,7 +428,7 @@ test_query_joining(void **state)
 	add_match(&s, "^/c(.*)", "http://h/c?y=$1", NULL);
 	t = route_table_build(s.r, s.n);
 	check_target_q(t, "/a/z", "q=1&r=2", "/p/z?q=1&r=2");
-	check_target_q(t, "/a/z", "", "/p/z");
+	check_target_q(t, "/a/z", NULL, "/p/z");
 	check_target_q(t, "/b", "q=1", "/p?x=1&q=1");
 	check_target_q(t, "/c/d", "q=1", "/c?y=/d&q=1");
 	route_table_free(t);
@@ -675,6 +679,214 @@ test_lookup_from_threads(void **state)
 	free_rules(&s);
 }
 
+static void
+test_empty_query_stays(void **state)
+{
+	struct rules s = {.n = 0};
+	struct route_table *t;
+
+	(void)state;
+	add_path(&s, "/a", "http://h/u", NULL);
+	add_path(&s, "/b", "http://h/p?x=1", NULL);
+	add_match(&s, "^/c/(.*)$", "http://h/c/$1", NULL);
+	add_match(&s, "^/d/", "http://h/d", NULL);
+	t = route_table_build(s.r, s.n);
+	check_target_q(t, "/a/x", "", "/u/x?"); /* "/a/x?" keeps its "?" */
+	check_target_q(t, "/a/x", NULL, "/u/x");
+	check_target_q(t, "/a", "", "/u?");
+	check_target_q(t, "/b", "", "/p?x=1"); /* the pass URL has a query already */
+	check_target_q(t, "/c/y", "", "/c/y?");
+	check_target_q(t, "/c/y", NULL, "/c/y");
+	check_target_q(t, "/d/z", "", "/d/d/z?");
+	route_table_free(t);
+	free_rules(&s);
+}
+
+static void
+test_captures_in_query_are_data(void **state)
+{
+	struct rules s = {.n = 0};
+	struct route_table *t;
+
+	(void)state;
+	add_match(&s, "(?s)^/q/(.*)$", "http://b/s?x=$1", NULL);
+	add_match(&s, "(?s)^/r/([^/]*)/(.*)$", "http://b/r/$1?y=$2&z=$1", NULL);
+	add_path(&s, "/p", "http://b/s?x=", NULL);
+	add_match(&s, "(?s)^/n/", "http://b/s?x=", NULL);
+	t = route_table_build(s.r, s.n);
+	check_target(t, "/q/a&admin=1", "/s?x=a%26admin%3D1");
+	check_target(t, "/q/a+b;c d#e", "/s?x=a%2Bb%3Bc%20d%23e");
+	check_target(t, "/q/a%26b", "/s?x=a%26b"); /* an escape stays an escape */
+	check_target(t, "/q/a/b:c@d!$'()*,~", "/s?x=a/b:c@d!$'()*,~");
+	check_target(t, "/q/\"<>[]\\^`{|}\x7f\xc3\xa9",
+		     "/s?x=%22%3C%3E%5B%5D%5C%5E%60%7B%7C%7D%7F%C3%A9");
+	check_target_q(t, "/q/v", "page=2", "/s?x=v&page=2"); /* the client's own query is kept */
+	/* Before the "?" a capture is a path segment; after it, query data. */
+	check_target(t, "/r/a;b=c/d&e", "/r/a;b=c?y=d%26e&z=a%3Bb%3Dc");
+	/* The rest of the path and a whole appended path land in the query too. */
+	check_target(t, "/p/a&admin=1", "/s?x=/a%26admin%3D1");
+	check_target(t, "/n/a=1&b", "/s?x=/n/a%3D1%26b");
+	route_table_free(t);
+	free_rules(&s);
+}
+
+/* route_regex_prefix() on `pattern`: `want` is the prefix, or NULL for none. */
+static void
+check_prefix(const char *pattern, const char *want)
+{
+	pcre2_code *re = compile(pattern);
+	struct buf b;
+	bool got;
+
+	buf_init(&b);
+	buf_adds(&b, "=");
+	got = route_regex_prefix(pattern, re, &b);
+	if (want == NULL && got)
+		fail_msg("%s: prefix \"%s\", expected none", pattern, b.data + 1);
+	if (want != NULL && !got)
+		fail_msg("%s: no prefix, expected \"%s\"", pattern, want);
+	if (want != NULL && strcmp(b.data + 1, want) != 0)
+		fail_msg("%s: prefix \"%s\", expected \"%s\"", pattern, b.data + 1, want);
+	if (want == NULL)
+		assert_string_equal(b.data, "=");
+	buf_free(&b);
+	pcre2_code_free(re);
+}
+
+static void
+test_regex_literal_prefix(void **state)
+{
+	(void)state;
+	check_prefix("^/internal/(.*[.](jpeg|png))$", "/internal/");
+	check_prefix("^/api/v1/users/([0-9]+)$", "/api/v1/users/");
+	check_prefix("^/a\\.b\\/c\\-d/", "/a.b/c-d/"); /* escaped punctuation is literal */
+	check_prefix("^/a.b", "/a");		       /* "." is any byte */
+	check_prefix("^/ab?", "/a");		       /* "b" is optional */
+	check_prefix("^/ab*", "/a");
+	check_prefix("^/ab+", "/a");
+	check_prefix("^/ab{2}", "/a");
+	check_prefix("^/a\\.?x", "/a");
+	check_prefix("^/a\\d", "/a"); /* "\d" is a class */
+	check_prefix("^/a\\b", "/a"); /* "\b" is an assertion */
+	check_prefix("^/a\\x41", "/a");
+	check_prefix("^/a\\Qb.c\\E", "/a");
+	check_prefix("^/a[.]png", "/a");
+	check_prefix("^/a(b|c)", "/a");		/* the alternation is inside a group */
+	check_prefix("^/a[|]b|", NULL);		/* a top-level "|" (an empty alternative) */
+	check_prefix("^/a[|]", "/a");		/* "|" in a class is literal */
+	check_prefix("^/a\\|b", "/a|b");	/* so is an escaped one */
+	check_prefix("^/a(?#|)x", "/a");	/* and one in a comment */
+	check_prefix("^/a[]|]x", "/a");		/* "]" first in a class is literal */
+	check_prefix("^/a[[:alpha:]|]x", "/a"); /* a POSIX class inside a class */
+	check_prefix("^/a$", "/a");
+	check_prefix("^/a(?=/)", "/a");
+	check_prefix("^/a(?i)b", "/a");	      /* caseless only after the prefix */
+	check_prefix("(?s)^/e/(.*)$", "/e/"); /* dot-all does not touch literals */
+	check_prefix("(?sU)^/e/", "/e/");
+	check_prefix("^/a|^/b", NULL); /* two anchored alternatives */
+	check_prefix("^/a|/b", NULL);
+	check_prefix("^(/a|/b)/x", NULL);
+	check_prefix("(?i)^/a", NULL);
+	check_prefix("(?m)^/a", NULL);
+	check_prefix("(?x)^/a b", NULL);
+	check_prefix("^/a(?x)#(\n|/b", NULL); /* extended syntax later: no longer sure */
+	check_prefix("(?-i)^/a", NULL);
+	check_prefix("/a", NULL); /* unanchored */
+	check_prefix("\\A/a", NULL);
+	check_prefix("^", NULL);
+	check_prefix("^.*", NULL);
+	check_prefix("[.]png$", NULL);
+	check_prefix("^\\w", NULL);
+	check_prefix("(*UTF)^/a", NULL);
+	check_prefix("^/caf\xc3\xa9", "/caf"); /* bytes past ASCII end the prefix */
+	check_prefix("^/a\\Q|\\E", "/a");
+}
+
+/* Options given to pcre2_compile() that change what a literal matches: no prefix. */
+static void
+test_regex_prefix_compile_options(void **state)
+{
+	static const uint32_t options[] = {PCRE2_CASELESS, PCRE2_MULTILINE, PCRE2_EXTENDED,
+					   PCRE2_LITERAL};
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+		int errcode;
+		PCRE2_SIZE erroff;
+		pcre2_code *re = pcre2_compile((PCRE2_SPTR) "^/a", PCRE2_ZERO_TERMINATED,
+					       options[i], &errcode, &erroff, NULL);
+
+		assert_non_null(re);
+		assert_false(route_regex_prefix("^/a", re, &b));
+		assert_int_equal(b.len, 0);
+		pcre2_code_free(re);
+	}
+	buf_free(&b);
+}
+
+/* Prefixed and open expressions interleave with prefix rules in file order. */
+static void
+test_regex_prefilter_order(void **state)
+{
+	struct rules s = {.n = 0};
+	struct route_table *t;
+
+	(void)state;
+	add_match(&s, "^/a/x$", "http://h/", NULL);  /* 0 */
+	add_path(&s, "/a/y", "http://h/", NULL);     /* 1 */
+	add_match(&s, "[.]png$", "http://h/", NULL); /* 2: open */
+	add_match(&s, "^/a/", "http://h/", "b.org"); /* 3: host */
+	add_match(&s, "^/a//z", "http://h/", NULL);  /* 4: two literal slashes */
+	add_match(&s, "^/a/", "http://h/", NULL);    /* 5 */
+	add_path(&s, "/", "http://h/", NULL);	     /* 6 */
+	add_match(&s, "^/b/", "http://h/", NULL);    /* 7: after "/": never */
+	t = route_table_build(s.r, s.n);
+	assert_int_equal(lookup(t, "/a/x"), 0);
+	assert_int_equal(lookup(t, "/a/y/z.png"), 1);
+	assert_int_equal(lookup(t, "/a/z.png"), 2);
+	assert_int_equal(lookup_host(t, "b.org", "/a/z"), 3);
+	assert_int_equal(lookup(t, "/a//z"), 4);
+	assert_int_equal(lookup(t, "/a/z"), 5); /* the trie folds "//"; the prefix does not */
+	assert_int_equal(lookup(t, "/a///z"), 5);
+	assert_int_equal(lookup(t, "/a"), 6);
+	assert_int_equal(lookup(t, "/b/x"), 6);
+	route_table_free(t);
+	free_rules(&s);
+}
+
+/*
+ * More nested literal prefixes along one path than a lookup keeps lists
+ * for: it falls back to trying every expression in order, with the same result.
+ */
+static void
+test_regex_prefilter_deep_nesting(void **state)
+{
+	struct rules s = {.n = 0};
+	struct route_table *t;
+	char pattern[80], path[64] = "/";
+
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		snprintf(pattern, sizeof(pattern), "^%s$", path);
+		add_match(&s, pattern, "http://h/", NULL);
+		strcat(path, i % 2 ? "b" : "a");
+	}
+	add_path(&s, "/", "http://h/", NULL);
+	add_match(&s, "^/ab", "http://h/", NULL); /* after "/": never */
+	t = route_table_build(s.r, s.n);
+	assert_int_equal(lookup(t, "/"), 0);
+	assert_int_equal(lookup(t, "/a"), 1);
+	assert_int_equal(lookup(t, "/abababab"), 8);
+	path[39] = '\0';
+	assert_int_equal(lookup(t, path), 38);
+	strcat(path, "bz");
+	assert_int_equal(lookup(t, path), 40); /* every expression tried, none matched */
+	route_table_free(t);
+	free_rules(&s);
+}
+
 /* ---- linear reference: Apache's loop over every rule in order ---- */
 
 static int
@@ -754,7 +966,14 @@ static void
 random_rules(struct rules *s)
 {
 	static const char *const hosts[] = {NULL, NULL, NULL, "a.com", "*.a.com", "b.org"};
-	static const char *const patterns[] = {"^/a/", "[.]png$", "^/b", "^/x/ab?$", "^//"};
+	/* With and without a literal prefix, some that look like one but are not. */
+	static const char *const patterns[] = {
+	    "^/a/",	  "[.]png$",   "^/b",	    "^/x/ab?$", "^//",
+	    "^/a/b",	  "^/ab",      "^/a//x",    "(?i)^/A",	"^/a|^/b",
+	    "^/x/(a|b)$", "^/a\\.png", "^/a[.]png", "^/b+/",	"^(/a|/x)/ab",
+	    "^/x/a\\b",	  "^/a(?=/)",  "a$",	    "^/a/?$",	"(?s)^/b/x",
+	    "^/x\\/a",	  "^/ab?/x",   "^$|^/a/a",  "(?m)^/b",	"^/a.png",
+	};
 	size_t n = 1 + rng() % 30;
 
 	for (size_t i = 0; i < n; i++) {
@@ -889,6 +1108,12 @@ main(void)
 	    cmocka_unit_test(test_many_groups),
 	    cmocka_unit_test(test_wide_node),
 	    cmocka_unit_test(test_lookup_from_threads),
+	    cmocka_unit_test(test_empty_query_stays),
+	    cmocka_unit_test(test_captures_in_query_are_data),
+	    cmocka_unit_test(test_regex_literal_prefix),
+	    cmocka_unit_test(test_regex_prefix_compile_options),
+	    cmocka_unit_test(test_regex_prefilter_order),
+	    cmocka_unit_test(test_regex_prefilter_deep_nesting),
 	    cmocka_unit_test(test_matches_linear_reference),
 	    cmocka_unit_test(test_ten_thousand_rules),
 	};

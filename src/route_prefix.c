@@ -1,0 +1,216 @@
+/*
+ * route_prefix.c: the literal prefix of a match rule's regular expression,
+ * which route.c indexes in its trie so that a lookup runs only the
+ * expressions whose prefix the path starts with.
+ *
+ * The scan is deliberately narrow.  It understands the start of a pattern:
+ * a few leading option settings that do not change what a character matches,
+ * "^", then plain characters and escaped punctuation.  It gives up ("no
+ * prefix") on anything it does not model: case-insensitive, extended or
+ * multi-line matching, a top-level alternative, an unanchored pattern.  A
+ * prefix that is too short only costs a regular expression run; one that
+ * were too long would lose a match, so every doubt shortens it, and PCRE2's
+ * own view of the compiled pattern (anchored, first code unit) must agree.
+ */
+#include <string.h>
+
+#include "portico/route.h"
+
+/* Compile options under which a literal character still matches only itself. */
+#define HARMLESS_OPTIONS (PCRE2_DOTALL | PCRE2_NO_AUTO_CAPTURE | PCRE2_UNGREEDY | PCRE2_DUPNAMES)
+
+/* Skips leading "(?s)", "(?n)", "(?U)", "(?J)" (and combinations); the index after them. */
+static size_t
+skip_leading_options(const char *p)
+{
+	size_t i = 0;
+
+	while (p[i] == '(' && p[i + 1] == '?') {
+		size_t j = i + 2;
+
+		while (p[j] == 's' || p[j] == 'n' || p[j] == 'U' || p[j] == 'J')
+			j++;
+		if (j == i + 2 || p[j] != ')')
+			return i;
+		i = j + 1;
+	}
+	return i;
+}
+
+static bool
+is_meta(unsigned char c)
+{
+	return c != '\0' && strchr("\\^$.[]|(){}?*+", c) != NULL;
+}
+
+static bool
+is_quantifier(unsigned char c)
+{
+	return c == '?' || c == '*' || c == '+' || c == '{';
+}
+
+static bool
+is_ascii_punct(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f &&
+	       !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+}
+
+/*
+ * Appends the literal characters that start at p[i] to `out`: printable
+ * ASCII other than metacharacters, and "\" before punctuation.  A character
+ * followed by a quantifier is optional or repeated, so it ends the prefix.
+ */
+static void
+scan_literals(const char *p, size_t i, struct buf *out)
+{
+	for (;;) {
+		unsigned char c = (unsigned char)p[i], lit;
+		size_t next;
+
+		if (c == '\\' && is_ascii_punct((unsigned char)p[i + 1])) {
+			lit = (unsigned char)p[i + 1];
+			next = i + 2;
+		} else if (c >= 0x20 && c < 0x7f && !is_meta(c)) {
+			lit = c;
+			next = i + 1;
+		} else {
+			return;
+		}
+		if (is_quantifier((unsigned char)p[next]))
+			return;
+		buf_addc(out, (char)lit);
+		i = next;
+	}
+}
+
+/* The index of the "]" that closes the class opened at p[i], or 0 when unsure. */
+static size_t
+class_end(const char *p, size_t i)
+{
+	size_t j = i + 1;
+
+	if (p[j] == '^')
+		j++;
+	if (p[j] == ']')
+		j++; /* a "]" first in the class is literal */
+	for (; p[j] != ']'; j++) {
+		if (p[j] == '\0' || (p[j] == '\\' && (p[j + 1] == '\0' || p[j + 1] == 'Q')))
+			return 0;
+		if (p[j] == '\\') {
+			j++;
+		} else if (p[j] == '[' && p[j + 1] == ':') {
+			const char *e = strstr(p + j + 2, ":]");
+
+			if (e == NULL)
+				return 0;
+			j = (size_t)(e - p) + 1;
+		}
+	}
+	return j;
+}
+
+/* True when the group opened at p[i] sets options that include "x" (extended syntax). */
+static bool
+group_sets_extended(const char *p, size_t i)
+{
+	if (p[i + 1] != '?')
+		return false;
+	for (size_t j = i + 2;; j++) {
+		char c = p[j];
+
+		if (c == 'x')
+			return true;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '^'))
+			return false;
+	}
+}
+
+/*
+ * True when the pattern has a "|" outside every group, or when the scan
+ * cannot tell (extended syntax, where "#" starts a comment; an unclosed
+ * class or quote).  Escapes, \Q...\E, classes and (?#...) comments are
+ * skipped.
+ */
+static bool
+may_alternate_at_top(const char *p)
+{
+	int depth = 0;
+
+	for (size_t i = 0; p[i] != '\0'; i++) {
+		switch (p[i]) {
+		case '\\':
+			if (p[i + 1] == 'Q') {
+				const char *e = strstr(p + i + 2, "\\E");
+
+				if (e == NULL)
+					return false; /* quoted to the end: no "|" follows */
+				i = (size_t)(e - p) + 1;
+			} else if (p[i + 1] != '\0') {
+				i++;
+			}
+			break;
+		case '[':
+			if ((i = class_end(p, i)) == 0)
+				return true;
+			break;
+		case '(':
+			if (group_sets_extended(p, i))
+				return true;
+			if (p[i + 1] == '?' && p[i + 2] == '#') {
+				const char *e = strchr(p + i, ')');
+
+				if (e == NULL)
+					return true;
+				i = (size_t)(e - p);
+				break;
+			}
+			depth++;
+			break;
+		case ')':
+			depth--;
+			break;
+		case '|':
+			if (depth <= 0)
+				return true;
+			break;
+		default:
+			break;
+		}
+	}
+	return false;
+}
+
+/* PCRE2's view must agree: compiled without surprising options, anchored, same first byte. */
+static bool
+compiled_agrees(const pcre2_code *re, const struct buf *prefix)
+{
+	uint32_t argopts = 0, allopts = 0, ftype = 0, funit = 0;
+
+	if (pcre2_pattern_info(re, PCRE2_INFO_ARGOPTIONS, &argopts) != 0 ||
+	    pcre2_pattern_info(re, PCRE2_INFO_ALLOPTIONS, &allopts) != 0 ||
+	    pcre2_pattern_info(re, PCRE2_INFO_FIRSTCODETYPE, &ftype) != 0 ||
+	    pcre2_pattern_info(re, PCRE2_INFO_FIRSTCODEUNIT, &funit) != 0)
+		return false;
+	if ((argopts & ~(uint32_t)HARMLESS_OPTIONS) != 0 || !(allopts & PCRE2_ANCHORED))
+		return false;
+	return ftype == 1 && funit == (unsigned char)prefix->data[0];
+}
+
+bool
+route_regex_prefix(const char *pattern, const pcre2_code *re, struct buf *out)
+{
+	size_t i = skip_leading_options(pattern);
+	struct buf lit;
+	bool ok;
+
+	if (pattern[i] != '^' || may_alternate_at_top(pattern))
+		return false;
+	buf_init(&lit);
+	scan_literals(pattern, i + 1, &lit);
+	ok = lit.len > 0 && compiled_agrees(re, &lit);
+	if (ok)
+		buf_add(out, lit.data, lit.len);
+	buf_free(&lit);
+	return ok;
+}
