@@ -161,9 +161,10 @@ malformed(struct head *h, const char *why)
 }
 
 /*
- * One field line, [p, end) without its CRLF: "name: value", the name one or
- * more tchar, the value without leading or trailing whitespace, checked and
- * classified, recorded with its facts.
+ * One field line, [p, end) without its CRLF and free of control bytes but
+ * tabs (line_end): "name: value", the name one or more tchar, the value
+ * without leading or trailing whitespace, classified and recorded with its
+ * facts.
  */
 static int
 scan_field(struct head *h, const char *p, const char *end)
@@ -183,8 +184,6 @@ scan_field(struct head *h, const char *p, const char *end)
 		v++;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	if (!http_value_is_valid(v, (size_t)(end - v)))
-		return malformed(h, "invalid header value");
 	if (h->nfields >= h->fields_cap)
 		h->fields = xgrow(h->fields, &h->fields_cap, h->nfields, sizeof(*f));
 	f = &h->fields[h->nfields++];
@@ -211,8 +210,6 @@ scan_status_line(struct head *h, const char *p, const char *end)
 	if (len < 12 || p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
 	    p[11] < '0' || p[11] > '9' || (len > 12 && p[12] != ' '))
 		return malformed(h, "invalid status code");
-	if (memchr(p, '\0', len) != NULL)
-		return malformed(h, "NUL in head");
 	h->minor = (uint8_t)(p[7] - '0');
 	h->status = (uint16_t)((p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0'));
 	h->reason = len > 13 ? (uint32_t)(p + 13 - h->bytes.data) : 0;
@@ -220,7 +217,7 @@ scan_status_line(struct head *h, const char *p, const char *end)
 	return 0;
 }
 
-/* The start line: a request's was parsed by llhttp; only stray bytes are refused here. */
+/* The start line: a request's was parsed by llhttp; an empty one is refused here. */
 static int
 scan_start_line(struct head *h, const char *p, const char *end)
 {
@@ -229,9 +226,73 @@ scan_start_line(struct head *h, const char *p, const char *end)
 	/* llhttp skips empty lines before a request line; portico refuses them. */
 	if (end == p)
 		return malformed(h, "malformed request line");
-	if (memchr(p, '\0', (size_t)(end - p)) != NULL)
-		return malformed(h, "NUL in head");
 	return 0;
+}
+
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/*
+ * The first byte at or after p below 0x20 or equal to 0x7f, eight bytes at
+ * a time.  The head's bytes end with a NUL and eight more zero bytes
+ * (head_feed), so the scan stops inside the buffer.  A word's lowest flagged
+ * byte is exact (a borrow only flags bytes above a true one).
+ */
+static const char *
+next_ctl(const char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (;; p += 8) {
+		uint64_t x, d, m;
+
+		memcpy(&x, p, sizeof(x));
+		d = x ^ (ONES * 0x7f);
+		m = (((x - ONES * 0x20) & ~x) | ((d - ONES) & ~d)) & HIGHS;
+		if (m != 0)
+			return p + (__builtin_ctzll(m) >> 3);
+	}
+#else
+	while ((unsigned char)*p >= 0x20 && *p != 0x7f)
+		p++;
+	return p;
+#endif
+}
+
+/*
+ * Finds the end of the line at p before `upto`: 1 with *eol at its CR, 0
+ * when the line is not complete yet, -1 as soon as a byte makes it
+ * malformed (a bare CR or LF, a NUL; in a field line any control byte but a
+ * tab), complete or not.
+ */
+static int
+line_end(struct head *h, const char *p, const char *upto, bool field, const char **eol)
+{
+	for (;;) {
+		const char *c = next_ctl(p);
+
+		if (c >= upto)
+			return 0;
+		switch (*c) {
+		case '\r':
+			if (c + 1 == upto)
+				return 0;
+			if (c[1] != '\n')
+				return malformed(h, "bare CR");
+			*eol = c;
+			return 1;
+		case '\n':
+			return malformed(h, "bare LF");
+		case '\0':
+			return malformed(h, "NUL in head");
+		case '\t':
+			break;
+		default:
+			if (field)
+				return malformed(h, "invalid header value");
+			break;
+		}
+		p = c + 1;
+	}
 }
 
 /*
@@ -244,21 +305,15 @@ scan_start_line(struct head *h, const char *p, const char *end)
 static int
 scan_lines(struct head *h, size_t upto)
 {
-	const char *base = h->bytes.data;
+	const char *base = h->bytes.data, *lim = base + upto;
 
 	while (h->scanned < upto) {
-		const char *p = base + h->scanned;
-		const char *nl = memchr(p, '\n', upto - h->scanned);
-		const char *end;
+		const char *p = base + h->scanned, *end;
+		int r = line_end(h, p, lim, h->start_scanned, &end);
 
-		if (nl == NULL)
-			return 0;
-		if (nl == p || nl[-1] != '\r')
-			return malformed(h, "bare LF");
-		end = nl - 1;
-		if (memchr(p, '\r', (size_t)(end - p)) != NULL)
-			return malformed(h, "bare CR");
-		h->scanned = (size_t)(nl + 1 - base);
+		if (r <= 0)
+			return r;
+		h->scanned = (size_t)(end + 2 - base);
 		if (!h->start_scanned) {
 			h->start_scanned = true;
 			if (scan_start_line(h, p, end) != 0)
@@ -365,11 +420,12 @@ head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields)
 	if (want <= old)
 		return HEAD_MORE;
 	h->max_fields = max_fields;
-	buf_reserve(&h->bytes, want - old);
+	/* A NUL and eight zero bytes after the head: next_ctl() reads whole words. */
+	buf_reserve(&h->bytes, want - old + 8);
 	evbuffer_ptr_set(in, &pos, old, EVBUFFER_PTR_SET);
 	evbuffer_copyout_from(in, &pos, h->bytes.data + old, want - old);
 	h->bytes.len = want;
-	h->bytes.data[want] = '\0';
+	memset(h->bytes.data + want, 0, 9);
 	if (h->kind == HEAD_REQUEST && feed_request(h, old, &upto) == HEAD_ERROR)
 		return HEAD_ERROR;
 	r = scan_lines(h, upto);
