@@ -68,6 +68,7 @@ head_reset(struct head *h, enum head_kind kind)
 	h->end = 0;
 	h->start_scanned = false;
 	h->done = false;
+	h->bad_method = false;
 	h->target_done = false;
 	h->method_known = false;
 	h->error = 0;
@@ -111,6 +112,8 @@ field_note(struct head *h, struct head_field *f)
 	case HTTP_HDR_HOST:
 		if (h->host != HEAD_NONE)
 			return head_fail(h, 400, "repeated Host");
+		if (!http_host_is_valid(v, f->value_len))
+			return head_fail(h, 400, "missing or invalid Host");
 		h->host = i;
 		break;
 	case HTTP_HDR_EXPECT:
@@ -217,6 +220,70 @@ scan_status_line(struct head *h, const char *p, const char *end)
 	return 0;
 }
 
+/* "METHOD SP target SP HTTP/1.x": exactly one space on each side of the target. */
+static bool
+request_line_is_strict(const struct head *h)
+{
+	const char *b = h->bytes.data;
+	size_t mlen = strlen(head_method_name(h));
+	size_t end = (size_t)h->target + h->target_len;
+
+	if (h->target_len == 0 || h->target != mlen + 1 || b[mlen] != ' ')
+		return false;
+	/* A fragment never belongs in a request target (SPEC section 3). */
+	if (memchr(b + h->target, '#', h->target_len) != NULL)
+		return false;
+	return end + 1 < h->bytes.len && b[end] == ' ' && b[end + 1] == 'H';
+}
+
+/* The target's origin part, and the authority of an absolute-form one. */
+static const char *
+request_target_check(struct head *h)
+{
+	const char *auth, *rest;
+	size_t alen, rlen;
+	int kind =
+	    http_target_split(h->bytes.data + h->target, h->target_len, &auth, &alen, &rest, &rlen);
+
+	if (kind == -1)
+		return "invalid request target";
+	h->origin = (uint32_t)(rest - h->bytes.data);
+	h->origin_len = (uint32_t)rlen;
+	if (kind == 1) {
+		h->absolute = true;
+		h->authority = (uint32_t)(auth - h->bytes.data);
+		h->authority_len = (uint32_t)alen;
+	}
+	return NULL;
+}
+
+/*
+ * The request line, judged as soon as it is complete (llhttp parsed it):
+ * the version (HTTP/1.x; a higher minor was read as 1, another major is
+ * 505), CONNECT (405), one space on each side of the target, no fragment,
+ * an origin-form or absolute-form target with a valid host.
+ */
+static int
+request_line_check(struct head *h)
+{
+	const char *why;
+
+	h->method = (uint8_t)llhttp_get_method(&h->parser);
+	h->method_known = true;
+	/* A line without a version (HTTP/0.9's) is malformed, not another version. */
+	if (llhttp_get_http_major(&h->parser) != 1)
+		return request_line_is_strict(h) ? head_fail(h, 505, "unsupported HTTP version")
+						 : malformed(h, "malformed request line");
+	h->minor = (uint8_t)llhttp_get_http_minor(&h->parser);
+	if (h->method == HTTP_CONNECT)
+		return head_fail(h, 405, "CONNECT");
+	if (!request_line_is_strict(h))
+		return malformed(h, "malformed request line");
+	if ((why = request_target_check(h)) != NULL)
+		return malformed(h, why);
+	return 0;
+}
+
 /* The start line: a request's was parsed by llhttp; an empty one is refused here. */
 static int
 scan_start_line(struct head *h, const char *p, const char *end)
@@ -226,7 +293,7 @@ scan_start_line(struct head *h, const char *p, const char *end)
 	/* llhttp skips empty lines before a request line; portico refuses them. */
 	if (end == p)
 		return malformed(h, "malformed request line");
-	return 0;
+	return request_line_check(h);
 }
 
 #define ONES  0x0101010101010101ull
@@ -388,22 +455,84 @@ head_too_large(struct head *h, size_t limit, bool target_over)
 	return HEAD_ERROR;
 }
 
+/*
+ * "HTTP/d.d" just before `pos`, where llhttp refused a version: 0 when the
+ * line is not shaped so (a plain 400).
+ */
+static bool
+version_shaped(const struct head *h, const char *pos)
+{
+	return pos - h->bytes.data >= 8 && memcmp(pos - 8, "HTTP/", 5) == 0 && pos[-3] >= '0' &&
+	       pos[-3] <= '9' && pos[-2] == '.' && pos[-1] >= '0' && pos[-1] <= '9';
+}
+
+/*
+ * A method llhttp does not know: 501 once it is a whole token followed by a
+ * space (it could be carried by HTTP/1 but portico's parser cannot), 400
+ * when it is not a token; HEAD_MORE while the token may still go on.
+ */
+static enum head_result
+unknown_method(struct head *h)
+{
+	const char *p = h->bytes.data, *end = p + h->bytes.len;
+
+	while (p < end && tchar[(unsigned char)*p])
+		p++;
+	if (p == end)
+		return HEAD_MORE;
+	if (*p == ' ' && p > h->bytes.data)
+		return head_fail(h, 501, "method not implemented"), HEAD_ERROR;
+	return head_fail(h, 400, "HPE_INVALID_METHOD"), HEAD_ERROR;
+}
+
+/*
+ * HTTP/1.x with x above 1 is served as HTTP/1.1 (RFC 9112 section 2.3):
+ * the minor digit becomes 1 in the copy and llhttp parses the bytes again
+ * (the version is never forwarded as is: portico writes its own).
+ */
+static llhttp_errno_t
+reparse_as_http11(struct head *h, const char *pos)
+{
+	((char *)pos)[-1] = '1';
+	llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
+	h->parser.data = h;
+	h->target = h->target_len = 0;
+	h->method_known = h->target_done = false;
+	return llhttp_execute(&h->parser, h->bytes.data, h->bytes.len);
+}
+
 /* Requests: llhttp judges the syntax first, then the lines it accepted are scanned. */
 static enum head_result
 feed_request(struct head *h, size_t old, size_t *upto)
 {
 	llhttp_errno_t err;
+	const char *pos;
 
 	*upto = h->bytes.len;
 	if (h->done)
 		return HEAD_MORE;
+	if (h->bad_method)
+		return unknown_method(h);
 	err = llhttp_execute(&h->parser, h->bytes.data + old, h->bytes.len - old);
+	pos = llhttp_get_error_pos(&h->parser);
+	if (err == HPE_INVALID_VERSION && version_shaped(h, pos)) {
+		if (h->parser.http_major != 1)
+			return head_fail(h, 505, "unsupported HTTP version"), HEAD_ERROR;
+		if (h->parser.http_minor > 1) {
+			err = reparse_as_http11(h, pos);
+			pos = llhttp_get_error_pos(&h->parser);
+		}
+	}
 	if (err == HPE_PAUSED && h->done) {
-		*upto = (size_t)(llhttp_get_error_pos(&h->parser) - h->bytes.data);
+		*upto = (size_t)(pos - h->bytes.data);
 		return HEAD_MORE;
 	}
 	if (err == HPE_OK)
 		return HEAD_MORE;
+	if (err == HPE_INVALID_METHOD) {
+		h->bad_method = true;
+		return unknown_method(h);
+	}
 	h->error = 400;
 	h->why = err == HPE_PAUSED_H2_UPGRADE ? "HTTP/2 preface" : llhttp_errno_name(err);
 	return HEAD_ERROR;
@@ -450,50 +579,6 @@ head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields)
 
 /* --- judging a complete head -------------------------------------------------- */
 
-/* "METHOD SP target SP HTTP/1.x": exactly one space on each side of the target. */
-static bool
-request_line_is_strict(const struct head *h)
-{
-	const char *b = h->bytes.data;
-	size_t mlen = strlen(head_method_name(h));
-	size_t end = (size_t)h->target + h->target_len;
-
-	if (h->target_len == 0 || h->target != mlen + 1 || b[mlen] != ' ')
-		return false;
-	/* A fragment never belongs in a request target (SPEC section 3). */
-	if (memchr(b + h->target, '#', h->target_len) != NULL)
-		return false;
-	return end + 1 < h->bytes.len && b[end] == ' ' && b[end + 1] == 'H';
-}
-
-/* The target's origin part and the authority (absolute form, else Host). */
-static const char *
-request_target_check(struct head *h)
-{
-	const char *auth, *rest;
-	size_t alen, rlen;
-	int kind =
-	    http_target_split(h->bytes.data + h->target, h->target_len, &auth, &alen, &rest, &rlen);
-
-	if (kind == -1)
-		return "invalid request target";
-	h->origin = (uint32_t)(rest - h->bytes.data);
-	h->origin_len = (uint32_t)rlen;
-	if (kind == 1) {
-		h->absolute = true;
-		h->authority = (uint32_t)(auth - h->bytes.data);
-		h->authority_len = (uint32_t)alen;
-		return NULL;
-	}
-	if (h->host == HEAD_NONE)
-		return h->minor >= 1 ? "missing or invalid Host" : NULL;
-	h->authority = h->fields[h->host].value;
-	h->authority_len = h->fields[h->host].value_len;
-	if (!http_host_is_valid(h->bytes.data + h->authority, h->authority_len))
-		return "missing or invalid Host";
-	return NULL;
-}
-
 static int
 check_fail(struct head *h, int status, const char *why)
 {
@@ -505,19 +590,13 @@ check_fail(struct head *h, int status, const char *why)
 int
 head_check_request(struct head *h)
 {
-	const char *why;
-
-	h->method = (uint8_t)llhttp_get_method(&h->parser);
-	h->method_known = true;
-	if (llhttp_get_http_major(&h->parser) != 1)
-		return check_fail(h, 400, "unsupported HTTP version");
-	h->minor = (uint8_t)llhttp_get_http_minor(&h->parser);
-	if (h->method == HTTP_CONNECT)
-		return check_fail(h, 405, "CONNECT");
-	if (!request_line_is_strict(h))
-		return check_fail(h, 400, "malformed request line");
-	if ((why = request_target_check(h)) != NULL)
-		return check_fail(h, 400, why);
+	/* The request line and every field were judged as they were scanned. */
+	if (!h->absolute && h->host != HEAD_NONE) {
+		h->authority = h->fields[h->host].value;
+		h->authority_len = h->fields[h->host].value_len;
+	} else if (!h->absolute && h->minor >= 1) {
+		return check_fail(h, 400, "missing or invalid Host");
+	}
 	switch (http_framing_check(&h->framing)) {
 	case HTTP_FRAMING_INVALID:
 		return check_fail(h, 400, "conflicting or invalid framing");

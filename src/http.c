@@ -4,6 +4,9 @@
  */
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "portico/http.h"
 #include "portico/util.h"
 
@@ -98,13 +101,19 @@ http_value_is_valid(const char *p, size_t len)
 	}
 }
 
-static bool
-host_char_ok(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != 0 && strchr("-._~!$&'()*+,;=%", c) != NULL;
-}
+/* reg-name bytes (RFC 3986 unreserved and sub-delims; no percent-encoding). */
+static const uint8_t host_char[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1,
+    ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
 
 static bool
 port_ok(const char *p, size_t len)
@@ -117,6 +126,72 @@ port_ok(const char *p, size_t len)
 	return true;
 }
 
+static bool
+all_digits(const char *p, size_t len, bool hex)
+{
+	for (size_t i = 0; i < len; i++)
+		if (hex ? hex_value((unsigned char)p[i]) < 0 : p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Whether a reg-name's last label is a number (decimal, or 0x hex): then
+ * resolvers read the whole name as an IPv4 address in one of its old forms
+ * (017700000001, 0x7f.1, 127.1), so it must be exactly dotted decimal.
+ */
+static bool
+ends_in_number(const char *p, size_t len)
+{
+	size_t start = len;
+	const char *last;
+	size_t n;
+
+	while (start > 0 && p[start - 1] != '.')
+		start--;
+	last = p + start;
+	n = len - start;
+
+	if (n == 0)
+		return false;
+	if (n > 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X'))
+		return all_digits(last + 2, n - 2, true);
+	return all_digits(last, n, false);
+}
+
+/* Four decimal labels 0-255, no leading zero. */
+static bool
+ipv4_strict(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		size_t start = i;
+		unsigned v = 0;
+
+		while (i < len && p[i] >= '0' && p[i] <= '9' && i - start < 3)
+			v = v * 10 + (unsigned)(p[i++] - '0');
+		if (i == start || v > 255 || (p[start] == '0' && i - start > 1))
+			return false;
+		if (part < 3 && (i == len || p[i++] != '.'))
+			return false;
+	}
+	return i == len;
+}
+
+static bool
+ipv6_ok(const char *p, size_t len)
+{
+	char tmp[INET6_ADDRSTRLEN];
+	struct in6_addr a;
+
+	if (len == 0 || len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, p, len);
+	tmp[len] = '\0';
+	return inet_pton(AF_INET6, tmp, &a) == 1;
+}
+
 bool
 http_host_is_valid(const char *p, size_t len)
 {
@@ -125,17 +200,15 @@ http_host_is_valid(const char *p, size_t len)
 	if (len == 0)
 		return false;
 	if (p[0] == '[') {
-		for (i = 1; i < len && p[i] != ']'; i++)
-			if (!(hex_value((unsigned char)p[i]) >= 0 || p[i] == ':' || p[i] == '.'))
-				return false;
-		if (i == len || i == 1)
+		const char *e = memchr(p, ']', len);
+
+		if (e == NULL || !ipv6_ok(p + 1, (size_t)(e - p) - 1))
 			return false;
-		i++;
+		i = (size_t)(e - p) + 1;
 	} else {
-		for (; i < len && p[i] != ':'; i++)
-			if (!host_char_ok((unsigned char)p[i]))
-				return false;
-		if (i == 0)
+		while (i < len && host_char[(unsigned char)p[i]])
+			i++;
+		if (i == 0 || (ends_in_number(p, i) && !ipv4_strict(p, i)))
 			return false;
 	}
 	if (i == len)
@@ -546,6 +619,8 @@ http_reason(int status)
 		return "Service Unavailable";
 	case 504:
 		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
 	default:
 		return "Unknown";
 	}

@@ -2,10 +2,11 @@
  * fuzz_head_scan.c: the head scanner (head.c) against llhttp over the same
  * bytes.  The reference is the parse the scanner replaced: llhttp in strict
  * mode reporting every field through its callbacks, then portico's checks
- * (http_head_scan, token names, valid values, the field count, one Host, no
- * empty line before a request line,
- * HTTP/1.x and a three-digit status for responses, the size limit, framing
- * fields that agree: a response refused either way is a 502).  The first
+ * (http_head_scan, token names, valid values, the field count, one valid
+ * Host, no empty line before a request line, the request line's version,
+ * method, spacing and target, HTTP/1.x and a three-digit status for
+ * responses, the size limit, framing fields that agree: a response refused
+ * either way is a 502).  The first
  * byte chooses a request or a response head and the limits; the verdicts,
  * the head's length, the start line's parts and every field (name, value,
  * order) must agree, or the target aborts.
@@ -143,7 +144,7 @@ ref_value_complete(llhttp_t *p)
 		return HPE_USER;
 	/* What the old field callbacks refused, or noted for the framing. */
 	if (!r->response && ascii_casecmp_eq(name, f->name_len, "host", 4)) {
-		if (r->has_host)
+		if (r->has_host || !http_host_is_valid(v, f->value_len))
 			return HPE_USER;
 		r->has_host = true;
 	}
@@ -178,25 +179,66 @@ enum verdict {
 	V_REFUSE,
 };
 
-/* The reference on `len` bytes (at most limit + 4 are looked at, as before). */
+/* The request line checks of SPEC section 9 on an accepted request head. */
+static bool
+ref_request_line_ok(struct ref *r, size_t head_len)
+{
+	const char *d = r->data, *auth, *rest;
+	int method = llhttp_get_method(&r->p);
+	size_t mlen = strlen(llhttp_method_name((llhttp_method_t)method));
+	size_t end = r->target + r->target_len, alen, rlen;
+
+	if (d[0] == '\r' || d[0] == '\n') /* no empty line before a request line */
+		return false;
+	if (llhttp_get_http_major(&r->p) != 1 || method == HTTP_CONNECT)
+		return false;
+	if (r->target_len == 0 || r->target != mlen + 1 || d[mlen] != ' ' ||
+	    memchr(d + r->target, '#', r->target_len) != NULL || end + 1 >= head_len ||
+	    d[end] != ' ' || d[end + 1] != 'H')
+		return false;
+	return http_target_split(d + r->target, r->target_len, &auth, &alen, &rest, &rlen) != -1;
+}
+
+/*
+ * The reference on `len` bytes (at most limit + 4 are looked at, as before),
+ * parsed from a copy: a request's "HTTP/1.x" with x above 1 is read as
+ * HTTP/1.1 (its minor digit replaced, then parsed again).
+ */
 static enum verdict
 ref_parse(struct ref *r, const char *data, size_t len, size_t limit, size_t *head_len)
 {
+	static char copy[16384 + 64];
 	size_t want = len < limit + 4 ? len : limit + 4;
 	llhttp_errno_t err;
+	const char *pos;
 	int status;
 
+	memcpy(copy, data, want);
+	data = copy;
 	llhttp_init(&r->p, r->response ? HTTP_RESPONSE : HTTP_REQUEST, &ref_settings);
 	r->p.data = r;
 	r->data = data;
 	err = llhttp_execute(&r->p, data, want);
+	pos = llhttp_get_error_pos(&r->p);
+	if (!r->response && err == HPE_INVALID_VERSION && r->p.http_major == 1 &&
+	    r->p.http_minor > 1 && pos - data >= 8 && memcmp(pos - 8, "HTTP/1.", 7) == 0 &&
+	    pos[-1] >= '0' && pos[-1] <= '9') {
+		copy[pos - data - 1] = '1';
+		memset(r->f, 0, sizeof(r->f));
+		r->n = 0;
+		r->in_value = r->done = r->target_done = r->has_host = false;
+		r->target = r->target_len = 0;
+		memset(&r->framing, 0, sizeof(r->framing));
+		llhttp_init(&r->p, HTTP_REQUEST, &ref_settings);
+		r->p.data = r;
+		err = llhttp_execute(&r->p, data, want);
+	}
 	if (err == HPE_PAUSED && r->done) {
 		*head_len = (size_t)(llhttp_get_error_pos(&r->p) - data);
 		if (*head_len > limit || http_head_scan(data, *head_len) != NULL)
 			return V_REFUSE;
-		/* The old request line check refused empty lines before it. */
 		if (!r->response)
-			return data[0] == '\r' || data[0] == '\n' ? V_REFUSE : V_ACCEPT;
+			return ref_request_line_ok(r, *head_len) ? V_ACCEPT : V_REFUSE;
 		status = llhttp_get_status_code(&r->p);
 		if (llhttp_get_http_major(&r->p) != 1 || status < 100 || status > 599 ||
 		    *head_len <= 13 || data[8] != ' ' || data[9] < '1' || data[9] > '5' ||
