@@ -533,6 +533,9 @@ feed_request(struct head *h, size_t old, size_t *upto)
 		h->bad_method = true;
 		return unknown_method(h);
 	}
+	/* A complete line before the error has its verdict first, however the bytes came. */
+	if (scan_lines(h, (size_t)(pos - h->bytes.data)) < 0)
+		return HEAD_ERROR;
 	h->error = 400;
 	h->why = err == HPE_PAUSED_H2_UPGRADE ? "HTTP/2 preface" : llhttp_errno_name(err);
 	return HEAD_ERROR;
