@@ -456,12 +456,15 @@ head_too_large(struct head *h, size_t limit, bool target_over)
 }
 
 /*
- * "HTTP/d.d" just before `pos`, where llhttp refused a version: 0 when the
- * line is not shaped so (a plain 400).
+ * "HTTP/d.d" just before `pos`, where llhttp refused a version, and nothing
+ * but the line's end after it: false when the line is not shaped so (a
+ * plain 400).
  */
 static bool
 version_shaped(const struct head *h, const char *pos)
 {
+	if (pos != h->bytes.data + h->bytes.len && *pos != '\r')
+		return false;
 	return pos - h->bytes.data >= 8 && memcmp(pos - 8, "HTTP/", 5) == 0 && pos[-3] >= '0' &&
 	       pos[-3] <= '9' && pos[-2] == '.' && pos[-1] >= '0' && pos[-1] <= '9';
 }
@@ -515,13 +518,10 @@ feed_request(struct head *h, size_t old, size_t *upto)
 		return unknown_method(h);
 	err = llhttp_execute(&h->parser, h->bytes.data + old, h->bytes.len - old);
 	pos = llhttp_get_error_pos(&h->parser);
-	if (err == HPE_INVALID_VERSION && version_shaped(h, pos)) {
-		if (h->parser.http_major != 1)
-			return head_fail(h, 505, "unsupported HTTP version"), HEAD_ERROR;
-		if (h->parser.http_minor > 1) {
-			err = reparse_as_http11(h, pos);
-			pos = llhttp_get_error_pos(&h->parser);
-		}
+	if (err == HPE_INVALID_VERSION && version_shaped(h, pos) && h->parser.http_major == 1 &&
+	    h->parser.http_minor > 1) {
+		err = reparse_as_http11(h, pos);
+		pos = llhttp_get_error_pos(&h->parser);
 	}
 	if (err == HPE_PAUSED && h->done) {
 		*upto = (size_t)(pos - h->bytes.data);
@@ -529,13 +529,15 @@ feed_request(struct head *h, size_t old, size_t *upto)
 	}
 	if (err == HPE_OK)
 		return HEAD_MORE;
+	/* A complete line before the error has its verdict first, however the bytes came. */
+	if (scan_lines(h, (size_t)(pos - h->bytes.data)) < 0)
+		return HEAD_ERROR;
 	if (err == HPE_INVALID_METHOD) {
 		h->bad_method = true;
 		return unknown_method(h);
 	}
-	/* A complete line before the error has its verdict first, however the bytes came. */
-	if (scan_lines(h, (size_t)(pos - h->bytes.data)) < 0)
-		return HEAD_ERROR;
+	if (err == HPE_INVALID_VERSION && version_shaped(h, pos) && h->parser.http_major != 1)
+		return head_fail(h, 505, "unsupported HTTP version"), HEAD_ERROR;
 	h->error = 400;
 	h->why = err == HPE_PAUSED_H2_UPGRADE ? "HTTP/2 preface" : llhttp_errno_name(err);
 	return HEAD_ERROR;
