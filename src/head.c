@@ -69,6 +69,7 @@ head_reset(struct head *h, enum head_kind kind)
 	h->start_scanned = false;
 	h->done = false;
 	h->bad_method = false;
+	h->version_at = 0;
 	h->target_done = false;
 	h->method_known = false;
 	h->error = 0;
@@ -488,6 +489,17 @@ unknown_method(struct head *h)
 	return head_fail(h, 400, "HPE_INVALID_METHOD"), HEAD_ERROR;
 }
 
+/* Another major version: 505 when the line ends after it, else 400. */
+static enum head_result
+version_pending(struct head *h)
+{
+	if (h->bytes.len == h->version_at)
+		return HEAD_MORE;
+	if (h->bytes.data[h->version_at] == '\r')
+		return head_fail(h, 505, "unsupported HTTP version"), HEAD_ERROR;
+	return head_fail(h, 400, "HPE_INVALID_VERSION"), HEAD_ERROR;
+}
+
 /*
  * HTTP/1.x with x above 1 is served as HTTP/1.1 (RFC 9112 section 2.3):
  * the minor digit becomes 1 in the copy and llhttp parses the bytes again
@@ -516,6 +528,8 @@ feed_request(struct head *h, size_t old, size_t *upto)
 		return HEAD_MORE;
 	if (h->bad_method)
 		return unknown_method(h);
+	if (h->version_at != 0)
+		return version_pending(h);
 	err = llhttp_execute(&h->parser, h->bytes.data + old, h->bytes.len - old);
 	pos = llhttp_get_error_pos(&h->parser);
 	if (err == HPE_INVALID_VERSION && version_shaped(h, pos) && h->parser.http_major == 1 &&
@@ -536,8 +550,11 @@ feed_request(struct head *h, size_t old, size_t *upto)
 		h->bad_method = true;
 		return unknown_method(h);
 	}
-	if (err == HPE_INVALID_VERSION && version_shaped(h, pos) && h->parser.http_major != 1)
-		return head_fail(h, 505, "unsupported HTTP version"), HEAD_ERROR;
+	if (err == HPE_INVALID_VERSION && version_shaped(h, pos) && h->parser.http_major != 1) {
+		/* 505 only if the line ends there: wait for the byte after the version. */
+		h->version_at = (size_t)(pos - h->bytes.data);
+		return version_pending(h);
+	}
 	h->error = 400;
 	h->why = err == HPE_PAUSED_H2_UPGRADE ? "HTTP/2 preface" : llhttp_errno_name(err);
 	return HEAD_ERROR;

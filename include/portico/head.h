@@ -110,7 +110,8 @@ struct head {
 	size_t end;	    /* the head's length, once its empty line is scanned */
 	bool start_scanned; /* the start line is behind */
 	bool done;
-	bool bad_method; /* llhttp refused the method: judged by its token */
+	bool bad_method;   /* llhttp refused the method: judged by its token */
+	size_t version_at; /* after a version of another major, once refused */
 	bool target_done;
 	bool method_known; /* requests: the method was parsed (else it logs as "-") */
 	int error;	   /* an error status: 400, 405, 408, 414, 431, 502 */
