@@ -400,6 +400,7 @@ worker_apply_set(struct worker *w, const struct listen_set *set)
 		} else if (wlistener_open(w, &nl[i], &set->socks[i]) == -1) {
 			log_error("worker %u: cannot listen on %s", w->id, set->socks[i].address);
 		}
+		nl[i].index = i; /* the set is built in the order of the configuration's listen[] */
 	}
 	worker_close_listeners(w);
 	w->listeners = nl;
