@@ -677,8 +677,13 @@ client_reap(struct worker_reap *r)
 void
 client_drain_all(struct worker *w)
 {
+	/*
+	 * A connection that has not sent its first request yet (a balancer
+	 * may have handed it over just before the stop) is in flight: its
+	 * request is served, with Connection: close.
+	 */
 	for (struct client *c = w->clients; c; c = c->next) {
-		if (c->state == CLIENT_IDLE || c->state == CLIENT_PROXY)
+		if (c->state == CLIENT_IDLE && c->nrequests > 0)
 			client_close(c, "shutdown");
 		else
 			c->close_after = true;
