@@ -16,8 +16,8 @@ echo "installing:$missing" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 $sudo apt-get update -q
-# Some packages are services (apache2, which the import tests run on their
-# own ports): installing them must not start them.  A policy-rc.d that
+# Some packages are services (apache2 and haproxy, which the tests run on
+# their own ports): installing them must not start them.  A policy-rc.d that
 # denies every start is in place for the install only, unless there is one.
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then
@@ -32,6 +32,13 @@ case " $missing " in
 	# Nor at the next boot.
 	if command -v systemctl >/dev/null 2>&1; then
 		$sudo systemctl disable --now apache2 apache-htcacheclean >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+case " $missing " in
+*" haproxy "*)
+	if command -v systemctl >/dev/null 2>&1; then
+		$sudo systemctl disable --now haproxy >/dev/null 2>&1 || true
 	fi
 	;;
 esac

@@ -29,11 +29,13 @@
 
 #include "portico/chunked.h"
 #include "portico/client.h"
+#include "portico/access.h"
 #include "portico/config.h"
 #include "portico/errpage.h"
 #include "portico/head.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
+#include "portico/proxyproto.h"
 #include "portico/stream.h"
 #include "portico/tls.h"
 #include "portico/worker.h"
@@ -95,11 +97,17 @@ struct client {
 		struct sockaddr_in6 sin6;
 	} sa;
 	char addr[48]; /* text form for logs and X-Forwarded-For */
+
+	/* CLIENT_PROXY: the header's bytes so far, and the TLS to start after it. */
+	uint8_t *pp_buf; /* PROXYPROTO_MAX_LEN bytes while reading the header */
+	size_t pp_len;
+	struct tls_server *pp_tls; /* a reference */
 };
 
 static const char *const state_names[] = {
-    [CLIENT_IDLE] = "idle", [CLIENT_HEAD] = "head",	[CLIENT_BODY] = "body",
-    [CLIENT_WAIT] = "wait", [CLIENT_TUNNEL] = "tunnel", [CLIENT_CLOSING] = "closing",
+    [CLIENT_IDLE] = "idle",	  [CLIENT_HEAD] = "head",     [CLIENT_BODY] = "body",
+    [CLIENT_WAIT] = "wait",	  [CLIENT_TUNNEL] = "tunnel", [CLIENT_PROXY] = "proxy",
+    [CLIENT_CLOSING] = "closing",
 };
 
 const char *
@@ -373,11 +381,151 @@ client_format_addr(struct client *c)
 		strcpy(c->addr, "unknown");
 }
 
+/* --- the PROXY protocol header (SPEC section 13) ------------------------------------ */
+
+/* The listener's proxy_protocol list, or NULL when it has none. */
+static const struct access_list *
+client_proxy_list(const struct worker *w, const struct wlistener *l)
+{
+	const struct config *cfg = w->cfg;
+
+	if (l->index >= cfg->nlisten || cfg->listen[l->index].proxy_protocol.n == 0)
+		return NULL;
+	return &cfg->listen[l->index].proxy_protocol;
+}
+
+static const char *const proxy_refusals[] = {
+    [METRICS_PROXY_MISSING - METRICS_PROXY_MISSING] = "missing header",
+    [METRICS_PROXY_MALFORMED - METRICS_PROXY_MISSING] = "malformed header",
+    [METRICS_PROXY_TRUNCATED - METRICS_PROXY_MISSING] = "truncated header",
+    [METRICS_PROXY_UNTRUSTED - METRICS_PROXY_MISSING] = "peer not in proxy_protocol",
+};
+
+/* A connection that did not give a usable header: logged, counted, closed. */
+static void
+client_proxy_refuse(struct client *c, enum metrics_counter k, const char *why)
+{
+	const char *what = proxy_refusals[k - METRICS_PROXY_MISSING];
+
+	log_warn("client %s: PROXY protocol: %s: %s (%zu bytes read)", c->addr, what, why,
+		 c->pp_len);
+	metrics_add(c->w->metrics, k, 1);
+	client_close(c, what);
+}
+
+/* After accept on a proxy_protocol listener: the peer must be listed. */
+static void
+client_proxy_start(struct client *c, const struct access_list *pp, struct tls_server *tls)
+{
+	if (access_first_match(pp, &c->sa.sa) < 0) {
+		client_proxy_refuse(c, METRICS_PROXY_UNTRUSTED, "connection refused");
+		return;
+	}
+	c->pp_buf = xmalloc(PROXYPROTO_MAX_LEN);
+	c->pp_tls = tls != NULL ? tls_server_ref(tls) : NULL;
+}
+
+/* The header is read: its address stands for the peer's; then HTTP (or TLS) begins. */
+static void
+client_proxy_done(struct client *c, const struct proxyproto_header *h)
+{
+	struct tls_server *tls = c->pp_tls;
+	char peer[sizeof(c->addr)];
+
+	memcpy(peer, c->addr, sizeof(peer));
+	if (!h->local) {
+		memset(&c->sa, 0, sizeof(c->sa));
+		memcpy(&c->sa, &h->src,
+		       h->src.ss_family == AF_INET ? sizeof(c->sa.sin) : sizeof(c->sa.sin6));
+		client_format_addr(c);
+	}
+	log_debug("client %s: PROXY protocol v%u from %s%s", c->addr, h->version, peer,
+		  h->local ? " (local)" : "");
+	free(c->pp_buf);
+	c->pp_buf = NULL;
+	c->pp_tls = NULL;
+	if (tls != NULL) {
+		/* The TLS bufferevent reads the socket from now on. */
+		event_del(&c->rev);
+		c->reading = false;
+		if (client_tls_start(c, tls) == -1) {
+			tls_server_unref(tls);
+			client_close(c, "TLS setup failed");
+			return;
+		}
+		tls_server_unref(tls);
+	}
+	client_set_state(c, CLIENT_IDLE);
+	/* The first request head, as on any new connection, within client_header. */
+	client_arm_timer(c, c->w->cfg->timeouts.client_header);
+}
+
+/* Takes `n` bytes the last peek saw off the socket; 0 or -1. */
+static int
+client_proxy_consume(struct client *c, size_t n)
+{
+	ssize_t got;
+
+	do
+		got = recv(c->fd, c->pp_buf + c->pp_len, n, 0);
+	while (got == -1 && errno == EINTR);
+	if (got != (ssize_t)n)
+		return -1;
+	c->pp_len += n;
+	c->bytes_in += n;
+	metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, n);
+	return 0;
+}
+
+/*
+ * Reads the header without reading past it: the bytes are peeked, and only
+ * those that belong to the header are taken (a valid prefix belongs to it
+ * entirely), so what follows (a request, a TLS ClientHello) stays in the
+ * socket for the next reader.
+ */
+static void
+client_proxy_read(struct client *c)
+{
+	struct proxyproto_header h;
+	const char *why = NULL;
+	ssize_t n;
+
+	n = recv(c->fd, c->pp_buf + c->pp_len, PROXYPROTO_MAX_LEN - c->pp_len, MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_proxy_refuse(c,
+				    c->pp_len > 0 ? METRICS_PROXY_TRUNCATED : METRICS_PROXY_MISSING,
+				    n == 0 ? "connection closed" : strerror(errno));
+		return;
+	}
+	switch (proxyproto_parse(c->pp_buf, c->pp_len + (size_t)n, &h, &why)) {
+	case PROXYPROTO_MORE:
+		if (client_proxy_consume(c, (size_t)n) == -1)
+			client_close(c, "PROXY protocol: read failed");
+		break;
+	case PROXYPROTO_INVALID:
+		client_proxy_refuse(c,
+				    strcmp(why, PROXYPROTO_NOT_PROXY) == 0
+					? METRICS_PROXY_MISSING
+					: METRICS_PROXY_MALFORMED,
+				    why);
+		break;
+	case PROXYPROTO_DONE:
+		if (client_proxy_consume(c, h.len - c->pp_len) == -1)
+			client_close(c, "PROXY protocol: read failed");
+		else
+			client_proxy_done(c, &h);
+		break;
+	}
+}
+
 void
 client_accept(struct worker *w, const struct wlistener *l, int fd, const struct sockaddr *sa,
 	      int salen, const struct stream_events *ev)
 {
 	struct client *c = xcalloc(1, sizeof(*c));
+	const struct access_list *pp;
 	int one = 1;
 
 	c->magic = CLIENT_MAGIC;
@@ -398,7 +546,8 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 	event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, client_io_cb, c);
 	c->start_us = base_now_us(w->base);
 	c->body_ms = w->cfg->timeouts.client_body;
-	if (l->tls != NULL && client_tls_start(c, l->tls) == -1) {
+	pp = client_proxy_list(w, l);
+	if (pp == NULL && l->tls != NULL && client_tls_start(c, l->tls) == -1) {
 		close(fd);
 		free(c);
 		return;
@@ -410,10 +559,12 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 	w->nclients++;
 	metrics_gauge_add(w->metrics, METRICS_CLIENT_CONNECTIONS, 1);
 	/* A new connection must send its first head within client_header. */
-	c->state = CLIENT_IDLE;
+	c->state = pp != NULL ? CLIENT_PROXY : CLIENT_IDLE;
 	client_arm_timer(c, w->cfg->timeouts.client_header);
-	client_set_timeouts(c, CLIENT_IDLE);
+	client_set_timeouts(c, c->state);
 	client_update_read(c);
+	if (pp != NULL)
+		client_proxy_start(c, pp, l->tls);
 }
 
 /* Lets go of the exchange bound to the connection, telling it first. */
@@ -487,6 +638,9 @@ client_free(struct client *c)
 		c->next->prev = c->prev;
 	event_del(&c->rev);
 	event_del(&c->timer);
+	free(c->pp_buf);
+	if (c->pp_tls != NULL)
+		tls_server_unref(c->pp_tls);
 	if (c->tls != NULL) {
 		/* Frees the SSL object and closes the socket. */
 		bufferevent_free(c->bev);
@@ -523,8 +677,13 @@ client_reap(struct worker_reap *r)
 void
 client_drain_all(struct worker *w)
 {
+	/*
+	 * A connection that has not sent its first request yet (a balancer
+	 * may have handed it over just before the stop) is in flight: its
+	 * request is served, with Connection: close.
+	 */
 	for (struct client *c = w->clients; c; c = c->next) {
-		if (c->state == CLIENT_IDLE)
+		if (c->state == CLIENT_IDLE && c->nrequests > 0)
 			client_close(c, "shutdown");
 		else
 			c->close_after = true;
@@ -925,6 +1084,8 @@ client_on_data(struct client *c)
 		/* The next pipelined request waits; client_wants_read() bounds it. */
 		client_update_read(c);
 		break;
+	case CLIENT_PROXY: /* read by client_proxy_read(), never through the input */
+		break;
 	}
 }
 
@@ -962,6 +1123,10 @@ client_io_cb(evutil_socket_t fd, short what, void *arg)
 	struct client *c = client_from_arg(arg);
 	long n;
 
+	if (c->state == CLIENT_PROXY) {
+		client_proxy_read(c);
+		return;
+	}
 	if (what & EV_TIMEOUT) {
 		client_on_read_timeout(c);
 	} else if (c->parse_pending) {
@@ -1048,6 +1213,11 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CLIENT_CLOSING:
 		worker_defer_free(c->w, &c->reap);
+		break;
+	case CLIENT_PROXY:
+		client_proxy_refuse(c,
+				    c->pp_len > 0 ? METRICS_PROXY_TRUNCATED : METRICS_PROXY_MISSING,
+				    "no complete header within timeouts.client_header");
 		break;
 	default:
 		client_close(c, "idle timeout");

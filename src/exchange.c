@@ -100,7 +100,8 @@ ex_new(struct stream *s, struct head *h, struct config *cfg)
 	ex->w = w;
 	ex->reap.free = ex_reap;
 	ex->s = s;
-	ex->client = s->addr;
+	ex->client = ex->peer = s->addr;
+	ex->client_sa = s->sa;
 	ex->req = h;
 	ex->cfg = cfg;
 	ex->close = w->draining;
@@ -278,7 +279,7 @@ ex_error(struct exchange *ex, int status, const char *why)
 		return;
 	}
 	log_req(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, ex->id,
-		"%d %s client=%s route=%s reason=%s", status, http_reason(status), s->addr,
+		"%d %s client=%s route=%s reason=%s", status, http_reason(status), ex->client,
 		ex->route ? ex->route->name : "-", why ? why : "-");
 	if (ex->up != NULL) {
 		upstream_close(ex->up, why);
@@ -339,7 +340,7 @@ ex_route(struct exchange *ex, const char **why)
 	struct route_decision d;
 
 	route_decide(ex->cfg, h->authority_len ? h->bytes.data + h->authority : NULL,
-		     h->authority_len, h->bytes.data + h->origin, h->origin_len, ex->s->sa,
+		     h->authority_len, h->bytes.data + h->origin, h->origin_len, ex->client_sa,
 		     &ex->path, &ex->target, &d);
 	ex->route = d.status == 404 ? NULL : d.route;
 	*why = d.why;
@@ -371,6 +372,7 @@ exchange_start(struct stream *s, struct head *h, struct config *cfg)
 		ex_error(ex, h->error, h->why);
 		return;
 	}
+	forward_client(ex);
 	if ((status = ex_route(ex, &why)) != 0) {
 		ex_error(ex, status, why);
 		return;

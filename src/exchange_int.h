@@ -41,6 +41,16 @@ struct exchange {
 	 * the deferred teardown, after the callback that ends the exchange.
 	 */
 	const char *client;
+	/*
+	 * The client's address for access rules (the stream's, or the one
+	 * X-Forwarded-For gives behind a trusted forwarder: forward_client()),
+	 * and the peer's text, which X-Forwarded-For and Forwarded append.
+	 */
+	const struct sockaddr *client_sa;
+	const char *peer;
+	bool peer_untrusted; /* forwarded.trusted is set and does not list the peer */
+	struct sockaddr_storage real_sa;
+	char real_addr[48];
 	struct upstream *up; /* NULL when none */
 	struct config *cfg;  /* the snapshot the request started under */
 	struct head *req;    /* the request head */
@@ -84,6 +94,8 @@ void ex_flush(struct exchange *ex);
 uint64_t ex_now_us(void);
 
 /* forward.c */
+/* The client's address behind trusted forwarders (forwarded.trusted, realip.h). */
+void forward_client(struct exchange *ex);
 void forward_head(struct exchange *ex);
 void forward_body(struct exchange *ex);
 

@@ -8,15 +8,79 @@
  * between evbuffers without copies, chunked ones are decoded and chunked
  * again.
  */
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/util.h>
 
 #include "exchange_int.h"
 #include "portico/bodyfilter.h"
+#include "portico/access.h"
 #include "portico/config.h"
+#include "portico/realip.h"
 #include "portico/route.h"
+
+/* --- the client address ------------------------------------------------------------ */
+
+/* X-Forwarded-For fields read on the stack; more take one allocation. */
+#define FORWARD_XFF_STACK 8
+
+static void
+format_address(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	const void *a = &((const struct sockaddr_in *)ss)->sin_addr;
+	int family = ss->ss_family;
+
+	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		family = AF_INET;
+		a = &sin6->sin6_addr.s6_addr[12];
+	} else if (family == AF_INET6) {
+		a = &sin6->sin6_addr;
+	}
+	if (evutil_inet_ntop(family, a, out, size) == NULL)
+		snprintf(out, size, "unknown");
+}
+
+void
+forward_client(struct exchange *ex)
+{
+	const struct access_list *trusted = &ex->cfg->forwarded.trusted;
+	const struct head *h = ex->req;
+	struct realip_value stack[FORWARD_XFF_STACK], *xff = stack;
+	struct realip_result r;
+	size_t n = 0;
+
+	if (trusted->n == 0)
+		return;
+	if (access_first_match(trusted, ex->client_sa) < 0) {
+		ex->peer_untrusted = true;
+		return;
+	}
+	for (unsigned i = 0; i < h->nfields; i++)
+		n += h->fields[i].id == HTTP_HDR_X_FORWARDED_FOR;
+	if (n > FORWARD_XFF_STACK)
+		xff = xmalloc(n * sizeof(*xff));
+	n = 0;
+	for (unsigned i = 0; i < h->nfields; i++) {
+		const struct head_field *f = &h->fields[i];
+
+		if (f->id == HTTP_HDR_X_FORWARDED_FOR)
+			xff[n++] = (struct realip_value){head_value(h, f), f->value_len};
+	}
+	realip_client(ex->client_sa, trusted, xff, n, &r);
+	if (xff != stack)
+		free(xff);
+	if (!r.forwarded)
+		return;
+	ex->real_sa = r.client;
+	ex->client_sa = (const struct sockaddr *)&ex->real_sa;
+	format_address(&ex->real_sa, ex->real_addr, sizeof(ex->real_addr));
+	ex->client = ex->real_addr;
+}
 
 /* --- the head --------------------------------------------------------------------- */
 
@@ -26,7 +90,7 @@ write_forwarded(const struct exchange *ex, struct buf *out)
 	const struct head *h = ex->req;
 
 	head_put_str(out, "Forwarded: ");
-	for (unsigned i = 0; i < h->nfields; i++) {
+	for (unsigned i = 0; i < h->nfields && !ex->peer_untrusted; i++) {
 		const struct head_field *f = &h->fields[i];
 
 		if (f->id != HTTP_HDR_FORWARDED || f->value_len == 0)
@@ -34,10 +98,10 @@ write_forwarded(const struct exchange *ex, struct buf *out)
 		head_put(out, head_value(h, f), f->value_len);
 		head_put(out, ", ", 2);
 	}
-	if (strchr(ex->client, ':') != NULL)
-		buf_addf(out, "for=\"[%s]\"", ex->client);
+	if (strchr(ex->peer, ':') != NULL)
+		buf_addf(out, "for=\"[%s]\"", ex->peer);
 	else
-		buf_addf(out, "for=%s", ex->client);
+		buf_addf(out, "for=%s", ex->peer);
 	if (h->authority_len > 0) {
 		head_put_str(out, ";host=\"");
 		head_put(out, h->bytes.data + h->authority, h->authority_len);
@@ -57,6 +121,9 @@ write_joined(const struct exchange *ex, struct buf *out, const char *name, enum 
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct head_field *f = &h->fields[i];
 
+		/* From a peer forwarded.trusted does not list, only portico's own value. */
+		if (id == HTTP_HDR_X_FORWARDED_FOR && ex->peer_untrusted)
+			break;
 		if (f->id != id || f->value_len == 0)
 			continue;
 		/* Named in Connection: dropped, while portico's own value stays. */
@@ -180,7 +247,7 @@ forward_head(struct exchange *ex)
 	}
 	write_own_fields(ex, out);
 	if (cfg->forwarded.x_forwarded) {
-		write_joined(ex, out, "X-Forwarded-For: ", HTTP_HDR_X_FORWARDED_FOR, ex->client);
+		write_joined(ex, out, "X-Forwarded-For: ", HTTP_HDR_X_FORWARDED_FOR, ex->peer);
 		if (h->authority_len > 0)
 			head_put_field(out, "X-Forwarded-Host", 16, h->bytes.data + h->authority,
 				       h->authority_len);

@@ -251,6 +251,18 @@ format_reloads(struct buf *out, const struct metrics_sum *s)
 }
 
 static void
+format_proxy(struct buf *out, const struct metrics_sum *s)
+{
+	static const char *const reasons[] = {"missing", "malformed", "truncated", "untrusted"};
+
+	format_head(out, "portico_proxy_protocol_rejected_total", "counter",
+		    "Connections closed for their PROXY protocol header, by reason.");
+	for (size_t i = 0; i < ARRAY_SIZE(reasons); i++)
+		buf_addf(out, "portico_proxy_protocol_rejected_total{reason=\"%s\"} %llu\n",
+			 reasons[i], (unsigned long long)s->counters[METRICS_PROXY_MISSING + i]);
+}
+
+static void
 format_gauge(struct buf *out, const char *name, const char *help, int64_t v)
 {
 	format_head(out, name, "gauge", help);
@@ -280,6 +292,7 @@ metrics_format(struct buf *out, const struct metrics_sum *s)
 		   "Bytes of requests read from clients.", c[METRICS_BYTES_RECEIVED]);
 	format_one(out, "portico_bytes_sent_total", "counter",
 		   "Bytes of response bodies sent to clients.", c[METRICS_BYTES_SENT]);
+	format_proxy(out, s);
 	format_reloads(out, s);
 	format_gauge(out, "portico_config_generation",
 		     "Generation of the running configuration (1 at start).",

@@ -17,7 +17,7 @@
 
 #include "portico/proxyproto.h"
 
-#define PP_NOT_PROXY "not a PROXY protocol header"
+#define PP_NOT_PROXY PROXYPROTO_NOT_PROXY
 
 static const uint8_t pp_v2_signature[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 					    0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -400,10 +401,35 @@ worker_apply_set(struct worker *w, const struct listen_set *set)
 		} else if (wlistener_open(w, &nl[i], &set->socks[i]) == -1) {
 			log_error("worker %u: cannot listen on %s", w->id, set->socks[i].address);
 		}
+		nl[i].index = i; /* the set is built in the order of the configuration's listen[] */
 	}
 	worker_close_listeners(w);
 	w->listeners = nl;
 	w->nlisteners = set->n;
+}
+
+/*
+ * Connections the kernel completed before the stop are still in the
+ * listeners' queues; closing a listener would reset them.  They are taken
+ * now and served like any connection accepted before the stop.
+ */
+static void
+worker_accept_queued(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		struct wlistener *l = &w->listeners[i];
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd;
+
+		while (l->lev != NULL && (fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
+						       SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+			atomic_fetch_add(&w->shared->nclients, 1);
+			client_accept(w, l, fd, (struct sockaddr *)&ss, (int)len,
+				      &exchange_stream_events);
+			len = sizeof(ss);
+		}
+	}
 }
 
 static void
@@ -413,6 +439,7 @@ worker_begin_drain(struct worker *w)
 
 	if (w->draining)
 		return;
+	worker_accept_queued(w);
 	w->draining = true;
 	worker_close_listeners(w);
 	upstream_pool_close_idle(w->pool);

@@ -6,7 +6,9 @@
  * keeps pipelined requests waiting in order, and implements the client side
  * of an exchange (stream.h): it writes response heads with HTTP/1.1 framing
  * (Content-Length, chunked, close-delimited for HTTP/1.0 clients,
- * Connection), bodies, error pages and tunnels.
+ * Connection), bodies, error pages and tunnels.  On a listener with
+ * proxy_protocol it first reads the PROXY header (proxyproto.h), whose
+ * address then stands for the peer's.
  *
  * It reports each request to the stream_events table the worker hands it
  * at accept; it never calls the exchange by name.
@@ -26,6 +28,7 @@ enum client_state {
 	CLIENT_BODY,   /* an exchange reads the request body */
 	CLIENT_WAIT,   /* the request is read; its response is in progress */
 	CLIENT_TUNNEL, /* after a 101: bytes both ways */
+	CLIENT_PROXY,  /* a proxy_protocol listener: reading the PROXY header, before TLS */
 	CLIENT_CLOSING,
 };
 

@@ -30,6 +30,9 @@
 #define PROXYPROTO_V2_MAX_LEN 4096
 #define PROXYPROTO_MAX_LEN    PROXYPROTO_V2_MAX_LEN
 
+/* The reason given when the first bytes are not a PROXY header at all. */
+#define PROXYPROTO_NOT_PROXY "not a PROXY protocol header"
+
 enum proxyproto_status {
 	PROXYPROTO_MORE,    /* a valid prefix: read more bytes */
 	PROXYPROTO_DONE,    /* a complete header of h->len bytes */

@@ -55,6 +55,7 @@ struct wlistener {
 	int fd;
 	const char *scheme;	/* "http" or "https" */
 	struct tls_server *tls; /* TLS listeners: a reference */
+	size_t index;		/* in the listen set, and in the configuration's listen[] */
 };
 
 /*

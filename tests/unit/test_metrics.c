@@ -76,6 +76,13 @@ test_exact_text(void **state)
 	    "# HELP portico_bytes_sent_total Bytes of response bodies sent to clients.\n"
 	    "# TYPE portico_bytes_sent_total counter\n"
 	    "portico_bytes_sent_total 56789\n"
+	    "# HELP portico_proxy_protocol_rejected_total Connections closed for their PROXY "
+	    "protocol header, by reason.\n"
+	    "# TYPE portico_proxy_protocol_rejected_total counter\n"
+	    "portico_proxy_protocol_rejected_total{reason=\"missing\"} 1\n"
+	    "portico_proxy_protocol_rejected_total{reason=\"malformed\"} 2\n"
+	    "portico_proxy_protocol_rejected_total{reason=\"truncated\"} 0\n"
+	    "portico_proxy_protocol_rejected_total{reason=\"untrusted\"} 4\n"
 	    "# HELP portico_reloads_total Configuration reloads (SIGHUP), by result.\n"
 	    "# TYPE portico_reloads_total counter\n"
 	    "portico_reloads_total{result=\"ok\"} 4\n"
@@ -102,6 +109,9 @@ test_exact_text(void **state)
 	metrics_add(m, METRICS_UPSTREAM_TIMEOUTS, 1);
 	metrics_add(m, METRICS_BYTES_RECEIVED, 1234);
 	metrics_add(m, METRICS_BYTES_SENT, 56789);
+	metrics_add(m, METRICS_PROXY_MISSING, 1);
+	metrics_add(m, METRICS_PROXY_MALFORMED, 2);
+	metrics_add(m, METRICS_PROXY_UNTRUSTED, 4);
 	metrics_gauge_add(m, METRICS_CLIENT_CONNECTIONS, 2);
 	metrics_gauge_add(m, METRICS_CLIENT_CONNECTIONS, -1);
 	metrics_gauge_add(m, METRICS_UPSTREAM_CONNECTIONS, 3);
