@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
@@ -17,6 +18,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "portico/acceptguard.h"
 #include "portico/client.h"
 #include "portico/config.h"
 #include "portico/exchange.h"
@@ -239,6 +241,15 @@ worker_bev_put(struct worker *w, struct bufferevent *bev)
 	w->spare_bevs[w->nspare++] = bev;
 }
 
+/* limits.connections, or fewer when the open-file limit has no room for them (daemon.c). */
+static uint64_t
+worker_max_clients(const struct worker_shared *sh, const struct config *cfg)
+{
+	uint64_t cap = atomic_load(&sh->fd_clients);
+
+	return cap != 0 && cap < cfg->limits.connections ? cap : cfg->limits.connections;
+}
+
 static void
 worker_listeners_enable(struct worker *w, bool on)
 {
@@ -262,7 +273,7 @@ worker_limit_check(struct worker *w)
 	if (w->draining || full == w->accept_paused)
 		return;
 	w->accept_paused = full;
-	worker_listeners_enable(w, !full);
+	worker_listeners_enable(w, !full && !accept_guard_is_paused(w->accept_guard));
 	if (full)
 		log_warn("worker %u: at the connection limit (%llu), accepting paused", w->id,
 			 (unsigned long long)max);
@@ -316,6 +327,7 @@ worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 		worker_limit_check(w);
 }
 
+/* Out of descriptors or memory: every listener of this worker rests (acceptguard.h). */
 static void
 worker_accept_error_cb(struct evconnlistener *lev, void *arg)
 {
@@ -323,7 +335,17 @@ worker_accept_error_cb(struct evconnlistener *lev, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 
 	(void)lev;
-	log_error("worker %u: accept: %s", l->w->id, evutil_socket_error_to_string(err));
+	if (accept_guard_failed(l->w->accept_guard, err))
+		worker_listeners_enable(l->w, false);
+}
+
+static void
+worker_accept_resume(void *arg)
+{
+	struct worker *w = arg;
+
+	if (!w->draining && !w->accept_paused)
+		worker_listeners_enable(w, true);
 }
 
 void
@@ -404,6 +426,9 @@ worker_apply_set(struct worker *w, const struct listen_set *set)
 	worker_close_listeners(w);
 	w->listeners = nl;
 	w->nlisteners = set->n;
+	/* New listeners start enabled: not while accepting rests. */
+	if (w->accept_paused || (w->accept_guard && accept_guard_is_paused(w->accept_guard)))
+		worker_listeners_enable(w, false);
 }
 
 static void
@@ -446,7 +471,7 @@ worker_swap_config(struct worker *w, struct config *cfg)
 	struct config *old = w->cfg;
 
 	w->cfg = cfg;
-	atomic_store(&w->shared->max_clients, cfg->limits.connections);
+	atomic_store(&w->shared->max_clients, worker_max_clients(w->shared, cfg));
 	worker_limit_check(w);
 	resolver_set_config(w->resolver, cfg);
 	w->shutdown_ms = cfg->timeouts.shutdown;
@@ -523,6 +548,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 {
 	struct event_config *ec = event_config_new();
 	struct worker *w = &all[id];
+	char who[32];
 
 	memset(w, 0, sizeof(*w));
 	w->magic = WORKER_MAGIC;
@@ -541,6 +567,8 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->cfg = config_ref(cfg);
 	w->reap_ev = event_new(w->base, -1, 0, worker_reap_cb, w);
 	w->shutdown_ev = evtimer_new(w->base, worker_shutdown_cb, w);
+	snprintf(who, sizeof(who), "worker %u", id);
+	w->accept_guard = accept_guard_new(w->base, who, worker_accept_resume, w);
 	w->resolver = resolver_new(w->base);
 	if (w->resolver == NULL)
 		return -1;
@@ -551,7 +579,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->req_staging = evbuffer_new();
 	w->resp_staging = evbuffer_new();
 	w->shutdown_ms = cfg->timeouts.shutdown;
-	atomic_store(&shared->max_clients, cfg->limits.connections);
+	atomic_store(&shared->max_clients, worker_max_clients(shared, cfg));
 	/* Request ids: 20 bits of start time, 8 of worker, 36 of counter. */
 	w->reqid_base = ((start_time & 0xfffffull) << 44) | ((uint64_t)(id & 0xff) << 36);
 	/* Last: a failure here leaves the rest set up for worker_destroy(). */
@@ -625,6 +653,7 @@ worker_destroy(struct worker *w)
 	if (w->wake_fd != -1)
 		close(w->wake_fd);
 	event_free(w->shutdown_ev);
+	accept_guard_free(w->accept_guard);
 	if (w->pending_cfg)
 		config_unref(w->pending_cfg);
 	config_unref(w->cfg);

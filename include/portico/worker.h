@@ -30,6 +30,7 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct tls_server;
+struct accept_guard;
 
 /* A listening socket as the daemon bound it: one fd per worker. */
 struct listen_sock {
@@ -81,7 +82,8 @@ struct worker {
 
 	struct wlistener *listeners;
 	size_t nlisteners;
-	bool accept_paused;
+	bool accept_paused;		   /* at limits.connections */
+	struct accept_guard *accept_guard; /* accept(2) failures: pauses, counted log lines */
 	/*
 	 * limits.connections counts every worker's clients: one counter shared
 	 * by the workers (touched on accept and close only), and a wake-up
@@ -151,6 +153,7 @@ struct worker {
 struct worker_shared {
 	_Atomic uint64_t nclients;
 	_Atomic uint64_t max_clients; /* limits.connections of the current snapshot; 0: none */
+	_Atomic uint64_t fd_clients;  /* the clients the open-file limit leaves room for; 0: any */
 };
 
 /*
