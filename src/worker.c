@@ -5,6 +5,7 @@
  * configuration swap on reload and the graceful drain on stop.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -110,6 +111,12 @@ worker_next_reqid(struct worker *w, char out[17])
 long
 worker_read(int fd, struct evbuffer *in)
 {
+	return worker_read_at_most(fd, in, WORKER_READ_SIZE);
+}
+
+long
+worker_read_at_most(int fd, struct evbuffer *in, size_t max)
+{
 	struct evbuffer_iovec v[2];
 	struct iovec iov[2];
 	ssize_t r;
@@ -118,7 +125,7 @@ worker_read(int fd, struct evbuffer *in)
 
 	/* A bufferevent keeps the end of its input frozen outside its own reads. */
 	evbuffer_unfreeze(in, 0);
-	n = evbuffer_reserve_space(in, WORKER_READ_SIZE, v, 2);
+	n = evbuffer_reserve_space(in, (ev_ssize_t)max, v, 2);
 	if (n <= 0) {
 		evbuffer_freeze(in, 0);
 		errno = ENOMEM;
@@ -321,6 +328,8 @@ worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 	}
 	n = atomic_fetch_add(&w->shared->nclients, 1) + 1;
 	client_accept(w, l, fd, sa, salen, &exchange_stream_events);
+	if (w->nclients > w->peak_clients)
+		w->peak_clients = w->nclients;
 	if (max && n == max)
 		worker_limit_crossed(w);
 	else if (max && n > max)
@@ -348,6 +357,35 @@ worker_accept_resume(void *arg)
 		worker_listeners_enable(w, true);
 }
 
+/*
+ * Memory back to the system after a burst: one second after this worker's
+ * client count fell to half its peak (of at least TRIM_MIN_PEAK), freed
+ * buffers are returned with malloc_trim.  The delay batches the closes of
+ * a burst into one trim and bounds trims to one a second per worker.
+ */
+#define TRIM_MIN_PEAK 64
+
+static void
+worker_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	malloc_trim(0);
+	w->peak_clients = w->nclients;
+}
+
+static void
+worker_trim_check(struct worker *w)
+{
+	struct timeval tv = {.tv_sec = 1};
+
+	if (w->peak_clients >= TRIM_MIN_PEAK && w->nclients <= w->peak_clients / 2 &&
+	    !evtimer_pending(w->trim_ev, NULL))
+		evtimer_add(w->trim_ev, &tv);
+}
+
 void
 worker_client_gone(struct worker *w)
 {
@@ -356,6 +394,7 @@ worker_client_gone(struct worker *w)
 
 	if (max && n + 1 == max)
 		worker_limit_crossed(w);
+	worker_trim_check(w);
 	if (w->draining && w->nclients == 0)
 		event_base_loopexit(w->base, NULL);
 }
@@ -567,6 +606,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->cfg = config_ref(cfg);
 	w->reap_ev = event_new(w->base, -1, 0, worker_reap_cb, w);
 	w->shutdown_ev = evtimer_new(w->base, worker_shutdown_cb, w);
+	w->trim_ev = evtimer_new(w->base, worker_trim_cb, w);
 	snprintf(who, sizeof(who), "worker %u", id);
 	w->accept_guard = accept_guard_new(w->base, who, worker_accept_resume, w);
 	w->resolver = resolver_new(w->base);
@@ -653,6 +693,7 @@ worker_destroy(struct worker *w)
 	if (w->wake_fd != -1)
 		close(w->wake_fd);
 	event_free(w->shutdown_ev);
+	event_free(w->trim_ev);
 	accept_guard_free(w->accept_guard);
 	if (w->pending_cfg)
 		config_unref(w->pending_cfg);

@@ -146,6 +146,9 @@ struct worker {
 
 	bool draining;
 	struct event *shutdown_ev;
+	/* Returning memory after a burst (worker.c, malloc_trim). */
+	uint64_t peak_clients;
+	struct event *trim_ev;
 	uint64_t shutdown_ms;
 };
 
@@ -195,6 +198,8 @@ struct bufferevent;
 struct evbuffer;
 /* Bytes read (> 0), 0 at end of file, -1 with errno (EAGAIN: nothing yet). */
 long worker_read(int fd, struct evbuffer *in);
+/* The same, reading `max` bytes at most (> 0). */
+long worker_read_at_most(int fd, struct evbuffer *in, size_t max);
 /*
  * Writes what `bev`'s output holds now.  When the kernel does not take it
  * all, enables the bufferevent's write event, which finishes the job and
