@@ -2,7 +2,8 @@
 # Slow readers and download throughput (limits.buffer).
 #
 #   bench/slowread/run.sh [PORTICO_BINARY [BEFORE_BINARY]]
-#       env: CONNS=1000 ATTACK=40 ROUNDS=5 (BUFFER=96KiB sets limits.buffer)
+#       env: CONNS=1000 ATTACK=40 ROUNDS=5 (BUFFER=96KiB sets limits.buffer of
+#       PORTICO_BINARY; BEFORE_BINARY runs with its defaults)
 #
 # 1. Memory: slowhttptest -X opens CONNS connections that each ask for a
 #    1 MiB file and read it slowly (32 bytes every 5 s, 512-1024 byte
@@ -50,7 +51,7 @@ pids="$pids $!"
 
 start_portico() { # binary port admin name
 	sed -e "s|@UP@|$up|g" -e "s|@PORT@|$2|g" -e "s|@ADMIN@|$3|g" "$here/portico.yaml" >"$work/$4.yaml"
-	if [ -n "${BUFFER:-}" ]; then
+	if [ -n "${BUFFER:-}" ] && [ "$4" = new ]; then
 		printf 'limits:\n  buffer: %s\n' "$BUFFER" >>"$work/$4.yaml"
 	fi
 	$pin_proxy "$1" -c "$work/$4.yaml" 2>"$work/$4.err" &
