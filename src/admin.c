@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include "portico/acceptguard.h"
 #include "portico/admin.h"
 #include "portico/head.h"
 #include "portico/http.h"
@@ -36,6 +37,7 @@ struct admin {
 	admin_collect_fn collect;
 	void *arg;
 	struct evconnlistener *lev;
+	struct accept_guard *guard; /* accept(2) failures */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	struct admin_conn *conns;
@@ -219,6 +221,25 @@ admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 
 /* --- the listener ---------------------------------------------------------- */
 
+/* Without it libevent warns and retries at once, spinning while descriptors are short. */
+static void
+admin_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct admin *a = arg;
+
+	if (accept_guard_failed(a->guard, EVUTIL_SOCKET_ERROR()))
+		evconnlistener_disable(lev);
+}
+
+static void
+admin_accept_resume(void *arg)
+{
+	struct admin *a = arg;
+
+	if (a->lev != NULL)
+		evconnlistener_enable(a->lev);
+}
+
 struct admin *
 admin_new(struct event_base *base, admin_collect_fn collect, void *arg)
 {
@@ -227,6 +248,7 @@ admin_new(struct event_base *base, admin_collect_fn collect, void *arg)
 	a->base = base;
 	a->collect = collect;
 	a->arg = arg;
+	a->guard = accept_guard_new(base, "admin", admin_accept_resume, a);
 	return a;
 }
 
@@ -245,6 +267,9 @@ admin_listen(struct admin *a, const struct sockaddr *sa, socklen_t salen, const 
 			*why = "bind";
 			return -1;
 		}
+		evconnlistener_set_error_cb(lev, admin_accept_error_cb);
+		if (accept_guard_is_paused(a->guard))
+			evconnlistener_disable(lev);
 		memcpy(&a->sa, sa, salen);
 	}
 	if (a->lev != NULL)
@@ -263,5 +288,6 @@ admin_free(struct admin *a)
 		admin_conn_free(a->conns);
 	if (a->lev != NULL)
 		evconnlistener_free(a->lev);
+	accept_guard_free(a->guard);
 	free(a);
 }

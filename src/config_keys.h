@@ -237,6 +237,15 @@ const struct ckey config_keys[] = {
      .max = UINT64_MAX,
      .off = CFG(limits.body_size),
      .help = "Request body; 0 is unlimited (Apache LimitRequestBody)."},
+    {.path = "limits.buffer",
+     .type = KT_SIZE,
+     .def = "32KiB",
+     .min = 4 * KIB,
+     .max = 64 * MIB,
+     .off = CFG(limits.buffer),
+     .help = "Response bytes held for one client before reading the upstream pauses; "
+	     "more costs memory per slow client, less costs throughput (Apache "
+	     "ProxyIOBufferSize, roughly)."},
     {.path = "limits.response_header_size",
      .type = KT_SIZE,
      .def = "64KiB",

@@ -10,8 +10,10 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -293,6 +295,60 @@ daemon_reload_failed(struct daemon *d, struct config *cfg, const char *err)
 	sd_notify_send("READY=1\nSTATUS=reload failed");
 }
 
+/* --- the open-file limit ----------------------------------------------------- */
+
+/*
+ * Descriptors besides connections: standard streams, logs, the main loop,
+ * the admin listener and up to 16 admin connections, and per worker its
+ * listeners, event loop, wake-up eventfd and resolver sockets.
+ */
+static rlim_t
+nofile_reserve(const struct config *cfg, unsigned nworkers)
+{
+	return 48 + (rlim_t)nworkers * (cfg->nlisten + 4);
+}
+
+/*
+ * Each client connection may hold an upstream connection too.  Raises the
+ * soft open-file limit to the hard one when the configuration needs more;
+ * when even that is short, warns and caps the clients accepted at what the
+ * limit leaves room for (worker_shared.fd_clients), so that accepting pauses
+ * before descriptors run out and upstream connections and the admin
+ * listener keep theirs.
+ */
+static void
+daemon_check_nofile(struct daemon *d, const struct config *cfg)
+{
+	rlim_t reserve = nofile_reserve(cfg, d->nworkers);
+	rlim_t need = (rlim_t)cfg->limits.connections * 2 + reserve, was;
+	struct rlimit rl;
+	uint64_t cap;
+
+	atomic_store(&d->shared.fd_clients, 0);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return;
+	was = rl.rlim_cur;
+	if (rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("open-file limit raised from %llu to %llu",
+				 (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+		else
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	cap = rl.rlim_cur > reserve + 2 ? (uint64_t)(rl.rlim_cur - reserve) / 2 : 1;
+	atomic_store(&d->shared.fd_clients, cap);
+	log_warn("limits.connections %llu needs about %llu file descriptors (a client and an "
+		 "upstream connection each) but the open-file limit is %llu: accepting pauses at "
+		 "%llu clients; raise the limit (LimitNOFILE=, ulimit -n) or lower "
+		 "limits.connections",
+		 (unsigned long long)cfg->limits.connections, (unsigned long long)need,
+		 (unsigned long long)rl.rlim_cur, (unsigned long long)cap);
+}
+
 static void
 daemon_reload(struct daemon *d)
 {
@@ -318,6 +374,7 @@ daemon_reload(struct daemon *d)
 		return;
 	}
 	d->reloads_ok++;
+	daemon_check_nofile(d, cfg);
 	cfg->generation = ++d->generation;
 	log_set_level(cfg->log.level);
 	for (unsigned i = 0; i < d->nworkers; i++)
@@ -444,6 +501,7 @@ daemon_run(const char *path, struct config *cfg)
 	if (d.base == NULL || daemon_open_logs(cfg) == -1)
 		goto out;
 	daemon_signals_add(&d);
+	daemon_check_nofile(&d, cfg);
 	/* The admin socket first: once a public listener answers, /metrics does too. */
 	d.admin = admin_new(d.base, daemon_collect, &d);
 	if (daemon_admin_listen(&d, cfg) == -1)

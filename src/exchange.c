@@ -304,10 +304,8 @@ ex_flush(struct exchange *ex)
 		ex->client_paused = false;
 		stream_pause_body(ex->s, false);
 	}
-	if (ex->s != NULL && stream_flush(ex->s) && ex->up_paused && ex->up != NULL) {
-		ex->up_paused = false;
-		upstream_pause_read(ex->up, false);
-	}
+	if (ex->s != NULL && stream_flush(ex->s))
+		relay_writable(ex);
 }
 
 /* --- starting an exchange ------------------------------------------------------------ */
@@ -418,12 +416,7 @@ ex_client_body(void *arg)
 static void
 ex_client_writable(void *arg)
 {
-	struct exchange *ex = ex_from_arg(arg);
-
-	if (ex->up_paused && ex->up != NULL) {
-		ex->up_paused = false;
-		upstream_pause_read(ex->up, false);
-	}
+	relay_writable(ex_from_arg(arg));
 }
 
 static void

@@ -103,6 +103,8 @@ void forward_body(struct exchange *ex);
 enum upstream_next relay_head(struct exchange *ex, struct head *h);
 void relay_body(struct exchange *ex, struct evbuffer *data, size_t len);
 void relay_end(struct exchange *ex);
+/* The client's output drained: resumes reading the upstream when it has room again. */
+void relay_writable(struct exchange *ex);
 /* The response head's end-to-end fields, rewritten, into the worker's field list. */
 void relay_fields(struct exchange *ex, const struct head *h, struct stream_response *r);
 

@@ -6,7 +6,7 @@
  * handed to the client side, which frames it for its protocol.  Body bytes
  * pass untouched, or through the route's filter chain (bodyfilter.h) when
  * the body is rewritten; reading the upstream pauses while the client's
- * output is over its high watermark.
+ * output holds limits.buffer bytes, and each read is sized to the room left.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -343,19 +343,49 @@ filter_bytes(struct exchange *ex, struct evbuffer *data, size_t len)
 	send_filtered(ex);
 }
 
+/*
+ * At most limits.buffer response bytes wait for the client (plus the one
+ * read that crossed it): over it reading the upstream pauses, under it the
+ * next read is sized to the room left.
+ */
 void
 relay_body(struct exchange *ex, struct evbuffer *data, size_t len)
 {
+	size_t limit = ex->cfg->limits.buffer, pending;
+
 	if (ex->filter != NULL) {
 		filter_bytes(ex, data, len);
 	} else {
 		ex->bytes_sent += len;
 		stream_send_body(ex->s, data, len);
 	}
-	if (stream_pending(ex->s) > STREAM_HIGH_WATER && !ex->up_paused) {
+	if (ex->up_paused)
+		return;
+	pending = stream_pending(ex->s);
+	if (pending >= limit) {
 		ex->up_paused = true;
 		upstream_pause_read(ex->up, true);
+	} else {
+		upstream_set_read_room(ex->up, limit - pending);
 	}
+}
+
+void
+relay_writable(struct exchange *ex)
+{
+	size_t limit = ex->cfg->limits.buffer, pending;
+
+	if (!ex->up_paused || ex->up == NULL || ex->s == NULL)
+		return;
+	if (ex->rs != EXCHANGE_RESP_TUNNEL) {
+		/* Half empty first: resuming at every write would mean tiny reads. */
+		pending = stream_pending(ex->s);
+		if (pending > limit / 2)
+			return;
+		upstream_set_read_room(ex->up, limit - pending);
+	}
+	ex->up_paused = false;
+	upstream_pause_read(ex->up, false);
 }
 
 void

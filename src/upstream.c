@@ -87,6 +87,7 @@ struct upstream {
 	const char *close_reason;
 	uint64_t connect_ms, read_ms;
 	bool timeouts_clear; /* `bev` has neither timeout set */
+	size_t read_max;     /* bytes one read may take (upstream_set_read_room) */
 	char addr[56];	     /* "address:port" once known */
 };
 
@@ -322,6 +323,32 @@ upstream_pause_read(struct upstream *u, bool pause)
 	upstream_apply_read(u, false);
 	if (resumed)
 		upstream_schedule_input(u);
+}
+
+/* Room for a libevent chain's header: a read of 2^k minus this fills a 2^k allocation. */
+#define CHAIN_HEADER_ROOM 256
+
+void
+upstream_set_read_room(struct upstream *u, size_t room)
+{
+	size_t p = 4096, max = room;
+
+	/*
+	 * Rounded down to a power of two less a chain header: libevent
+	 * allocates a power of two holding the data and its header, so a read
+	 * of the whole room could land in a chain twice its size.
+	 */
+	if (room > p) {
+		while (p * 2 <= room && p * 2 <= WORKER_READ_SIZE)
+			p *= 2;
+		max = p - CHAIN_HEADER_ROOM;
+	}
+	if (max == u->read_max)
+		return;
+	u->read_max = max;
+	/* TLS reads through libevent, at most 16 KiB each whatever is set. */
+	if (u->tls && u->bev != NULL)
+		bufferevent_set_max_single_read(u->bev, max);
 }
 
 struct evbuffer *
@@ -619,7 +646,7 @@ upstream_io_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (u->process_pending) {
 		u->process_pending = false;
 		upstream_on_data(u);
-	} else if ((n = worker_read(fd, bufferevent_get_input(u->bev))) > 0) {
+	} else if ((n = worker_read_at_most(fd, bufferevent_get_input(u->bev), u->read_max)) > 0) {
 		upstream_on_data(u);
 	} else if (n == 0) {
 		upstream_on_eof(u);
@@ -855,6 +882,7 @@ upstream_get(struct worker *w, const struct route *r, struct tls_client *tls, si
 	u->cbs = cbs;
 	u->arg = arg;
 	u->got_bytes = false;
+	upstream_set_read_room(u, w->cfg->limits.buffer);
 	u->head_limit = head_limit;
 	u->reading_what = UPREAD_HEAD;
 	head_reset(&u->head, HEAD_RESPONSE);

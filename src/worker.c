@@ -5,7 +5,9 @@
  * configuration swap on reload and the graceful drain on stop.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -18,6 +20,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "portico/acceptguard.h"
 #include "portico/client.h"
 #include "portico/config.h"
 #include "portico/exchange.h"
@@ -109,6 +112,12 @@ worker_next_reqid(struct worker *w, char out[17])
 long
 worker_read(int fd, struct evbuffer *in)
 {
+	return worker_read_at_most(fd, in, WORKER_READ_SIZE);
+}
+
+long
+worker_read_at_most(int fd, struct evbuffer *in, size_t max)
+{
 	struct evbuffer_iovec v[2];
 	struct iovec iov[2];
 	ssize_t r;
@@ -117,7 +126,7 @@ worker_read(int fd, struct evbuffer *in)
 
 	/* A bufferevent keeps the end of its input frozen outside its own reads. */
 	evbuffer_unfreeze(in, 0);
-	n = evbuffer_reserve_space(in, WORKER_READ_SIZE, v, 2);
+	n = evbuffer_reserve_space(in, (ev_ssize_t)max, v, 2);
 	if (n <= 0) {
 		evbuffer_freeze(in, 0);
 		errno = ENOMEM;
@@ -240,6 +249,15 @@ worker_bev_put(struct worker *w, struct bufferevent *bev)
 	w->spare_bevs[w->nspare++] = bev;
 }
 
+/* limits.connections, or fewer when the open-file limit has no room for them (daemon.c). */
+static uint64_t
+worker_max_clients(const struct worker_shared *sh, const struct config *cfg)
+{
+	uint64_t cap = atomic_load(&sh->fd_clients);
+
+	return cap != 0 && cap < cfg->limits.connections ? cap : cfg->limits.connections;
+}
+
 static void
 worker_listeners_enable(struct worker *w, bool on)
 {
@@ -263,7 +281,7 @@ worker_limit_check(struct worker *w)
 	if (w->draining || full == w->accept_paused)
 		return;
 	w->accept_paused = full;
-	worker_listeners_enable(w, !full);
+	worker_listeners_enable(w, !full && !accept_guard_is_paused(w->accept_guard));
 	if (full)
 		log_warn("worker %u: at the connection limit (%llu), accepting paused", w->id,
 			 (unsigned long long)max);
@@ -311,12 +329,15 @@ worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 	}
 	n = atomic_fetch_add(&w->shared->nclients, 1) + 1;
 	client_accept(w, l, fd, sa, salen, &exchange_stream_events);
+	if (w->nclients > w->peak_clients)
+		w->peak_clients = w->nclients;
 	if (max && n == max)
 		worker_limit_crossed(w);
 	else if (max && n > max)
 		worker_limit_check(w);
 }
 
+/* Out of descriptors or memory: every listener of this worker rests (acceptguard.h). */
 static void
 worker_accept_error_cb(struct evconnlistener *lev, void *arg)
 {
@@ -324,7 +345,46 @@ worker_accept_error_cb(struct evconnlistener *lev, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 
 	(void)lev;
-	log_error("worker %u: accept: %s", l->w->id, evutil_socket_error_to_string(err));
+	if (accept_guard_failed(l->w->accept_guard, err))
+		worker_listeners_enable(l->w, false);
+}
+
+static void
+worker_accept_resume(void *arg)
+{
+	struct worker *w = arg;
+
+	if (!w->draining && !w->accept_paused)
+		worker_listeners_enable(w, true);
+}
+
+/*
+ * Memory back to the system after a burst: one second after this worker's
+ * client count fell to half its peak (of at least TRIM_MIN_PEAK), freed
+ * buffers are returned with malloc_trim.  The delay batches the closes of
+ * a burst into one trim and bounds trims to one a second per worker.
+ */
+#define TRIM_MIN_PEAK 64
+
+static void
+worker_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	malloc_trim(0);
+	w->peak_clients = w->nclients;
+}
+
+static void
+worker_trim_check(struct worker *w)
+{
+	struct timeval tv = {.tv_sec = 1};
+
+	if (w->peak_clients >= TRIM_MIN_PEAK && w->nclients <= w->peak_clients / 2 &&
+	    !evtimer_pending(w->trim_ev, NULL))
+		evtimer_add(w->trim_ev, &tv);
 }
 
 void
@@ -335,6 +395,7 @@ worker_client_gone(struct worker *w)
 
 	if (max && n + 1 == max)
 		worker_limit_crossed(w);
+	worker_trim_check(w);
 	if (w->draining && w->nclients == 0)
 		event_base_loopexit(w->base, NULL);
 }
@@ -406,6 +467,9 @@ worker_apply_set(struct worker *w, const struct listen_set *set)
 	worker_close_listeners(w);
 	w->listeners = nl;
 	w->nlisteners = set->n;
+	/* New listeners start enabled: not while accepting rests. */
+	if (w->accept_paused || (w->accept_guard && accept_guard_is_paused(w->accept_guard)))
+		worker_listeners_enable(w, false);
 }
 
 /*
@@ -473,7 +537,7 @@ worker_swap_config(struct worker *w, struct config *cfg)
 	struct config *old = w->cfg;
 
 	w->cfg = cfg;
-	atomic_store(&w->shared->max_clients, cfg->limits.connections);
+	atomic_store(&w->shared->max_clients, worker_max_clients(w->shared, cfg));
 	worker_limit_check(w);
 	resolver_set_config(w->resolver, cfg);
 	w->shutdown_ms = cfg->timeouts.shutdown;
@@ -550,6 +614,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 {
 	struct event_config *ec = event_config_new();
 	struct worker *w = &all[id];
+	char who[32];
 
 	memset(w, 0, sizeof(*w));
 	w->magic = WORKER_MAGIC;
@@ -568,6 +633,9 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->cfg = config_ref(cfg);
 	w->reap_ev = event_new(w->base, -1, 0, worker_reap_cb, w);
 	w->shutdown_ev = evtimer_new(w->base, worker_shutdown_cb, w);
+	w->trim_ev = evtimer_new(w->base, worker_trim_cb, w);
+	snprintf(who, sizeof(who), "worker %u", id);
+	w->accept_guard = accept_guard_new(w->base, who, worker_accept_resume, w);
 	w->resolver = resolver_new(w->base);
 	if (w->resolver == NULL)
 		return -1;
@@ -578,7 +646,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->req_staging = evbuffer_new();
 	w->resp_staging = evbuffer_new();
 	w->shutdown_ms = cfg->timeouts.shutdown;
-	atomic_store(&shared->max_clients, cfg->limits.connections);
+	atomic_store(&shared->max_clients, worker_max_clients(shared, cfg));
 	/* Request ids: 20 bits of start time, 8 of worker, 36 of counter. */
 	w->reqid_base = ((start_time & 0xfffffull) << 44) | ((uint64_t)(id & 0xff) << 36);
 	/* Last: a failure here leaves the rest set up for worker_destroy(). */
@@ -652,6 +720,8 @@ worker_destroy(struct worker *w)
 	if (w->wake_fd != -1)
 		close(w->wake_fd);
 	event_free(w->shutdown_ev);
+	event_free(w->trim_ev);
+	accept_guard_free(w->accept_guard);
 	if (w->pending_cfg)
 		config_unref(w->pending_cfg);
 	config_unref(w->cfg);

@@ -90,6 +90,7 @@ struct config {
 		uint64_t header_count;
 		uint64_t body_size; /* 0: unlimited */
 		uint64_t response_header_size;
+		uint64_t buffer; /* response bytes queued per client before the upstream pauses */
 	} limits;
 
 	struct { /* milliseconds */

@@ -95,6 +95,8 @@ bool upstream_flush(struct upstream *u);
 void upstream_set_read_timeout(struct upstream *u, uint64_t ms);
 /* Backpressure: stop or resume reading the response (bytes already read are reported again). */
 void upstream_pause_read(struct upstream *u, bool pause);
+/* The next reads take at most about `room` bytes (what the client's output has left). */
+void upstream_set_read_room(struct upstream *u, size_t room);
 /* "address:port" once resolved, else "". */
 const char *upstream_addr(const struct upstream *u);
 

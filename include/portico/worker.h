@@ -30,6 +30,7 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct tls_server;
+struct accept_guard;
 
 /* A listening socket as the daemon bound it: one fd per worker. */
 struct listen_sock {
@@ -82,7 +83,8 @@ struct worker {
 
 	struct wlistener *listeners;
 	size_t nlisteners;
-	bool accept_paused;
+	bool accept_paused;		   /* at limits.connections */
+	struct accept_guard *accept_guard; /* accept(2) failures: pauses, counted log lines */
 	/*
 	 * limits.connections counts every worker's clients: one counter shared
 	 * by the workers (touched on accept and close only), and a wake-up
@@ -145,6 +147,9 @@ struct worker {
 
 	bool draining;
 	struct event *shutdown_ev;
+	/* Returning memory after a burst (worker.c, malloc_trim). */
+	uint64_t peak_clients;
+	struct event *trim_ev;
 	uint64_t shutdown_ms;
 };
 
@@ -152,6 +157,7 @@ struct worker {
 struct worker_shared {
 	_Atomic uint64_t nclients;
 	_Atomic uint64_t max_clients; /* limits.connections of the current snapshot; 0: none */
+	_Atomic uint64_t fd_clients;  /* the clients the open-file limit leaves room for; 0: any */
 };
 
 /*
@@ -193,6 +199,8 @@ struct bufferevent;
 struct evbuffer;
 /* Bytes read (> 0), 0 at end of file, -1 with errno (EAGAIN: nothing yet). */
 long worker_read(int fd, struct evbuffer *in);
+/* The same, reading `max` bytes at most (> 0). */
+long worker_read_at_most(int fd, struct evbuffer *in, size_t max);
 /*
  * Writes what `bev`'s output holds now.  When the kernel does not take it
  * all, enables the bufferevent's write event, which finishes the job and
