@@ -24,6 +24,7 @@
 #include "portico/admin.h"
 #include "portico/config.h"
 #include "portico/daemon.h"
+#include "portico/group.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
 #include "portico/tls.h"
@@ -266,6 +267,18 @@ daemon_collect(struct metrics_sum *s, void *arg)
 	s->accesslog_dropped = accesslog_dropped();
 }
 
+/* GET /upstreams and the per-server series of /metrics, from the running snapshot. */
+static void
+daemon_groups(struct buf *out, bool json, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (json)
+		group_write_json(d->cfg, out, worker_mono_us());
+	else
+		group_write_metrics(d->cfg, out, worker_mono_us());
+}
+
 /* (Re)binds the admin listener to cfg's admin.listen; -1 logged. */
 static int
 daemon_admin_listen(struct daemon *d, const struct config *cfg)
@@ -320,6 +333,8 @@ daemon_reload(struct daemon *d)
 	d->reloads_ok++;
 	cfg->generation = ++d->generation;
 	log_set_level(cfg->log.level);
+	/* Servers that stay keep their health; before any worker sees the snapshot. */
+	group_adopt_state(cfg, d->cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_post_config(&d->workers[i], cfg, set);
 	/* Workers own their fds now: removed ones are closed by the workers. */
@@ -446,6 +461,7 @@ daemon_run(const char *path, struct config *cfg)
 	daemon_signals_add(&d);
 	/* The admin socket first: once a public listener answers, /metrics does too. */
 	d.admin = admin_new(d.base, daemon_collect, &d);
+	admin_set_groups(d.admin, daemon_groups);
 	if (daemon_admin_listen(&d, cfg) == -1)
 		goto out;
 	d.set = listen_set_build(cfg, NULL, d.nworkers);

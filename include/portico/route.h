@@ -31,6 +31,7 @@ struct route_html_map {
 };
 
 struct html_urlmap;
+struct server_group;
 
 struct route_tls {
 	bool verify;	   /* default true */
@@ -50,11 +51,13 @@ struct route {
 	bool pass_off;	     /* exclusion: 404, never proxied */
 	char *pass;	     /* the pass URL as written; NULL when pass_off */
 	struct url upstream; /* pass parsed; upstream.path is the template path */
-	bool pass_has_ref;   /* pass holds $0..$9 */
-	char *name;	     /* label for logs and metrics; the index when not set */
-	char *host;	     /* NULL: any; "name" or "*.suffix", lower case */
-	bool reverse;	     /* contributes a reverse mapping */
-	bool cookies;	     /* rewrite Set-Cookie Path= and Domain= */
+	char *unix_path;     /* pass "unix:/path|http://...": connect to this socket, else NULL */
+	struct server_group *group; /* the group the pass URL's host names (group.h), else NULL */
+	bool pass_has_ref;	    /* pass holds $0..$9 */
+	char *name;		    /* label for logs and metrics; the index when not set */
+	char *host;		    /* NULL: any; "name" or "*.suffix", lower case */
+	bool reverse;		    /* contributes a reverse mapping */
+	bool cookies;		    /* rewrite Set-Cookie Path= and Domain= */
 	bool preserve_host;
 	bool html; /* body rewriting on (section 6.3) */
 	bool html_extended;
