@@ -25,6 +25,7 @@
 #include "portico/config.h"
 #include "portico/daemon.h"
 #include "portico/group.h"
+#include "portico/health.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
 #include "portico/tls.h"
@@ -42,6 +43,7 @@ struct daemon {
 	struct event_base *base;
 	unsigned generation;
 	struct admin *admin;
+	struct health *health; /* active checks of upstream groups, on this thread */
 	uint64_t reloads_ok, reloads_error;
 	struct event *signals[4];
 };
@@ -342,6 +344,7 @@ daemon_reload(struct daemon *d)
 	d->set = set;
 	config_unref(d->cfg);
 	d->cfg = cfg;
+	health_set_config(d->health, cfg);
 	for (size_t i = 0; i < cfg->nwarnings; i++)
 		log_warn("%s", cfg->warnings[i]);
 	if (cfg->workers != d->nworkers)
@@ -473,6 +476,8 @@ daemon_run(const char *path, struct config *cfg)
 				worker_post_stop(&d.workers[i]);
 		goto out;
 	}
+	d.health = health_new(d.base);
+	health_set_config(d.health, d.cfg);
 	daemon_loop(&d);
 	status = 0;
 out:
@@ -483,6 +488,7 @@ out:
 	for (unsigned i = 0; i < started; i++)
 		if (d.workers[i].base)
 			worker_destroy(&d.workers[i]);
+	health_free(d.health);
 	admin_free(d.admin);
 	daemon_signals_free(&d);
 	free(d.workers);
