@@ -127,7 +127,7 @@ failover_dest(const struct exchange *ex, struct upstream_dest *d)
 		d->host = s->host;
 		d->port = s->port;
 		d->unix_path = s->unix_path;
-		d->sni = r->group->host ? r->group->host : s->host;
+		d->sni = r->group->host ? r->group->host : s->host ? s->host : "localhost";
 	} else {
 		d->host = r->upstream.host;
 		d->port = r->upstream.port;

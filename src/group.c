@@ -309,6 +309,26 @@ usable(const struct server_group *g, unsigned i, uint64_t tried, uint64_t now_us
 	return (tried & ((uint64_t)1 << i)) == 0 && group_server_is_up(g, &g->servers[i], now_us);
 }
 
+/*
+ * Takes a usable server for a request.  One whose passive down period is
+ * over gets one trial request: the first to move its end further on takes
+ * it, the others see it down until that request succeeds or fails.
+ */
+static bool
+take(const struct server_group *g, unsigned i, uint64_t now_us)
+{
+	struct group_state *st = g->servers[i].st;
+	uint64_t until;
+
+	if (!atomic_load_explicit(&st->passive_down, memory_order_relaxed))
+		return true;
+	until = atomic_load_explicit(&st->down_until_us, memory_order_relaxed);
+	return now_us >= until &&
+	       atomic_compare_exchange_strong_explicit(&st->down_until_us, &until,
+						       now_us + g->passive.down_ms * 1000,
+						       memory_order_relaxed, memory_order_relaxed);
+}
+
 static const struct group_server *
 pick_rr(const struct server_group *g, struct group_tier *t, uint64_t tried, uint64_t now_us)
 {
@@ -316,7 +336,7 @@ pick_rr(const struct server_group *g, struct group_tier *t, uint64_t tried, uint
 		uint64_t slot = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
 		unsigned i = t->seq[slot % t->weight];
 
-		if (usable(g, i, tried, now_us))
+		if (usable(g, i, tried, now_us) && take(g, i, now_us))
 			return &g->servers[i];
 	}
 	return NULL;
@@ -324,7 +344,7 @@ pick_rr(const struct server_group *g, struct group_tier *t, uint64_t tried, uint
 
 /* Fewest in flight per unit of weight; among equals, the round-robin order decides. */
 static const struct group_server *
-pick_least(const struct server_group *g, struct group_tier *t, uint64_t tried, uint64_t now_us)
+least_of(const struct server_group *g, struct group_tier *t, uint64_t tried, uint64_t now_us)
 {
 	uint64_t start = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
 	const struct group_server *best = NULL;
@@ -348,6 +368,16 @@ pick_least(const struct server_group *g, struct group_tier *t, uint64_t tried, u
 }
 
 static const struct group_server *
+pick_least(const struct server_group *g, struct group_tier *t, uint64_t tried, uint64_t now_us)
+{
+	const struct group_server *s;
+
+	while ((s = least_of(g, t, tried, now_us)) != NULL && !take(g, s->index, now_us))
+		tried |= (uint64_t)1 << s->index; /* its trial went to another request */
+	return s;
+}
+
+static const struct group_server *
 pick_hash(const struct server_group *g, struct group_tier *t, uint64_t h, uint64_t tried,
 	  uint64_t now_us)
 {
@@ -364,7 +394,7 @@ pick_hash(const struct server_group *g, struct group_tier *t, uint64_t h, uint64
 	for (size_t n = 0; n < t->nring; n++) {
 		unsigned i = t->ring[(lo + n) % t->nring].server;
 
-		if (usable(g, i, tried, now_us))
+		if (usable(g, i, tried, now_us) && take(g, i, now_us))
 			return &g->servers[i];
 	}
 	return NULL;
