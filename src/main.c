@@ -558,8 +558,12 @@ explain_routing(const struct config *cfg, const struct cli *cli, const struct re
 	bool allowed;
 
 	printf("path: %s\n", rq->path.data);
-	printf("query: %.*s\n", rq->d.query_len ? (int)rq->d.query_len : 6,
-	       rq->d.query_len ? rq->d.query : "(none)");
+	if (rq->d.query == NULL)
+		printf("query: (none)\n");
+	else if (rq->d.query_len == 0)
+		printf("query: (empty, kept as \"?\")\n");
+	else
+		printf("query: %.*s\n", (int)rq->d.query_len, rq->d.query);
 	explain_rule(r);
 	allowed = explain_access(cfg, r, cli);
 	if (r == NULL) {

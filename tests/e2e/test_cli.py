@@ -247,6 +247,16 @@ def test_route_path_rule_with_query(portico_cli, tmp_path):
     assert f["access.list"] == ["global"]
 
 
+def test_route_empty_query_is_kept(portico_cli, tmp_path):
+    conf = write(tmp_path, ROUTE_CONF)
+    f = fields(route(portico_cli, conf, "/internal/status.cgi?"))
+    assert f["query"] == ['(empty, kept as "?")']
+    assert f["upstream"] == ["http://internal.example.com:8081/public/status.cgi?"]
+    f = fields(route(portico_cli, conf, "/internal/status.cgi"))
+    assert f["query"] == ["(none)"]
+    assert f["upstream"] == ["http://internal.example.com:8081/public/status.cgi"]
+
+
 def test_route_exclusion(portico_cli, tmp_path):
     f = fields(route(portico_cli, write(tmp_path, ROUTE_CONF), "/internal/excluded/x"))
     assert f["rule"] == ["routes[0]"] and f["rule.line"] == ["7"] and f["rule.pass"] == ["off"]
