@@ -49,15 +49,13 @@ struct route {
 	char *match;	     /* ROUTE_MATCH: the pattern as written */
 	pcre2_code *re;	     /* ROUTE_MATCH: compiled (JIT when available) */
 	bool pass_off;	     /* exclusion: 404, never proxied */
-	char *pass;	     /* the pass URL as written; NULL when pass_off */
+	char *pass;	     /* the pass URL as written (after "unix:/path|"); NULL when pass_off */
 	struct url upstream; /* pass parsed; upstream.path is the template path */
-	char *unix_path;     /* pass "unix:/path|http://...": connect to this socket, else NULL */
-	struct server_group *group; /* the group the pass URL's host names (group.h), else NULL */
-	bool pass_has_ref;	    /* pass holds $0..$9 */
-	char *name;		    /* label for logs and metrics; the index when not set */
-	char *host;		    /* NULL: any; "name" or "*.suffix", lower case */
-	bool reverse;		    /* contributes a reverse mapping */
-	bool cookies;		    /* rewrite Set-Cookie Path= and Domain= */
+	bool pass_has_ref;   /* pass holds $0..$9 */
+	char *name;	     /* label for logs and metrics; the index when not set */
+	char *host;	     /* NULL: any; "name" or "*.suffix", lower case */
+	bool reverse;	     /* contributes a reverse mapping */
+	bool cookies;	     /* rewrite Set-Cookie Path= and Domain= */
 	bool preserve_host;
 	bool html; /* body rewriting on (section 6.3) */
 	bool html_extended;
@@ -70,6 +68,10 @@ struct route {
 	/* Effective timeouts in milliseconds: the route's override or the global value. */
 	uint64_t upstream_connect_ms, upstream_read_ms, tunnel_ms;
 	struct route_tls tls;
+	/* pass "unix:/path|http://...": connect to this socket; else NULL. */
+	char *unix_path;
+	/* The upstream group that the pass URL's host names (group.h); else NULL. */
+	struct server_group *group;
 };
 
 struct route_table;
