@@ -121,7 +121,7 @@ def test_least_conn_avoids_the_busy_server_across_workers(portico, upstream_fact
 workers: 2
 upstreams:
   app:
-    servers: ["127.0.0.1:{slow}", "127.0.0.1:{fast}"]
+    servers: ["127.0.0.1:{slow}", {address: "127.0.0.1:{fast}", weight: 2}]
     balance: least_conn
 routes:
   - path: /app
@@ -130,7 +130,7 @@ routes:
     held = []
     try:
         # Requests until one is held by the slow server (the others come back at once).
-        for i in range(1, 5):
+        for i in range(1, 9):
             sock = connect(px.port, timeout=20)
             sock.sendall(request_head("GET", "/app/held", []))
             held.append(sock)
@@ -141,7 +141,9 @@ routes:
         fast_before = len(fast.requests)
         for _ in range(20):
             assert px.get("/app/x").text == "fast"
-        # One request in flight on the slow server: every new one goes to the idle one.
+        # One request in flight on the slow server: every new one goes to the other,
+        # which weighs twice as much (so even a request it has just answered, whose
+        # end the worker may not have counted yet, leaves it the less busy).
         assert len(slow.requests) == 1
         assert len(fast.requests) == fast_before + 20
         state = server_state(px, "app", "127.0.0.1:%d" % slow.port)
