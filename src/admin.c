@@ -35,6 +35,7 @@ struct admin_conn {
 struct admin {
 	struct event_base *base;
 	admin_collect_fn collect;
+	admin_groups_fn groups;
 	void *arg;
 	struct evconnlistener *lev;
 	struct accept_guard *guard; /* accept(2) failures */
@@ -104,8 +105,24 @@ admin_reply_metrics(struct admin_conn *c, bool head_only)
 	buf_init(&b);
 	c->a->collect(&s, c->a->arg);
 	metrics_format(&b, &s);
+	if (c->a->groups != NULL)
+		c->a->groups(&b, false, c->a->arg);
 	admin_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, head_only);
 	metrics_sum_free(&s);
+	buf_free(&b);
+}
+
+static void
+admin_reply_groups(struct admin_conn *c, bool head_only)
+{
+	struct buf b;
+
+	buf_init(&b);
+	if (c->a->groups != NULL)
+		c->a->groups(&b, true, c->a->arg);
+	else
+		buf_adds(&b, "{\"groups\":[]}\n");
+	admin_reply(c, 200, "application/json", b.data, b.len, head_only);
 	buf_free(&b);
 }
 
@@ -129,6 +146,8 @@ admin_dispatch(struct admin_conn *c)
 		admin_reply_text(c, 405, "method not allowed\n");
 	else if (admin_path_is(c, "/metrics"))
 		admin_reply_metrics(c, head);
+	else if (admin_path_is(c, "/upstreams"))
+		admin_reply_groups(c, head);
 	else if (admin_path_is(c, "/healthz"))
 		admin_reply(c, 200, "text/plain; charset=utf-8", "ok\n", 3, head);
 	else
@@ -277,6 +296,12 @@ admin_listen(struct admin *a, const struct sockaddr *sa, socklen_t salen, const 
 	a->lev = lev;
 	a->salen = sa != NULL ? salen : 0;
 	return 0;
+}
+
+void
+admin_set_groups(struct admin *a, admin_groups_fn fn)
+{
+	a->groups = fn;
 }
 
 void

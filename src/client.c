@@ -909,7 +909,9 @@ client_error(struct stream *s, int status, const char *reqid, bool close, bool h
 	uint64_t n;
 
 	close = close || c->close_after || !c->keep_alive || c->w->draining;
-	n = errpage_write(client_out(c), status, reqid, close, !close && c->minor == 0, head_only);
+	n = errpage_write_retry(client_out(c), status, reqid, close, !close && c->minor == 0,
+				head_only, s->retry_after);
+	s->retry_after = 0;
 	if (close)
 		c->close_after = true;
 	client_request_done(c);

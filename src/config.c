@@ -13,8 +13,9 @@
 #include <string.h>
 
 #include "config_int.h"
-#include "portico/tls.h"
+#include "portico/group.h"
 #include "portico/html.h"
+#include "portico/tls.h"
 
 static int
 config_build(struct cctx *c, yaml_node_t *root)
@@ -30,6 +31,7 @@ config_build(struct cctx *c, yaml_node_t *root)
 	if (cfg_scope_parse(c, "", root, cfg, "") < 0 || cfg_check_admin(c, cfg, root) < 0)
 		return -1;
 	cfg_reverse_build(cfg);
+	cfg_warn_unused_groups(c, cfg);
 	cfg->table = route_table_build(cfg->routes, cfg->nroutes); /* aborts rather than fail */
 	cfg_warn_shadowed(c, cfg);
 	cfg_warn_open_listeners(c, cfg);
@@ -140,6 +142,7 @@ route_free(struct route *r)
 	xfree(r->match);
 	pcre2_code_free(r->re);
 	xfree(r->pass);
+	xfree(r->unix_path);
 	url_free(&r->upstream);
 	xfree(r->name);
 	xfree(r->host);
@@ -195,6 +198,9 @@ config_free(struct config *c)
 		xfree(c->hosts[i].addr);
 	}
 	xfree(c->hosts);
+	for (size_t i = 0; i < c->ngroups; i++)
+		group_free(&c->groups[i]);
+	xfree(c->groups);
 	access_list_free(&c->access);
 	access_list_free(&c->forwarded.trusted);
 	for (size_t i = 0; i < c->nwarnings; i++)

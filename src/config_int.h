@@ -114,8 +114,10 @@ extern const size_t config_nkeys;
 /* The parse functions the key table names (config_listen.c, config_routes.c). */
 key_parse_fn cfg_key_address, cfg_key_admin_listen, cfg_key_workers, cfg_key_listen_tls,
     cfg_key_hosts, cfg_key_access, cfg_key_match, cfg_key_pass, cfg_key_server_name,
-    cfg_key_route_host, cfg_key_html, cfg_key_route_tls;
-list_item_fn cfg_cert_item, cfg_listen_item, cfg_access_item, cfg_cidr_item, cfg_route_item;
+    cfg_key_route_host, cfg_key_html, cfg_key_route_tls, cfg_key_upstreams, cfg_key_server_address,
+    cfg_key_group_hash, cfg_key_group_active, cfg_key_group_expect;
+list_item_fn cfg_cert_item, cfg_listen_item, cfg_access_item, cfg_cidr_item, cfg_route_item,
+    cfg_server_item;
 
 /* config_walk.c: YAML nodes, errors and warnings, the key-table walker */
 int cfg_node_line(const yaml_node_t *n);
@@ -134,6 +136,7 @@ yaml_node_t *cfg_map_get_key(struct cctx *c, const yaml_node_t *map, const char 
 int cfg_need_scalar(struct cctx *c, const yaml_node_t *n, const char *kp, const char *expected);
 int cfg_need_mapping(struct cctx *c, const yaml_node_t *n, const char *kp);
 int cfg_keys_check(struct cctx *c, const char *scope, const yaml_node_t *map, const char *dpath);
+size_t cfg_edit_distance(const char *a, const char *b);
 void cfg_choices_text(const struct kchoice *ch, char *out, size_t len, const char *sep);
 int cfg_scope_parse(struct cctx *c, const char *scope, yaml_node_t *map, void *base,
 		    const char *dpath);
@@ -165,6 +168,14 @@ int cfg_tls_check_ca(struct cctx *c, const yaml_node_t *n, const char *kp, const
 
 /* config_routes.c: routes, their pass URLs, html maps and reverse mappings */
 void cfg_reverse_build(struct config *cfg);
+
+/* config_upstreams.c: upstream groups and the routes that name them */
+bool cfg_check_group_host(const char *s);
+int cfg_route_group(struct cctx *c, yaml_node_t *item, const char *ikp, struct config *cfg,
+		    struct route *r);
+void cfg_warn_unused_groups(struct cctx *c, const struct config *cfg);
+/* The reverse mappings of group route `r` into `out` (NULL: only counted); how many. */
+size_t cfg_group_reverse(const struct route *r, struct reverse_map *out);
 
 /* config_check.c: the checks across keys and the -t warnings */
 void cfg_warn_slash(struct cctx *c, const char *ikp, const struct route *r);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "portico/group.h"
 #include "portico/html.h"
 #include "portico/path.h"
 #include "portico/tls.h"
@@ -96,7 +97,7 @@ int
 cfg_key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, const char *kp)
 {
 	struct route *r = base;
-	const char *why;
+	const char *why, *s = cfg_scalar(n);
 	bool b;
 
 	if (strcmp(cfg_scalar(n), "off") == 0 ||
@@ -104,12 +105,22 @@ cfg_key_pass(struct cctx *c, const struct ckey *k, yaml_node_t *n, void *base, c
 		r->pass_off = true;
 		return 0;
 	}
-	if (url_parse(cfg_scalar(n), &r->upstream, &why) < 0) {
+	if (strncmp(s, "unix:", 5) == 0) {
+		const char *bar = strchr(s, '|');
+
+		if (s[5] != '/' || bar == NULL || bar - s - 5 > 107)
+			return cfg_fail_expected(c, n, kp,
+						 "unix:/path|http://host/path: an absolute socket "
+						 "path of at most 107 bytes, \"|\", then the URL");
+		r->unix_path = xstrndup(s + 5, (size_t)(bar - s - 5));
+		s = bar + 1;
+	}
+	if (url_parse(s, &r->upstream, &why) < 0) {
 		if (strcmp(why, "expected an http:// or https:// URL") == 0)
 			return cfg_fail_expected(c, n, kp, k->expected);
 		return cfg_fail_why(c, n, kp, why);
 	}
-	r->pass = xstrdup(cfg_scalar(n));
+	r->pass = xstrdup(s);
 	return pass_check_refs(c, n, kp, r);
 }
 
@@ -365,7 +376,7 @@ cfg_route_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t i
 	r->upstream_read_ms = cfg->timeouts.upstream_read;
 	r->tunnel_ms = cfg->timeouts.tunnel;
 	if (cfg_row_scope(c, k, "[].", item, r, ikp) < 0 || route_finish(c, item, ikp, r) < 0 ||
-	    route_tls_build(c, item, ikp, cfg, r) < 0)
+	    cfg_route_group(c, item, ikp, cfg, r) < 0 || route_tls_build(c, item, ikp, cfg, r) < 0)
 		return -1;
 	cfg_warn_slash(c, ikp, r);
 	return 0;
@@ -379,7 +390,9 @@ cfg_reverse_build(struct config *cfg)
 	struct reverse_map *all;
 
 	for (size_t i = 0; i < cfg->nroutes; i++)
-		n += cfg->routes[i].reverse;
+		if (cfg->routes[i].reverse)
+			n += 1 +
+			     (cfg->routes[i].group ? cfg_group_reverse(&cfg->routes[i], NULL) : 0);
 	all = xcalloc(n + cfg->nreverse + 1, sizeof(*all));
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct route *r = &cfg->routes[i];
@@ -389,6 +402,8 @@ cfg_reverse_build(struct config *cfg)
 		all[j].public_path = xstrdup(r->kind == ROUTE_PATH ? r->path : "");
 		url_copy(&all[j].upstream, &r->upstream);
 		j++;
+		if (r->group != NULL)
+			j += cfg_group_reverse(r, all + j);
 	}
 	if (cfg->nreverse > 0)
 		memcpy(all + j, cfg->reverse, cfg->nreverse * sizeof(*all));

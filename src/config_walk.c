@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "config_int.h"
+#include "portico/group.h"
 
 #include "config_keys.h"
 
@@ -264,8 +265,8 @@ key_child_name(const struct ckey *k, const char *scope)
 	return rest;
 }
 
-static size_t
-edit_distance(const char *a, const char *b)
+size_t
+cfg_edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
 
@@ -299,7 +300,7 @@ key_suggest(const char *scope, const char *typo)
 
 		if (name == NULL)
 			continue;
-		d = edit_distance(typo, name);
+		d = cfg_edit_distance(typo, name);
 		if (d > 1 && *typo != '\0' &&
 		    (strncmp(name, typo, strlen(typo)) == 0 ||
 		     strncmp(typo, name, strlen(name)) == 0))

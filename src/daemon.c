@@ -26,6 +26,8 @@
 #include "portico/admin.h"
 #include "portico/config.h"
 #include "portico/daemon.h"
+#include "portico/group.h"
+#include "portico/health.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
 #include "portico/tls.h"
@@ -43,6 +45,7 @@ struct daemon {
 	struct event_base *base;
 	unsigned generation;
 	struct admin *admin;
+	struct health *health; /* active checks of upstream groups, on this thread */
 	uint64_t reloads_ok, reloads_error;
 	struct event *signals[4];
 };
@@ -268,6 +271,18 @@ daemon_collect(struct metrics_sum *s, void *arg)
 	s->accesslog_dropped = accesslog_dropped();
 }
 
+/* GET /upstreams and the per-server series of /metrics, from the running snapshot. */
+static void
+daemon_groups(struct buf *out, bool json, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (json)
+		group_write_json(d->cfg, out, worker_mono_us());
+	else
+		group_write_metrics(d->cfg, out, worker_mono_us());
+}
+
 /* (Re)binds the admin listener to cfg's admin.listen; -1 logged. */
 static int
 daemon_admin_listen(struct daemon *d, const struct config *cfg)
@@ -377,6 +392,8 @@ daemon_reload(struct daemon *d)
 	daemon_check_nofile(d, cfg);
 	cfg->generation = ++d->generation;
 	log_set_level(cfg->log.level);
+	/* Servers that stay keep their health; before any worker sees the snapshot. */
+	group_adopt_state(cfg, d->cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_post_config(&d->workers[i], cfg, set);
 	/* Workers own their fds now: removed ones are closed by the workers. */
@@ -384,6 +401,7 @@ daemon_reload(struct daemon *d)
 	d->set = set;
 	config_unref(d->cfg);
 	d->cfg = cfg;
+	health_set_config(d->health, cfg);
 	for (size_t i = 0; i < cfg->nwarnings; i++)
 		log_warn("%s", cfg->warnings[i]);
 	if (cfg->workers != d->nworkers)
@@ -504,6 +522,7 @@ daemon_run(const char *path, struct config *cfg)
 	daemon_check_nofile(&d, cfg);
 	/* The admin socket first: once a public listener answers, /metrics does too. */
 	d.admin = admin_new(d.base, daemon_collect, &d);
+	admin_set_groups(d.admin, daemon_groups);
 	if (daemon_admin_listen(&d, cfg) == -1)
 		goto out;
 	d.set = listen_set_build(cfg, NULL, d.nworkers);
@@ -515,6 +534,8 @@ daemon_run(const char *path, struct config *cfg)
 				worker_post_stop(&d.workers[i]);
 		goto out;
 	}
+	d.health = health_new(d.base);
+	health_set_config(d.health, d.cfg);
 	daemon_loop(&d);
 	status = 0;
 out:
@@ -525,6 +546,7 @@ out:
 	for (unsigned i = 0; i < started; i++)
 		if (d.workers[i].base)
 			worker_destroy(&d.workers[i]);
+	health_free(d.health);
 	admin_free(d.admin);
 	daemon_signals_free(&d);
 	free(d.workers);

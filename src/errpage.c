@@ -12,6 +12,13 @@ uint64_t
 errpage_write(struct evbuffer *out, int status, const char *reqid, bool close, bool keep_alive_10,
 	      bool head_only)
 {
+	return errpage_write_retry(out, status, reqid, close, keep_alive_10, head_only, 0);
+}
+
+uint64_t
+errpage_write_retry(struct evbuffer *out, int status, const char *reqid, bool close,
+		    bool keep_alive_10, bool head_only, unsigned retry_after)
+{
 	const char *reason = http_reason(status);
 	char body[512];
 	int n;
@@ -28,9 +35,11 @@ errpage_write(struct evbuffer *out, int status, const char *reqid, bool close, b
 			    "Content-Type: text/html; charset=utf-8\r\n"
 			    "Content-Length: %d\r\n"
 			    "Cache-Control: no-store\r\n"
-			    "X-Request-Id: %s\r\n"
-			    "%s\r\n",
-			    status, reason, n, reqid,
+			    "X-Request-Id: %s\r\n",
+			    status, reason, n, reqid);
+	if (retry_after != 0)
+		evbuffer_add_printf(out, "Retry-After: %u\r\n", retry_after);
+	evbuffer_add_printf(out, "%s\r\n",
 			    close ? "Connection: close\r\n"
 				  : (keep_alive_10 ? "Connection: keep-alive\r\n" : ""));
 	if (head_only)

@@ -14,6 +14,7 @@
 #include "portico/accesslog.h"
 #include "portico/config.h"
 #include "portico/filter.h"
+#include "portico/group.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
 #include "portico/route_decide.h"
@@ -165,6 +166,7 @@ ex_over(struct exchange *ex)
 	struct worker *w = ex->w;
 
 	PORTICO_ASSERT(ex->s == NULL && ex->up == NULL);
+	failover_release(ex);
 	ex_set_phase(ex, ex->rq, EXCHANGE_RESP_DONE);
 	if (ex->prev)
 		ex->prev->next = ex->next;
@@ -317,8 +319,10 @@ static void
 ex_connect(struct exchange *ex, bool fresh)
 {
 	const struct route *r = ex->route;
+	struct upstream_dest d;
 
-	ex->up = upstream_get(ex->w, r, config_route_tls(ex->cfg, r),
+	failover_dest(ex, &d);
+	ex->up = upstream_get(ex->w, r, &d, config_route_tls(ex->cfg, r),
 			      ex->cfg->limits.response_header_size, fresh, &ex_upstream_cbs, ex);
 	forward_head(ex);
 }
@@ -373,6 +377,10 @@ exchange_start(struct stream *s, struct head *h, struct config *cfg)
 	forward_client(ex);
 	if ((status = ex_route(ex, &why)) != 0) {
 		ex_error(ex, status, why);
+		return;
+	}
+	if (ex->route->group != NULL && failover_pick(ex, &why) < 0) {
+		ex_error(ex, 503, why);
 		return;
 	}
 	ex_connect(ex, false);
@@ -456,7 +464,11 @@ static enum upstream_next
 ex_upstream_head(void *arg, struct head *h)
 {
 	struct exchange *ex = ex_from_arg(arg);
-	enum upstream_next next = relay_head(ex, h);
+	enum upstream_next next;
+
+	if (ex->srv != NULL && ex->ninterim == 0)
+		failover_ok(ex);
+	next = relay_head(ex, h);
 
 	if (ex->rs != EXCHANGE_RESP_DONE)
 		ex_flush(ex);
@@ -493,8 +505,8 @@ ex_upstream_writable(void *arg)
 	stream_pause_body(ex->s, false);
 }
 
-static bool
-method_is_idempotent(uint8_t m)
+bool
+ex_is_idempotent(uint8_t m)
 {
 	return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS || m == HTTP_PUT ||
 	       m == HTTP_DELETE || m == HTTP_TRACE;
@@ -506,7 +518,7 @@ ex_retry(struct exchange *ex, const struct upstream_failure *f)
 {
 	if (!f->reused || f->got_bytes || f->status != 502 || ex->retried ||
 	    ex->rs != EXCHANGE_RESP_WAIT || ex->req->body != HEAD_BODY_NONE ||
-	    !method_is_idempotent(ex->req->method))
+	    !ex_is_idempotent(ex->req->method))
 		return false;
 	log_req(LOG_LEVEL_DEBUG, ex->id, "retrying on a new connection upstream=%s reason=%s",
 		upstream_addr(ex->up), f->reason);
@@ -531,8 +543,18 @@ ex_upstream_failed(void *arg, const struct upstream_failure *f)
 		ex_flush(ex);
 		return;
 	}
+	if (failover_retry(ex, f)) {
+		ex_connect(ex, false);
+		if (ex->rq == EXCHANGE_REQ_SENT)
+			upstream_set_read_timeout(ex->up, ex->route->upstream_read_ms);
+		else
+			forward_body(ex);
+		if (ex->rs != EXCHANGE_RESP_DONE)
+			ex_flush(ex);
+		return;
+	}
 	if (!addr[0])
-		addr = ex->route->upstream.authority;
+		addr = ex->srv ? ex->srv->address : ex->route->upstream.authority;
 	if (f->detail != NULL)
 		log_req(LOG_LEVEL_WARN, ex->id, "%s upstream=%s route=%s reason=%s", f->reason,
 			addr, ex->route->name, f->detail);

@@ -1,9 +1,11 @@
 /*
  * exchange_int.h: what the files of the exchange share (private to
- * exchange.c, forward.c, relay.c and tunnel.c).  exchange.c owns the
- * structure's lifecycle, its phases, the start (routing), errors, the end
- * and the access log; forward.c the request toward the upstream; relay.c
- * the response toward the client; tunnel.c the bytes after a 101.
+ * exchange.c, failover.c, forward.c, relay.c and tunnel.c).  exchange.c
+ * owns the structure's lifecycle, its phases, the start (routing), errors,
+ * the end and the access log; failover.c the server of an upstream group
+ * and moving to another one after a failure; forward.c the request toward
+ * the upstream; relay.c the response toward the client; tunnel.c the bytes
+ * after a 101.
  */
 #ifndef PORTICO_EXCHANGE_INT_H
 #define PORTICO_EXCHANGE_INT_H
@@ -25,6 +27,7 @@
 struct config;
 struct route;
 struct filter;
+struct group_server;
 
 struct exchange {
 	unsigned magic;
@@ -64,6 +67,11 @@ struct exchange {
 	bool client_paused; /* reading the client paused: the upstream's output is full */
 	bool retried;
 
+	/* A group route: the server in use (NULL: none), those tried (bit per server), moves. */
+	const struct group_server *srv;
+	uint64_t tried;
+	unsigned failovers;
+
 	/* The response. */
 	int status;
 	unsigned ninterim;
@@ -92,6 +100,25 @@ void ex_request_sent(struct exchange *ex);
 /* Sends what is queued toward both sides and resumes a side paused for backpressure. */
 void ex_flush(struct exchange *ex);
 uint64_t ex_now_us(void);
+/* GET, HEAD, OPTIONS, PUT, DELETE, TRACE (RFC 9110 section 9.2.2): safe to send twice. */
+bool ex_is_idempotent(uint8_t method);
+
+/* failover.c */
+/* A server of the route's group for the request; -1 (with *why) when none is up. */
+int failover_pick(struct exchange *ex, const char **why);
+/* Where the connection goes: the server in use, or the route's URL. */
+void failover_dest(const struct exchange *ex, struct upstream_dest *d);
+/* The Host sent upstream (unless preserve_host). */
+const char *failover_authority(const struct exchange *ex);
+/* A response head arrived from the server in use. */
+void failover_ok(struct exchange *ex);
+/*
+ * A connection failed: counted against the server; true when the request
+ * moves to another server (ex->up is then NULL and ex->srv the new one).
+ */
+bool failover_retry(struct exchange *ex, const struct upstream_failure *f);
+/* The exchange is over with its server. */
+void failover_release(struct exchange *ex);
 
 /* forward.c */
 /* The client's address behind trusted forwarders (forwarded.trusted, realip.h). */

@@ -209,9 +209,11 @@ write_own_fields(const struct exchange *ex, struct buf *out)
 
 	if (r->preserve_host && h->authority_len > 0)
 		head_put_field(out, "Host", 4, h->bytes.data + h->authority, h->authority_len);
-	else
-		head_put_field(out, "Host", 4, r->upstream.authority,
-			       strlen(r->upstream.authority));
+	else {
+		const char *authority = failover_authority(ex);
+
+		head_put_field(out, "Host", 4, authority, strlen(authority));
+	}
 	if (h->body == HEAD_BODY_LENGTH || h->framing.has_length) {
 		head_put(out, "Content-Length: ", 16);
 		head_put_decimal(out, h->framing.length);

@@ -25,6 +25,7 @@
 #include "portico/daemon.h"
 #include "portico/http.h"
 #include "portico/import.h"
+#include "portico/group.h"
 #include "portico/route_decide.h"
 
 #define EXIT_CONFIG    1
@@ -473,6 +474,8 @@ explain_filters(const struct config *cfg, const struct route *r, const struct re
 		printf("upstream.host: %.*s (preserve_host)\n", (int)rq->hostlen, rq->host);
 	else if (r->preserve_host)
 		printf("upstream.host: (none) (preserve_host)\n");
+	else if (r->group != NULL)
+		printf("upstream.host: %s\n", r->group->host ? r->group->host : "(the server's)");
 	else
 		printf("upstream.host: %s\n", r->upstream.authority);
 	for (size_t i = 0; i < cfg->nreverse; i++)
@@ -490,6 +493,34 @@ explain_filters(const struct config *cfg, const struct route *r, const struct re
 		printf("html.extended: %s\n", on_off(r->html_extended));
 }
 
+static void
+explain_group(const struct server_group *g)
+{
+	static const char *const balances[] = {"round_robin", "least_conn", "hash"};
+	static const char *const keys[] = {"client_ip", "header:", "cookie:"};
+
+	printf("group: %s (upstreams.%s, line %d)\n", g->name, g->name, g->line);
+	printf("group.balance: %s", balances[g->balance]);
+	if (g->balance == GROUP_HASH)
+		printf(" on %s%s", keys[g->hash_key], g->hash_name ? g->hash_name : "");
+	printf("\ngroup.retries: %llu\n", (unsigned long long)g->retries);
+	printf("group.passive: down after %llu failures for %llums\n",
+	       (unsigned long long)g->passive.failures, (unsigned long long)g->passive.down_ms);
+	if (g->active)
+		printf(
+		    "group.active: GET %s every %llums, timeout %llums, expect %u-%u, rise %llu, "
+		    "fall %llu\n",
+		    g->check.path, (unsigned long long)g->check.interval_ms,
+		    (unsigned long long)g->check.timeout_ms, g->check.expect_lo, g->check.expect_hi,
+		    (unsigned long long)g->check.rise, (unsigned long long)g->check.fall);
+	else
+		printf("group.active: none\n");
+	for (size_t i = 0; i < g->nservers; i++)
+		printf("server: %s weight %llu%s\n", g->servers[i].address,
+		       (unsigned long long)g->servers[i].weight,
+		       g->servers[i].backup ? " backup" : "");
+}
+
 /* The upstream URL, or the 500 when a substitution would leave the pass URL's authority. */
 static bool
 explain_upstream(const struct route *r, const struct request *rq)
@@ -501,6 +532,10 @@ explain_upstream(const struct route *r, const struct request *rq)
 	}
 	printf("upstream: %s://%s%s\n", r->upstream.scheme, r->upstream.authority,
 	       rq->upstream.data);
+	if (r->unix_path != NULL)
+		printf("upstream.socket: %s\n", r->unix_path);
+	if (r->group != NULL)
+		explain_group(r->group);
 	return true;
 }
 

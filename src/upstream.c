@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,13 +89,15 @@ struct upstream {
 	uint64_t connect_ms, read_ms;
 	bool timeouts_clear; /* `bev` has neither timeout set */
 	size_t read_max;     /* bytes one read may take (upstream_set_read_room) */
-	char addr[56];	     /* "address:port" once known */
+	char addr[120];	     /* "address:port" or "unix:/path" once known */
 };
 
 /* Upstream identity: connections are only shared between equal keys. */
 struct upstream_key {
 	struct upstream_key *next;
-	char *host;
+	char *host;	 /* a unix socket: "unix:/path" */
+	char *unix_path; /* or NULL */
+	char *sni;	 /* https: SNI and the name verified */
 	uint16_t port;
 	bool tls;
 	char *tls_id;		    /* TLS settings folded into one string; NULL for http */
@@ -136,6 +139,8 @@ upstream_pool_free(struct upstream_pool *p)
 	for (k = p->keys; k; k = next) {
 		next = k->next;
 		free(k->host);
+		free(k->unix_path);
+		free(k->sni);
 		free(k->tls_id);
 		tls_client_unref(k->tls_ctx);
 		free(k);
@@ -156,30 +161,39 @@ tls_id_of(const struct route *r)
 }
 
 static bool
-key_matches(const struct upstream_key *k, const struct route *r, const char *tls_id)
+key_matches(const struct upstream_key *k, const struct route *r, const struct upstream_dest *d,
+	    const char *tls_id)
 {
-	if (k->port != r->upstream.port || k->tls != r->upstream.tls ||
-	    strcmp(k->host, r->upstream.host) != 0)
+	if (k->port != d->port || k->tls != r->upstream.tls)
+		return false;
+	if (d->unix_path != NULL ? k->unix_path == NULL || strcmp(k->unix_path, d->unix_path) != 0
+				 : k->unix_path != NULL || strcmp(k->host, d->host) != 0)
 		return false;
 	if (!k->tls)
 		return true;
-	return strcmp(k->tls_id, tls_id) == 0;
+	return strcmp(k->tls_id, tls_id) == 0 && strcmp(k->sni, d->sni) == 0;
 }
 
 static struct upstream_key *
-pool_key(struct upstream_pool *p, const struct route *r)
+pool_key(struct upstream_pool *p, const struct route *r, const struct upstream_dest *d)
 {
 	char *tls_id = tls_id_of(r);
 	struct upstream_key *k;
 
 	for (k = p->keys; k; k = k->next)
-		if (key_matches(k, r, tls_id)) {
+		if (key_matches(k, r, d, tls_id)) {
 			free(tls_id);
 			return k;
 		}
 	k = xcalloc(1, sizeof(*k));
-	k->host = xstrdup(r->upstream.host);
-	k->port = r->upstream.port;
+	if (d->unix_path != NULL) {
+		k->unix_path = xstrdup(d->unix_path);
+		k->host = xasprintf("unix:%s", d->unix_path);
+	} else {
+		k->host = xstrdup(d->host);
+	}
+	k->sni = xstrdup(d->sni ? d->sni : k->host);
+	k->port = d->port;
 	k->tls = r->upstream.tls;
 	k->tls_id = tls_id;
 	k->next = p->keys;
@@ -749,7 +763,7 @@ upstream_bev_new(struct worker *w, const struct upstream_key *k)
 
 	if (!k->tls)
 		return bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (k->tls_ctx == NULL || (ssl = tls_client_ssl_new(k->tls_ctx, k->host)) == NULL)
+	if (k->tls_ctx == NULL || (ssl = tls_client_ssl_new(k->tls_ctx, k->sni)) == NULL)
 		return NULL;
 	bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
 					     BEV_OPT_CLOSE_ON_FREE);
@@ -764,6 +778,10 @@ upstream_format_addr(struct upstream *u, const struct sockaddr *sa)
 	char a[INET6_ADDRSTRLEN] = "?";
 	const void *p;
 
+	if (sa->sa_family == AF_UNIX) {
+		snprintf(u->addr, sizeof(u->addr), "%s", u->key->host);
+		return;
+	}
 	if (sa->sa_family == AF_INET6)
 		p = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 	else
@@ -850,18 +868,27 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
 		bufferevent_setwatermark(u->bev, EV_WRITE, STREAM_LOW_WATER, 0);
 		bufferevent_disable(u->bev, EV_READ | EV_WRITE);
 	}
-	if (resolver_lookup_now(w->resolver, k->host, k->port, &sa, &salen) == 0)
+	if (k->unix_path != NULL) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&sa;
+
+		memset(sun, 0, sizeof(*sun));
+		sun->sun_family = AF_UNIX;
+		snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", k->unix_path);
+		upstream_connect(u, (struct sockaddr *)&sa, sizeof(*sun));
+	} else if (resolver_lookup_now(w->resolver, k->host, k->port, &sa, &salen) == 0) {
 		upstream_connect(u, (struct sockaddr *)&sa, salen);
-	else
+	} else {
 		u->rq = resolver_lookup(w->resolver, k->host, k->port, upstream_resolved, u);
+	}
 	return u;
 }
 
 struct upstream *
-upstream_get(struct worker *w, const struct route *r, struct tls_client *tls, size_t head_limit,
-	     bool fresh, const struct upstream_cbs *cbs, void *arg)
+upstream_get(struct worker *w, const struct route *r, const struct upstream_dest *d,
+	     struct tls_client *tls, size_t head_limit, bool fresh, const struct upstream_cbs *cbs,
+	     void *arg)
 {
-	struct upstream_key *k = pool_key(w->pool, r);
+	struct upstream_key *k = pool_key(w->pool, r, d);
 	struct upstream *u = fresh ? NULL : k->idle;
 
 	/* Equal settings: new connections use the newest snapshot's context. */

@@ -9,6 +9,7 @@
 #ifndef PORTICO_ADMIN_H
 #define PORTICO_ADMIN_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "portico/metrics.h"
@@ -22,7 +23,15 @@ struct event_base;
 /* Fills `s` (zeroed) with the values to serve; called once per /metrics. */
 typedef void (*admin_collect_fn)(struct metrics_sum *s, void *arg);
 
+/*
+ * Appends the upstream groups' report: JSON for GET /upstreams (`json`),
+ * else the per-server series that follow the counters of /metrics.
+ */
+typedef void (*admin_groups_fn)(struct buf *out, bool json, void *arg);
+
 struct admin *admin_new(struct event_base *base, admin_collect_fn collect, void *arg);
+/* Serves GET /upstreams and the per-server series of /metrics through `fn` (same `arg`). */
+void admin_set_groups(struct admin *a, admin_groups_fn fn);
 /*
  * Listens on `sa` (NULL: no admin listener).  An unchanged address keeps
  * its socket; a new one is bound before the old one is closed, so on

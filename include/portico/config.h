@@ -54,6 +54,7 @@ struct config_listen {
 
 struct tls_server;
 struct tls_client;
+struct server_group;
 
 struct config_host {
 	char *name; /* lower case */
@@ -114,6 +115,10 @@ struct config {
 
 	struct config_host *hosts;
 	size_t nhosts;
+
+	/* Upstream groups (group.h), in file order. */
+	struct server_group *groups;
+	size_t ngroups;
 
 	bool has_access; /* the global list exists (may be empty) */
 	struct access_list access;

@@ -18,5 +18,8 @@ struct evbuffer;
  */
 uint64_t errpage_write(struct evbuffer *out, int status, const char *reqid, bool close,
 		       bool keep_alive_10, bool head_only);
+/* The same with "Retry-After: `retry_after`" (seconds) when it is not 0 (a 503, SPEC 12). */
+uint64_t errpage_write_retry(struct evbuffer *out, int status, const char *reqid, bool close,
+			     bool keep_alive_10, bool head_only, unsigned retry_after);
 
 #endif

@@ -31,6 +31,7 @@ struct route_html_map {
 };
 
 struct html_urlmap;
+struct server_group;
 
 struct route_tls {
 	bool verify;	   /* default true */
@@ -48,7 +49,7 @@ struct route {
 	char *match;	     /* ROUTE_MATCH: the pattern as written */
 	pcre2_code *re;	     /* ROUTE_MATCH: compiled (JIT when available) */
 	bool pass_off;	     /* exclusion: 404, never proxied */
-	char *pass;	     /* the pass URL as written; NULL when pass_off */
+	char *pass;	     /* the pass URL as written (after "unix:/path|"); NULL when pass_off */
 	struct url upstream; /* pass parsed; upstream.path is the template path */
 	bool pass_has_ref;   /* pass holds $0..$9 */
 	char *name;	     /* label for logs and metrics; the index when not set */
@@ -67,6 +68,10 @@ struct route {
 	/* Effective timeouts in milliseconds: the route's override or the global value. */
 	uint64_t upstream_connect_ms, upstream_read_ms, tunnel_ms;
 	struct route_tls tls;
+	/* pass "unix:/path|http://...": connect to this socket; else NULL. */
+	char *unix_path;
+	/* The upstream group that the pass URL's host names (group.h); else NULL. */
+	struct server_group *group;
 };
 
 struct route_table;

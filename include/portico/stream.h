@@ -92,6 +92,7 @@ struct stream {
 	const char *scheme;	   /* of the listener: "http" or "https" */
 	const char *addr;	   /* the client's address as text (logs, X-Forwarded-For) */
 	const struct sockaddr *sa; /* the client's address (access control) */
+	unsigned retry_after;	   /* seconds for a Retry-After on the next error page; 0: none */
 };
 
 struct stream_events {

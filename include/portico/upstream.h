@@ -68,19 +68,29 @@ struct upstream_cbs {
 	void (*idle)(void *arg);
 };
 
+/* Where a connection goes: a host and port (resolved), or a unix-domain socket. */
+struct upstream_dest {
+	const char *host;      /* NULL with unix_path */
+	uint16_t port;	       /* 0 with unix_path */
+	const char *unix_path; /* a socket's path, or NULL */
+	const char *sni;       /* https: the name for SNI and verification */
+};
+
 struct upstream_pool *upstream_pool_new(struct worker *w);
 void upstream_pool_free(struct upstream_pool *p);
 /* Closes every idle connection (graceful stop). */
 void upstream_pool_close_idle(struct upstream_pool *p);
 
 /*
- * A connection to route `r`'s upstream: a pooled one, or a new one being
- * resolved or connected (`fresh` skips the pool: a retry).  Never fails at
- * once: failures arrive through cbs->failed from the loop.  `tls` is the
- * route's TLS context (config_route_tls), NULL for http://; `head_limit` is
+ * A connection for route `r` to `d` (the route's URL, or a server of its
+ * group): a pooled one, or a new one being resolved or connected (`fresh`
+ * skips the pool: a retry).  Never fails at once: failures arrive through
+ * cbs->failed from the loop.  `tls` is the route's TLS context
+ * (config_route_tls), NULL for http://; `head_limit` is
  * limits.response_header_size.
  */
-struct upstream *upstream_get(struct worker *w, const struct route *r, struct tls_client *tls,
+struct upstream *upstream_get(struct worker *w, const struct route *r,
+			      const struct upstream_dest *d, struct tls_client *tls,
 			      size_t head_limit, bool fresh, const struct upstream_cbs *cbs,
 			      void *arg);
 /* The exchange is done with it: back to the pool when `reuse` and it can be, else closed. */

@@ -91,6 +91,28 @@ test_head_request_has_no_body(void **state)
 	free(s);
 }
 
+/* A 503 for a group with no server up says when to come back (SPEC 12); others do not. */
+static void
+test_retry_after(void **state)
+{
+	struct evbuffer *out = evbuffer_new();
+	char s[1024];
+	size_t n;
+
+	(void)state;
+	errpage_write_retry(out, 503, "00c0ffee00000001", false, false, false, 30);
+	n = evbuffer_remove(out, s, sizeof(s) - 1);
+	s[n] = '\0';
+	assert_true(strncmp(s, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0);
+	assert_non_null(strstr(s, "\r\nRetry-After: 30\r\n"));
+	assert_non_null(strstr(s, "\r\n\r\n<!DOCTYPE html>"));
+	errpage_write(out, 503, "00c0ffee00000001", false, false, false);
+	n = evbuffer_remove(out, s, sizeof(s) - 1);
+	s[n] = '\0';
+	assert_null(strstr(s, "Retry-After"));
+	evbuffer_free(out);
+}
+
 int
 main(void)
 {
@@ -98,6 +120,7 @@ main(void)
 	    cmocka_unit_test(test_head_and_length_agree),
 	    cmocka_unit_test(test_connection_header),
 	    cmocka_unit_test(test_head_request_has_no_body),
+	    cmocka_unit_test(test_retry_after),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
