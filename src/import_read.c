@@ -8,8 +8,9 @@
  * taken in (the handlers of servers, listeners, TLS, balancers and global
  * settings are in import_server.c).  Every directive gets a verdict here
  * or, for those whose fate depends on the routes (ProxyPassReverse, cookie
- * mappings), when the routes are built.  A directive with no handler is reported with the reason from
- * the table of known directives, or "no portico equivalent".
+ * mappings), when the routes are built.  A directive with no handler is
+ * reported with the reason from the table of known directives, or "no
+ * portico equivalent".
  */
 #include <ctype.h>
 #include <stdlib.h>
