@@ -94,6 +94,10 @@ def test_requests_by_route_and_class(portico, upstream):
     for i in range(3):
         assert px.get("/internal/%d" % i).status == 200
     assert px.get("/nowhere").status == 404
+    # A request is counted when its exchange ends, which may come just after
+    # the client has the response.
+    wait_metric(px, 'portico_requests_total{route="internal",code="2xx"}', 3)
+    wait_metric(px, 'portico_requests_total{route="",code="4xx"}', 1)
     m = metrics(px)
     assert m['portico_requests_total{route="internal",code="2xx"}'] == 3
     assert m['portico_requests_total{route="",code="4xx"}'] == 1
