@@ -144,20 +144,6 @@ field_note(struct head *h, struct head_field *f)
 
 /* --- the line scanner ----------------------------------------------------------- */
 
-/* RFC 9110 tchar, as a table for the name scan. */
-static const uint8_t tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
-    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
-    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
-    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
-    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
-    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
-    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
-    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
-    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
 static int
 malformed(struct head *h, const char *why)
 {
@@ -176,7 +162,7 @@ scan_field(struct head *h, const char *p, const char *end)
 	const char *q = p, *v;
 	struct head_field *f;
 
-	while (q < end && tchar[(unsigned char)*q])
+	while (q < end && http_tchar[(unsigned char)*q])
 		q++;
 	if (q == p || q == end || *q != ':')
 		return malformed(h, q < end && (*q == '\r' || *q == '\0') ? "bare CR or NUL"
@@ -480,7 +466,7 @@ unknown_method(struct head *h)
 {
 	const char *p = h->bytes.data, *end = p + h->bytes.len;
 
-	while (p < end && tchar[(unsigned char)*p])
+	while (p < end && http_tchar[(unsigned char)*p])
 		p++;
 	if (p == end)
 		return HEAD_MORE;

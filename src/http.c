@@ -11,7 +11,7 @@
 #include "portico/util.h"
 
 /* RFC 9110 tchar: ALPHA, DIGIT and "!#$%&'*+-.^_`|~". */
-static const uint8_t tchar_table[256] = {
+const uint8_t http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
     ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
@@ -52,7 +52,7 @@ word_load(const char *p)
 bool
 http_is_tchar(unsigned char c)
 {
-	return tchar_table[c] != 0;
+	return http_tchar[c] != 0;
 }
 
 bool
@@ -63,7 +63,7 @@ http_name_is_valid(const char *p, size_t len)
 	if (len == 0)
 		return false;
 	for (size_t i = 0; i < len; i++)
-		ok &= tchar_table[(unsigned char)p[i]];
+		ok &= http_tchar[(unsigned char)p[i]];
 	return ok != 0;
 }
 

@@ -49,7 +49,8 @@ enum http_hdr {
 	HTTP_HDR_SET_COOKIE,
 };
 
-/* RFC 9110 tchar. */
+/* RFC 9110 tchar: 1 for ALPHA, DIGIT and "!#$%&'*+-.^_`|~" (a table for inline scans). */
+extern const uint8_t http_tchar[256];
 bool http_is_tchar(unsigned char c);
 /* A field name: one or more tchar. */
 bool http_name_is_valid(const char *p, size_t len);
