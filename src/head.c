@@ -457,22 +457,51 @@ version_shaped(const struct head *h, const char *pos)
 }
 
 /*
- * A method llhttp does not know: 501 once it is a whole token followed by a
- * space (it could be carried by HTTP/1 but portico's parser cannot), 400
- * when it is not a token; HEAD_MORE while the token may still go on.
+ * The rest of a request line after its method, [t, eol) with eol at its LF:
+ * a target in origin, absolute or asterisk form without spaces or control
+ * bytes, one space, "HTTP/" digit "." digit, CRLF.
+ */
+static bool
+request_line_rest_is_valid(const char *t, const char *eol)
+{
+	const char *v = eol - 9; /* "HTTP/d.d\r" */
+
+	if (eol - t < 11 || v[-1] != ' ' || memcmp(v, "HTTP/", 5) != 0 ||
+	    !(v[5] >= '0' && v[5] <= '9') || v[6] != '.' || !(v[7] >= '0' && v[7] <= '9') ||
+	    v[8] != '\r')
+		return false;
+	if (*t != '/' && *t != '*' && !ascii_has_prefix_case(t, (size_t)(v - 1 - t), "http://") &&
+	    !ascii_has_prefix_case(t, (size_t)(v - 1 - t), "https://"))
+		return false;
+	for (const char *p = t; p < v - 1; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * A method llhttp does not know: 501 once its request line is complete and
+ * well formed otherwise (the method could be carried by HTTP/1 but portico's
+ * parser cannot), 400 when it is not a token or the line is not a request
+ * line (a PROXY protocol header sent to a listener without proxy_protocol);
+ * HEAD_MORE while the line may still go on.
  */
 static enum head_result
 unknown_method(struct head *h)
 {
-	const char *p = h->bytes.data, *end = p + h->bytes.len;
+	const char *p = h->bytes.data, *end = p + h->bytes.len, *eol;
 
 	while (p < end && http_tchar[(unsigned char)*p])
 		p++;
 	if (p == end)
 		return HEAD_MORE;
-	if (*p == ' ' && p > h->bytes.data)
-		return head_fail(h, 501, "method not implemented"), HEAD_ERROR;
-	return head_fail(h, 400, "HPE_INVALID_METHOD"), HEAD_ERROR;
+	if (*p != ' ' || p == h->bytes.data)
+		return head_fail(h, 400, "HPE_INVALID_METHOD"), HEAD_ERROR;
+	if ((eol = memchr(p + 1, '\n', (size_t)(end - p - 1))) == NULL)
+		return HEAD_MORE;
+	if (!request_line_rest_is_valid(p + 1, eol))
+		return head_fail(h, 400, "invalid request line"), HEAD_ERROR;
+	return head_fail(h, 501, "method not implemented"), HEAD_ERROR;
 }
 
 /* Another major version: 505 when the line ends after it, else 400. */

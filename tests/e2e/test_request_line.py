@@ -136,6 +136,21 @@ def test_method_portico_cannot_parse_is_501(px, upstream, method):
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"FOO /internal/x y HTTP/1.1",
+        b"FOO internal HTTP/1.1",
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 1234 80",
+        b"FOO /internal/x HTTP/1.1 ",
+    ],
+)
+def test_unknown_method_on_an_invalid_request_line_is_400(px, upstream, line):
+    r, _ = answer(px, line + b"\r\n" + HOST + b"\r\n")
+    assert r.status == 400, (line, r.status)
+    assert upstream.requests == []
+
+
 def test_method_that_is_not_a_token_is_400(px, upstream):
     r, _ = answer(px, b"G(T /internal/x HTTP/1.1\r\n" + HOST + b"\r\n")
     assert r.status == 400
