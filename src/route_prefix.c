@@ -57,9 +57,35 @@ is_ascii_punct(unsigned char c)
 }
 
 /*
+ * The index past the items at p[i] that match nothing and leave a following
+ * quantifier to the character before them: "(?#...)" comments, an empty
+ * "\Q\E" and a lone "\E".  "a(?#x)?" is "a?".
+ */
+static size_t
+skip_invisible(const char *p, size_t i)
+{
+	for (;;) {
+		if (p[i] == '(' && p[i + 1] == '?' && p[i + 2] == '#') {
+			const char *e = strchr(p + i, ')');
+
+			if (e == NULL)
+				return i;
+			i = (size_t)(e - p) + 1;
+		} else if (p[i] == '\\' && p[i + 1] == 'E') {
+			i += 2;
+		} else if (p[i] == '\\' && p[i + 1] == 'Q' && p[i + 2] == '\\' && p[i + 3] == 'E') {
+			i += 4;
+		} else {
+			return i;
+		}
+	}
+}
+
+/*
  * Appends the literal characters that start at p[i] to `out`: printable
  * ASCII other than metacharacters, and "\" before punctuation.  A character
- * followed by a quantifier is optional or repeated, so it ends the prefix.
+ * followed by a quantifier, even across a comment, is optional or repeated,
+ * so it ends the prefix.
  */
 static void
 scan_literals(const char *p, size_t i, struct buf *out)
@@ -77,7 +103,7 @@ scan_literals(const char *p, size_t i, struct buf *out)
 		} else {
 			return;
 		}
-		if (is_quantifier((unsigned char)p[next]))
+		if (is_quantifier((unsigned char)p[skip_invisible(p, next)]))
 			return;
 		buf_addc(out, (char)lit);
 		i = next;

@@ -800,6 +800,12 @@ test_regex_literal_prefix(void **state)
 	check_prefix("(*UTF)^/a", NULL);
 	check_prefix("^/caf\xc3\xa9", "/caf"); /* bytes past ASCII end the prefix */
 	check_prefix("^/a\\Q|\\E", "/a");
+	/* A quantifier after a comment or an empty quote applies to the character before. */
+	check_prefix("^/_(?#|x)?y", "/");
+	check_prefix("^/a(?#x)(?#y)*b", "/");
+	check_prefix("^/a\\Q\\E?b", "/");
+	check_prefix("^/a\\E+b", "/");
+	check_prefix("^/a\\Q\\E(?#x)\\E{2}b", "/");
 }
 
 /* Options given to pcre2_compile() that change what a literal matches: no prefix. */
