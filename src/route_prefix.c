@@ -110,6 +110,38 @@ scan_literals(const char *p, size_t i, struct buf *out)
 	}
 }
 
+/*
+ * At p[j] = "[" followed by ":", "." or "=" inside a class: the index of the
+ * "]" that closes a POSIX class there ("[:alpha:]"), or j when it is not one
+ * and the "[" is an ordinary member.  PCRE2's own rule: the terminator
+ * followed by "]" closes it; a "]", or a "[" with the same terminator,
+ * before that means there is none ("[[:]:]" is the class "[:" then ":]").
+ */
+static size_t
+posix_class_end(const char *p, size_t j)
+{
+	char term = p[j + 1];
+
+	for (size_t k = j + 2; p[k] != '\0' && p[k + 1] != '\0'; k++) {
+		if (p[k] == '\\' && (p[k + 1] == ']' || p[k + 1] == '\\'))
+			k++;
+		else if ((p[k] == '[' && p[k + 1] == term) || p[k] == ']')
+			return j;
+		else if (p[k] == term && p[k + 1] == ']')
+			return k + 1;
+	}
+	return j;
+}
+
+/* The length of the escape at p[i] = "\\": "\\cX" (a control character) is three bytes. */
+static size_t
+escape_len(const char *p, size_t i)
+{
+	if (p[i + 1] == '\0')
+		return 1;
+	return p[i + 1] == 'c' && p[i + 2] != '\0' ? 3 : 2;
+}
+
 /* The index of the "]" that closes the class opened at p[i], or 0 when unsure. */
 static size_t
 class_end(const char *p, size_t i)
@@ -123,15 +155,10 @@ class_end(const char *p, size_t i)
 	for (; p[j] != ']'; j++) {
 		if (p[j] == '\0' || (p[j] == '\\' && (p[j + 1] == '\0' || p[j + 1] == 'Q')))
 			return 0;
-		if (p[j] == '\\') {
-			j++;
-		} else if (p[j] == '[' && p[j + 1] == ':') {
-			const char *e = strstr(p + j + 2, ":]");
-
-			if (e == NULL)
-				return 0;
-			j = (size_t)(e - p) + 1;
-		}
+		if (p[j] == '\\')
+			j += escape_len(p, j) - 1;
+		else if (p[j] == '[' && (p[j + 1] == ':' || p[j + 1] == '.' || p[j + 1] == '='))
+			j = posix_class_end(p, j);
 	}
 	return j;
 }
@@ -153,10 +180,33 @@ group_sets_extended(const char *p, size_t i)
 }
 
 /*
+ * At "(?C": the index of the last byte of the callout's string argument
+ * ("(?C\"a|b\")", a doubled delimiter stands for itself), i + 2 when it
+ * has a number instead, or 0 when the string does not end.
+ */
+static size_t
+callout_end(const char *p, size_t i)
+{
+	static const char open[] = "`'\"^%#${", close[] = "`'\"^%#$}";
+	const char *d = p[i + 3] != '\0' ? strchr(open, p[i + 3]) : NULL;
+
+	if (d == NULL)
+		return i + 2;
+	for (size_t k = i + 4; p[k] != '\0'; k++) {
+		if (p[k] != close[d - open])
+			continue;
+		if (p[k + 1] != close[d - open])
+			return k;
+		k++;
+	}
+	return 0;
+}
+
+/*
  * True when the pattern has a "|" outside every group, or when the scan
  * cannot tell (extended syntax, where "#" starts a comment; an unclosed
- * class or quote).  Escapes, \Q...\E, classes and (?#...) comments are
- * skipped.
+ * class or quote).  Escapes, \Q...\E, classes, (?#...) comments, the
+ * names of (*VERB:NAME) and the strings of (?C"...") callouts are skipped.
  */
 static bool
 may_alternate_at_top(const char *p)
@@ -172,8 +222,8 @@ may_alternate_at_top(const char *p)
 				if (e == NULL)
 					return false; /* quoted to the end: no "|" follows */
 				i = (size_t)(e - p) + 1;
-			} else if (p[i + 1] != '\0') {
-				i++;
+			} else {
+				i += escape_len(p, i) - 1;
 			}
 			break;
 		case '[':
@@ -183,14 +233,16 @@ may_alternate_at_top(const char *p)
 		case '(':
 			if (group_sets_extended(p, i))
 				return true;
-			if (p[i + 1] == '?' && p[i + 2] == '#') {
-				const char *e = strchr(p + i, ')');
+			if ((p[i + 1] == '?' && p[i + 2] == '#') || p[i + 1] == '*') {
+				const char *e = strchr(p + i, ')'); /* a comment or a verb's name */
 
 				if (e == NULL)
 					return true;
 				i = (size_t)(e - p);
 				break;
 			}
+			if (p[i + 1] == '?' && p[i + 2] == 'C' && (i = callout_end(p, i)) == 0)
+				return true;
 			depth++;
 			break;
 		case ')':

@@ -771,13 +771,23 @@ test_regex_literal_prefix(void **state)
 	check_prefix("^/a\\x41", "/a");
 	check_prefix("^/a\\Qb.c\\E", "/a");
 	check_prefix("^/a[.]png", "/a");
-	check_prefix("^/a(b|c)", "/a");		/* the alternation is inside a group */
-	check_prefix("^/a[|]b|", NULL);		/* a top-level "|" (an empty alternative) */
-	check_prefix("^/a[|]", "/a");		/* "|" in a class is literal */
-	check_prefix("^/a\\|b", "/a|b");	/* so is an escaped one */
-	check_prefix("^/a(?#|)x", "/a");	/* and one in a comment */
-	check_prefix("^/a[]|]x", "/a");		/* "]" first in a class is literal */
-	check_prefix("^/a[[:alpha:]|]x", "/a"); /* a POSIX class inside a class */
+	check_prefix("^/a(b|c)", "/a");		    /* the alternation is inside a group */
+	check_prefix("^/a[|]b|", NULL);		    /* a top-level "|" (an empty alternative) */
+	check_prefix("^/a[|]", "/a");		    /* "|" in a class is literal */
+	check_prefix("^/a\\|b", "/a|b");	    /* so is an escaped one */
+	check_prefix("^/a(?#|)x", "/a");	    /* and one in a comment */
+	check_prefix("^/a[]|]x", "/a");		    /* "]" first in a class is literal */
+	check_prefix("^/a[[:alpha:]|]x", "/a");	    /* a POSIX class inside a class */
+	check_prefix("^/a[[:]:]c[](d]|^/b", NULL);  /* "[[:]" is no POSIX class: "|" is outside */
+	check_prefix("^/a[[:a[:alpha:]]|]x", NULL); /* the inner "[:" starts the POSIX class */
+	check_prefix("^/a\\c[|^/b]", NULL);	    /* "\\c[" is a control character, no class */
+	check_prefix("^/a[\\c]]x[|^/b]", "/a");
+	check_prefix("^/a(*MARK:()|^/b", NULL); /* a verb's name is not a group */
+	check_prefix("^/a(?C\"(\")|^/b", NULL); /* nor a callout's string */
+	check_prefix("^/a(?C{(})|^/b", NULL);
+	check_prefix("^/a(?C'x''(')x|y", NULL);
+	check_prefix("^/a(?C1)x|y", NULL);
+	check_prefix("^/a(?C\"|\")x", "/a");
 	check_prefix("^/a$", "/a");
 	check_prefix("^/a(?=/)", "/a");
 	check_prefix("^/a(?i)b", "/a");	      /* caseless only after the prefix */
