@@ -147,11 +147,24 @@ static size_t
 class_end(const char *p, size_t i)
 {
 	size_t j = i + 1;
+	bool negated = false;
 
-	if (p[j] == '^')
-		j++;
+	/* As PCRE2 reads the start: "^" once, and "\E" or "\Q\E" anywhere, before a
+	   "]" that is still the first member and so literal ("[\E]]" holds "]"). */
+	for (;;) {
+		if (p[j] == '\\' && p[j + 1] == 'E') {
+			j += 2;
+		} else if (p[j] == '\\' && p[j + 1] == 'Q' && p[j + 2] == '\\' && p[j + 3] == 'E') {
+			j += 4;
+		} else if (p[j] == '^' && !negated) {
+			negated = true;
+			j++;
+		} else {
+			break;
+		}
+	}
 	if (p[j] == ']')
-		j++; /* a "]" first in the class is literal */
+		j++;
 	for (; p[j] != ']'; j++) {
 		if (p[j] == '\0' || (p[j] == '\\' && (p[j + 1] == '\0' || p[j + 1] == 'Q')))
 			return 0;

@@ -780,7 +780,9 @@ test_regex_literal_prefix(void **state)
 	check_prefix("^/a[[:alpha:]|]x", "/a");	    /* a POSIX class inside a class */
 	check_prefix("^/a[[:]:]c[](d]|^/b", NULL);  /* "[[:]" is no POSIX class: "|" is outside */
 	check_prefix("^/a[[:a[:alpha:]]|]x", NULL); /* the inner "[:" starts the POSIX class */
-	check_prefix("^/a\\c[|^/b]", NULL);	    /* "\\c[" is a control character, no class */
+	check_prefix("^/a[\\E](d]|^/b", NULL);	    /* "]" after an ignored "\\E" is still first */
+	check_prefix("^/a[\\Q\\E^\\E](d]|^/b", NULL);
+	check_prefix("^/a\\c[|^/b]", NULL); /* "\\c[" is a control character, no class */
 	check_prefix("^/a[\\c]]x[|^/b]", "/a");
 	check_prefix("^/a(*MARK:()|^/b", NULL); /* a verb's name is not a group */
 	check_prefix("^/a(?C\"(\")|^/b", NULL); /* nor a callout's string */
