@@ -108,6 +108,14 @@ def served(px, source):
     return len(re.findall(r"^%s .*\"GET /internal/" % re.escape(source), px.stdout, re.M))
 
 
+def wait_served(instances, source, total, timeout=10.0):
+    """Waits until ``instances`` logged ``total`` requests from ``source``
+    between them: a log line is written after its response is sent."""
+    deadline = time.monotonic() + timeout
+    while sum(served(px, source) for px in instances) < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def farm(portico, upstream, tmp_path):
     pa = portico(PORTICO, up=upstream, admin=free_port())
@@ -147,6 +155,7 @@ def test_client_address_reaches_upstream_through_haproxy(farm, upstream):
         assert req.header("X-Forwarded-For") == "127.0.0.2"
         assert req.target == "/public/x%d" % i
     # Round robin: both instances served, and both logged the client's address.
+    wait_served((pa, pb), "127.0.0.2", 6)
     assert served(pa, "127.0.0.2") == 3 and served(pb, "127.0.0.2") == 3, (pa.stdout, pb.stdout)
     assert served(pa, "127.0.0.1") == 0 and served(pb, "127.0.0.1") == 0
 
@@ -156,6 +165,7 @@ def test_access_rules_apply_to_the_carried_address(farm, upstream):
     assert get(front, "/internal/x", "127.0.0.3") == 403
     assert get(front, "/internal/x", "127.0.0.3") == 403
     assert upstream.connections_accepted == 0
+    wait_served((pa, pb), "127.0.0.3", 2)
     assert served(pa, "127.0.0.3") == 1 and served(pb, "127.0.0.3") == 1
 
 
@@ -196,5 +206,6 @@ def test_stopping_one_instance_fails_no_request(farm, upstream):
             t.join(30)
     assert before > 5 and len(results) > after_stop, (before, after_stop, len(results))
     assert set(results) == {200}, [r for r in results if r != 200]
+    wait_served((pa, pb), "127.0.0.2", len(results))
     assert served(pa, "127.0.0.2") > 0 and served(pb, "127.0.0.2") > 0
     assert served(pa, "127.0.0.2") + served(pb, "127.0.0.2") == len(results)

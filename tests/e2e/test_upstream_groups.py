@@ -441,7 +441,7 @@ routes:
         assert (r.status, r.text) == (200, "unix /app/x?q=1 localhost")
         got = sorted(px.get("/group/y").text for _ in range(4))
         assert got == ["tcp", "tcp", "unix /public/y localhost", "unix /public/y localhost"]
-        assert "unix:%s" % sock in px.stdout  # the access log names the socket
+        px.wait_log(re.escape("unix:%s" % sock), stream="stdout")  # the access log names the socket
     finally:
         srv.shutdown()
         srv.server_close()
