@@ -8,6 +8,7 @@ Active health checks are in test_upstream_health.py."""
 
 import json
 import os
+import re
 import socket
 import socketserver
 import threading
