@@ -16,10 +16,16 @@
  * skips empty lines before a start line) a whole valid head.  Bytes already
  * refused cannot be made valid by what follows, so both sides must then
  * agree; the scanner may only refuse earlier, never differently.
+ *
+ * One difference is meant: in a response's Content-Length, llhttp takes
+ * spaces around the digits but refuses tabs, which RFC 9110 allows as the
+ * same optional whitespace; the scanner takes both.  The reference sees
+ * such tabs as spaces.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <llhttp.h>
@@ -199,6 +205,28 @@ ref_request_line_ok(struct ref *r, size_t head_len)
 	return http_target_split(d + r->target, r->target_len, &auth, &alen, &rest, &rlen) != -1;
 }
 
+/* Tabs after the colon of a Content-Length line become spaces (see above). */
+static void
+ref_length_tabs_as_spaces(char *p, size_t len)
+{
+	static const char name[] = "content-length:";
+	char *end = p + len;
+
+	for (char *line = p; line < end;) {
+		char *eol = memchr(line, '\n', (size_t)(end - line));
+
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - line) >= sizeof(name) - 1 &&
+		    strncasecmp(line, name, sizeof(name) - 1) == 0) {
+			for (char *c = line + sizeof(name) - 1; c < eol; c++)
+				if (*c == '\t')
+					*c = ' ';
+		}
+		line = eol + 1;
+	}
+}
+
 /*
  * The reference on `len` bytes (at most limit + 4 are looked at, as before),
  * parsed from a copy: a request's "HTTP/1.x" with x above 1 is read as
@@ -214,6 +242,8 @@ ref_parse(struct ref *r, const char *data, size_t len, size_t limit, size_t *hea
 	int status;
 
 	memcpy(copy, data, want);
+	if (r->response)
+		ref_length_tabs_as_spaces(copy, want);
 	data = copy;
 	llhttp_init(&r->p, r->response ? HTTP_RESPONSE : HTTP_REQUEST, &ref_settings);
 	r->p.data = r;
