@@ -305,6 +305,8 @@ bool imp_parse_seconds(const char *s, uint64_t *ms); /* "30", "500ms", "2mi", "1
 char *imp_duration(uint64_t ms);		     /* "30s", "500ms" */
 /* "http://host[:port]/path": the scheme and the rest; false for other schemes. */
 bool imp_url_scheme(const char *url, const char **rest, bool *tls);
+/* "unix:/path|http://host/p" -> "http://host/p" (httpd's ap_proxy_de_socketfy); else `url`. */
+const char *imp_url_desocket(const char *url);
 struct imp_balancer *imp_balancer_find(struct imp *im, struct imp_server *s, const char *name);
 /* The balancer named by "balancer://name[/...]" in `s`, created when new. */
 struct imp_balancer *imp_balancer_get(struct imp_server *s, const char *url, adir *d);

@@ -94,6 +94,16 @@ imp_url_scheme(const char *url, const char **rest, bool *tls)
 	return false;
 }
 
+const char *
+imp_url_desocket(const char *url)
+{
+	const char *bar;
+
+	if (url == NULL || strncasecmp(url, "unix:", 5) != 0 || (bar = strchr(url, '|')) == NULL)
+		return url;
+	return bar + 1;
+}
+
 bool
 imp_parse_long(const char *s, long min, long max, long *out)
 {
@@ -359,12 +369,23 @@ static bool
 check_pass_url(struct imp *im, adir *d, struct imp_pass *p)
 {
 	const char *rest;
+	const char *url = imp_url_desocket(p->url); /* past "unix:/path|" */
 	bool tls;
 	size_t n = strlen(p->url);
 
 	if (imp_is_balancer_url(p->url))
 		return true;
-	if (imp_url_scheme(p->url, &rest, &tls)) {
+	if (url != p->url) { /* unix:/path|http://host/path, as portico takes it too */
+		if (p->url[5] != '/' || url - 1 - (p->url + 5) > 107 ||
+		    !imp_url_scheme(url, &rest, &tls)) {
+			imp_report(im, d,
+				   "%s: portico takes unix:/absolute/path|http://host/path, the "
+				   "socket path at most 107 bytes",
+				   p->url);
+			return false;
+		}
+		p->pass = xstrdup(p->url);
+	} else if (imp_url_scheme(p->url, &rest, &tls)) {
 		p->pass = xstrdup(p->url);
 	} else if (ascii_has_prefix_case(p->url, n, "ws://") ||
 		   ascii_has_prefix_case(p->url, n, "wss://")) {
@@ -372,7 +393,9 @@ check_pass_url(struct imp *im, adir *d, struct imp_pass *p)
 		p->pass = xasprintf("%s://%s", tls ? "https" : "http", p->url + (tls ? 6 : 5));
 		p->ws = true;
 	} else {
-		imp_report(im, d, "%s: portico proxies to http:// and https:// upstreams only",
+		imp_report(im, d,
+			   "%s: portico proxies to http://, https:// and unix:/path|http:// "
+			   "upstreams only",
 			   p->url);
 		return false;
 	}

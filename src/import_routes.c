@@ -360,7 +360,8 @@ route_reverse(const struct view *v, const struct rspec *r, struct ynode *m)
 	for (size_t i = 0; i < v->nrevs; i++) {
 		struct imp_rev *rev = v->revs[i];
 
-		if (strcmp(rev->path, r->p->path) == 0 && strcmp(rev->url, r->p->url) == 0) {
+		if (strcmp(rev->path, r->p->path) == 0 &&
+		    strcmp(imp_url_desocket(rev->url), imp_url_desocket(r->p->url)) == 0) {
 			rev->used = true;
 			imp_imported(v->im, rev->d);
 			put(m, "reverse", ynode_raw("true"), rev->d);
@@ -511,7 +512,7 @@ route_tls(const struct view *v, const struct rspec *r, struct ynode *m)
 	bool verify = vs->proxy_verify.v != TRI_OFF;
 	struct ynode *t;
 
-	if (strncasecmp(r->pass, "https://", 8) != 0)
+	if (strncasecmp(imp_url_desocket(r->pass), "https://", 8) != 0)
 		return;
 	t = ynode_map();
 	if (!verify)
