@@ -17,6 +17,7 @@ top=$(cd "$here/../.." && pwd)
 bin=${1:-$top/build-rel/portico}
 n=${N:-2001}
 "$top/scripts/deps.sh" "$top/bench/instructions/packages.txt"
+. "$here/../common.sh" # bench_wait_tcp, bench_wait_closed, callgrind_ir
 
 work=$(mktemp -d /tmp/portico-groups.XXXXXX)
 upstream_pid=""
@@ -51,15 +52,7 @@ CONF
 nginx -p "$work/up" -c "$work/up.conf" -e "$work/up/error.log" &
 upstream_pid=$!
 
-wait_port() {
-	for _ in $(seq 600); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "port $1 does not answer" >&2
-	exit 1
-}
-wait_port "$up1"
+bench_wait_tcp "$up1"
 
 config() { # name -> the portico.yaml of that variant
 	printf 'listen: ["127.0.0.1:%s"]\nworkers: 1\nlog: {access: off, level: warn}\n' "$px"
@@ -82,17 +75,12 @@ one_run() { # variant count
 	valgrind -q --tool=callgrind --callgrind-out-file="$work/cg.$2" \
 		"$bin" -c "$work/portico.yaml" 2>>"$work/proxy.err" &
 	local pid=$!
-	wait_port "$px"
+	bench_wait_tcp "$px"
 	curl -sSf -H 'X-User: user-42' "http://127.0.0.1:$px/small.txt?[1-$2]" >/dev/null ||
 		{ echo "curl through $1 failed" >&2; exit 1; }
 	kill -TERM "$pid"
 	wait "$pid" || true
-	while (exec 3<>"/dev/tcp/127.0.0.1/$px") 2>/dev/null; do sleep 0.1; done
-}
-
-ir_of() {
-	awk '/^summary:/ {print $2; found = 1; exit} /^totals:/ {t = $2}
-	     END {if (!found) print t}' "$1"
+	bench_wait_closed "$px"
 }
 
 printf '%-14s %11s %9s\n' upstream "Ir/request" "vs single"
@@ -100,7 +88,7 @@ single=""
 for v in single round_robin least_conn hash; do
 	one_run "$v" 1
 	one_run "$v" "$n"
-	ir=$(( ($(ir_of "$work/cg.$n") - $(ir_of "$work/cg.1")) / (n - 1) ))
+	ir=$(( ($(callgrind_ir "$work/cg.$n") - $(callgrind_ir "$work/cg.1")) / (n - 1) ))
 	[ -n "$single" ] || single=$ir
 	printf '%-14s %11s %+9d\n' "$v" "$ir" $((ir - single))
 done

@@ -26,14 +26,8 @@ apache=${RUN_APACHE:-1}
 nginx=${RUN_NGINX:-1}
 "$top/scripts/deps.sh" "$here/packages.txt"
 
-work=$(mktemp -d /tmp/portico-html-bench.XXXXXX)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	for p in $pids; do wait "$p" 2>/dev/null || true; done
-	if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT INT TERM
+. "$here/../common.sh"
+bench_work html-bench
 
 up=28390 p_portico=28391 p_nginx=28392 p_apache=28393 p_stall=28394 p_mem=28395
 mkdir -p "$work/www/public" "$work/up" "$work/ng" "$work/ap"

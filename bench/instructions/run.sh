@@ -24,6 +24,7 @@ top=$(cd "$here/../.." && pwd)
 n_small=${N:-2001}
 n_big=${N_BIG:-501}
 "$top/scripts/deps.sh" "$here/packages.txt"
+. "$here/../common.sh" # bench_wait_tcp, bench_wait_closed, callgrind_ir
 
 work=$(mktemp -d /tmp/portico-instr.XXXXXX)
 upstream_pid=""
@@ -49,15 +50,7 @@ sed -e "s|@UP@|$up|g" -e "s|@PORT@|$px|g" "$here/../proxy/portico.yaml" >"$work/
 nginx -p "$work/up" -c "$work/up.conf" -e "$work/up/error.log" &
 upstream_pid=$!
 
-wait_port() { # until the port accepts a TCP connection (no request is sent)
-	for _ in $(seq 600); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "port $1 does not answer" >&2
-	exit 1
-}
-wait_port "$up"
+bench_wait_tcp "$up"
 
 proxy_cmd() { # name binary
 	case $1 in
@@ -76,7 +69,7 @@ one_run() { # wrapper... -- name binary file count
 	# shellcheck disable=SC2046
 	"${wrap[@]}" $(proxy_cmd "$name" "$bin") 2>>"$work/proxy.err" &
 	pid=$!
-	wait_port "$px"
+	bench_wait_tcp "$px"
 	curl -sSf "http://127.0.0.1:$px/$file?[1-$count]" >/dev/null ||
 		{ echo "curl through $name failed" >&2; exit 1; }
 	[ "$name" = nginx ] && sig=QUIT
@@ -86,12 +79,7 @@ one_run() { # wrapper... -- name binary file count
 	kill -s "$sig" "$target"
 	wait "$pid" || true
 	# The port must be free before the next run binds it.
-	while (exec 3<>"/dev/tcp/127.0.0.1/$px") 2>/dev/null; do sleep 0.1; done
-}
-
-ir_of() { # callgrind output file: the total of every thread
-	awk '/^summary:/ {print $2; found = 1; exit} /^totals:/ {t = $2}
-	     END {if (!found) print t}' "$1"
+	bench_wait_closed "$px"
 }
 
 measure_ir() { # name binary file n -> instructions per extra request
@@ -99,8 +87,8 @@ measure_ir() { # name binary file n -> instructions per extra request
 	rm -f "$work"/cg.*
 	one_run valgrind -q --tool=callgrind --callgrind-out-file="$work/cg.1" -- "$1" "$2" "$3" 1
 	one_run valgrind -q --tool=callgrind --callgrind-out-file="$work/cg.n" -- "$@"
-	a=$(ir_of "$work/cg.1")
-	b=$(ir_of "$work/cg.n")
+	a=$(callgrind_ir "$work/cg.1")
+	b=$(callgrind_ir "$work/cg.n")
 	echo $(((b - a) / ($4 - 1)))
 }
 

@@ -18,20 +18,8 @@ conns=${CONNS:-50}
 body_size=${BODY_SIZE:-1024}
 "$top/scripts/deps.sh" "$here/packages.txt"
 
-work=$(mktemp -d /tmp/portico-bench.XXXXXX)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-pin_proxy="" pin_load=""
-if [ "$(nproc)" -ge 2 ]; then
-	pin_proxy="taskset -c 1"
-	pin_load="taskset -c 0"
-fi
+. "$here/../common.sh"
+bench_work bench
 
 up=18090 p_portico=18091 p_nginx=18092 p_haproxy=18093
 mkdir -p "$work/www" "$work/up" "$work/ng"

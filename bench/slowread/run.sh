@@ -25,20 +25,8 @@ attack=${ATTACK:-40}
 rounds=${ROUNDS:-5}
 "$top/scripts/deps.sh" "$here/packages.txt"
 
-work=$(mktemp -d /tmp/portico-slowread.XXXXXX)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-pin_proxy="" pin_load=""
-if [ "$(nproc)" -ge 2 ]; then
-	pin_proxy="taskset -c 1"
-	pin_load="taskset -c 0"
-fi
+. "$here/../common.sh"
+bench_work slowread
 
 up=18621 port=18622 admin=18623 port_before=18624 admin_before=18625
 mkdir -p "$work/www" "$work/up"
