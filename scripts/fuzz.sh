@@ -9,10 +9,11 @@
 # Each target starts from a copy of its seed corpus (tests/fuzz/corpus/NAME,
 # for fuzz_NAME.c) in a temporary directory, so the committed corpus is never
 # modified, and uses tests/fuzz/fuzz_NAME.dict (or NAME.dict) when there is
-# one.  One line per target gives the executions; a crash, a sanitizer
-# report, a leak or a timeout fails the script, and the input that caused it
-# is kept in build-fuzz/crashes/fuzz_NAME/ (replay it with
-# build-fuzz/fuzz_NAME FILE; add it to the corpus as a regression test).
+# one; the HTTP head and chunked targets use tests/fuzz/http.dict.  One
+# line per target gives the executions; a crash, a sanitizer report, a leak
+# or a timeout fails the script, and the input that caused it is kept in
+# build-fuzz/crashes/fuzz_NAME/ (replay it with build-fuzz/fuzz_NAME FILE;
+# add it to the corpus as a regression test).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/build-fuzz
@@ -65,7 +66,11 @@ for name in $targets; do
 	fi
 	set -- -max_total_time="$seconds" -timeout=25 -print_final_stats=1 \
 		-artifact_prefix="$crashes/"
-	for dict in "$top/tests/fuzz/$name.dict" "$top/tests/fuzz/$short.dict"; do
+	http_dict=
+	case $short in # the targets that read HTTP heads and bodies share one
+	request_head | response_head | head_scan | chunked) http_dict=$top/tests/fuzz/http.dict ;;
+	esac
+	for dict in "$top/tests/fuzz/$name.dict" "$top/tests/fuzz/$short.dict" $http_dict; do
 		if [ -f "$dict" ]; then
 			set -- "$@" -dict="$dict"
 			break
