@@ -241,11 +241,12 @@ add_iso_time(struct buf *b, const struct tm *tm)
 	buf_addc(b, 'Z');
 }
 
-/* "HTTP/1.1"; returns its length. */
+/* "HTTP/1.1" or "HTTP/2.0"; returns its length. */
 static size_t
-protocol_text(char *out, size_t cap, int http_minor)
+protocol_text(char *out, size_t cap, int http_major, int http_minor)
 {
-	int n = snprintf(out, cap, "HTTP/1.%d", http_minor < 0 ? 0 : http_minor);
+	int n = http_major == 2 ? snprintf(out, cap, "HTTP/2.0")
+				: snprintf(out, cap, "HTTP/1.%d", http_minor < 0 ? 0 : http_minor);
 
 	return n < 0 ? 0 : (size_t)n;
 }
@@ -255,7 +256,7 @@ static void
 add_request_line(struct buf *b, const struct accesslog_entry *e)
 {
 	char proto[32];
-	size_t plen = protocol_text(proto, sizeof(proto), e->http_minor);
+	size_t plen = protocol_text(proto, sizeof(proto), e->http_major, e->http_minor);
 
 	if (!has_request_line(e)) {
 		buf_addc(b, '-');
@@ -296,7 +297,7 @@ format_json(struct buf *b, const struct accesslog_entry *e, const struct tm *tm)
 {
 	bool req = has_request_line(e);
 	char proto[32];
-	size_t plen = protocol_text(proto, sizeof(proto), e->http_minor);
+	size_t plen = protocol_text(proto, sizeof(proto), e->http_major, e->http_minor);
 
 	buf_adds(b, "{\"time\":\"");
 	add_iso_time(b, tm);
@@ -535,6 +536,12 @@ fail:
 	al.path = NULL;
 	errno = err;
 	return -1;
+}
+
+bool
+accesslog_is_active(void)
+{
+	return atomic_load_explicit(&al.active, memory_order_acquire);
 }
 
 void

@@ -3,11 +3,24 @@
  * each connection reads one request head (head.h: llhttp, strict), answers it with
  * Connection: close and is freed once the answer is written, or
  * ADMIN_TIMEOUT_S seconds after the accept, whichever comes first.
+ *
+ * /healthz and /metrics must answer when the process has run out of file
+ * descriptors, which is when an operator needs them: the admin keeps
+ * ADMIN_SPARE_FDS descriptors open on /dev/null, and when accept(2) fails
+ * for want of one it closes a spare and accepts into its slot.  Spares are
+ * taken again as admin connections close (each socket is closed here, not
+ * by libevent's deferred finalizer, so its slot is free at once), or when
+ * accepting resumes.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -21,6 +34,7 @@
 #include "portico/util.h"
 
 #define ADMIN_CONN_MAGIC 0x41444d43u
+#define ADMIN_SPARE_FDS	 2
 
 struct admin_conn {
 	unsigned magic;
@@ -42,13 +56,29 @@ struct admin {
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	struct admin_conn *conns;
+	int spare[ADMIN_SPARE_FDS]; /* on /dev/null; -1: given to a connection */
 };
+
+/* Takes back the spare descriptors given away, as far as the limit allows. */
+static void
+admin_spares_refill(struct admin *a)
+{
+	for (int i = 0; i < ADMIN_SPARE_FDS; i++) {
+		if (a->spare[i] >= 0)
+			continue;
+		a->spare[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (a->spare[i] < 0)
+			return;
+	}
+}
 
 /* --- connections ----------------------------------------------------------- */
 
 static void
 admin_conn_free(struct admin_conn *c)
 {
+	evutil_socket_t fd;
+
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -56,7 +86,16 @@ admin_conn_free(struct admin_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	event_free(c->deadline);
+	/*
+	 * bufferevent_free removes the events at once but would close the socket
+	 * only from its deferred finalizer; closed here, its slot is free for a
+	 * spare now, before a worker's accept can take it.
+	 */
+	fd = bufferevent_getfd(c->bev);
 	bufferevent_free(c->bev);
+	if (fd >= 0)
+		close(fd);
+	admin_spares_refill(c->a);
 	head_free(&c->head);
 	c->magic = 0;
 	free(c);
@@ -220,7 +259,7 @@ admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 	c = xcalloc(1, sizeof(*c));
 	c->magic = ADMIN_CONN_MAGIC;
 	c->a = a;
-	c->bev = bufferevent_socket_new(a->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_socket_new(a->base, fd, 0); /* closed by admin_conn_free */
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
 		free(c);
@@ -240,13 +279,49 @@ admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 
 /* --- the listener ---------------------------------------------------------- */
 
+/*
+ * Out of descriptors.  True when the connection waiting got a spare's
+ * slot, or when none is waiting (libevent's listener calls accept(2) until
+ * it fails, and Linux takes a descriptor before it looks at the queue);
+ * false when accepting must pause.
+ */
+static bool
+admin_accept_spare(struct admin *a, struct evconnlistener *lev)
+{
+	struct pollfd waiting = {.fd = evconnlistener_get_fd(lev), .events = POLLIN};
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd, err;
+
+	if (poll(&waiting, 1, 0) != 1)
+		return true;
+	for (int i = 0; i < ADMIN_SPARE_FDS; i++) {
+		if (a->spare[i] < 0)
+			continue;
+		close(a->spare[i]);
+		a->spare[i] = -1;
+		fd = accept4(waiting.fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) { /* gone, or the slot taken by another thread first */
+			err = errno;
+			admin_spares_refill(a);
+			return err == EAGAIN || err == EWOULDBLOCK;
+		}
+		admin_accept_cb(lev, fd, (struct sockaddr *)&ss, (int)sl, a);
+		return true;
+	}
+	return false;
+}
+
 /* Without it libevent warns and retries at once, spinning while descriptors are short. */
 static void
 admin_accept_error_cb(struct evconnlistener *lev, void *arg)
 {
 	struct admin *a = arg;
+	int err = EVUTIL_SOCKET_ERROR();
 
-	if (accept_guard_failed(a->guard, EVUTIL_SOCKET_ERROR()))
+	if ((err == EMFILE || err == ENFILE) && admin_accept_spare(a, lev))
+		return;
+	if (accept_guard_failed(a->guard, err))
 		evconnlistener_disable(lev);
 }
 
@@ -255,6 +330,7 @@ admin_accept_resume(void *arg)
 {
 	struct admin *a = arg;
 
+	admin_spares_refill(a);
 	if (a->lev != NULL)
 		evconnlistener_enable(a->lev);
 }
@@ -268,6 +344,9 @@ admin_new(struct event_base *base, admin_collect_fn collect, void *arg)
 	a->collect = collect;
 	a->arg = arg;
 	a->guard = accept_guard_new(base, "admin", admin_accept_resume, a);
+	for (int i = 0; i < ADMIN_SPARE_FDS; i++)
+		a->spare[i] = -1;
+	admin_spares_refill(a);
 	return a;
 }
 
@@ -314,5 +393,8 @@ admin_free(struct admin *a)
 	if (a->lev != NULL)
 		evconnlistener_free(a->lev);
 	accept_guard_free(a->guard);
+	for (int i = 0; i < ADMIN_SPARE_FDS; i++)
+		if (a->spare[i] >= 0)
+			close(a->spare[i]);
 	free(a);
 }

@@ -31,7 +31,9 @@
 #include "portico/client.h"
 #include "portico/access.h"
 #include "portico/config.h"
+#include "portico/deadline.h"
 #include "portico/errpage.h"
+#include "portico/h2.h"
 #include "portico/head.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
@@ -60,12 +62,13 @@ struct client {
 	struct bufferevent *bev; /* NULL while idle: parked in the worker's spares */
 	int fd;
 	struct tls_server *tls; /* TLS listener: libevent's OpenSSL read and write paths */
-	struct event timer;	/* client_header deadline and client_idle */
+	struct deadline timer;	/* client_header, client_idle, the close's client_body */
 	struct event rev;	/* reading (plain sockets: see worker_read) */
 	uint64_t read_ms;	/* read timeout of the current state, 0: none */
 	uint64_t bev_write_ms;	/* send timeout set on a plain `bev` */
 	bool reading;		/* rev is armed */
 	bool parse_pending;	/* rev activated to parse bytes already buffered */
+	size_t flat_len;	/* bytes just read into the worker's flat buffer (client_read) */
 
 	/* The request head being read, and the snapshot it started under. */
 	struct head *head;
@@ -88,6 +91,8 @@ struct client {
 	const char *close_reason;
 	bool read_eof;	  /* the client half-closed */
 	bool close_after; /* close once the current response is complete */
+	bool linger;	  /* closing: the client may still be sending (client_close) */
+	bool lingering;	  /* closing, output written: reading what still comes, sending nothing */
 	unsigned nrequests;
 	uint64_t bytes_in, bytes_out;
 	uint64_t start_us;
@@ -102,12 +107,19 @@ struct client {
 	uint8_t *pp_buf; /* PROXYPROTO_MAX_LEN bytes while reading the header */
 	size_t pp_len;
 	struct tls_server *pp_tls; /* a reference */
+
+	int lfd;	       /* the listening socket it came from (kept across reloads) */
+	bool h2_ok;	       /* the listener serves HTTP/2 (listen[].http2) */
+	struct h2_session *h2; /* CLIENT_H2: the session serving the connection */
 };
+
+/* The longest a closing connection reads what its client still sends (client_close_written). */
+#define CLIENT_LINGER_MS 5000
 
 static const char *const state_names[] = {
     [CLIENT_IDLE] = "idle",	  [CLIENT_HEAD] = "head",     [CLIENT_BODY] = "body",
     [CLIENT_WAIT] = "wait",	  [CLIENT_TUNNEL] = "tunnel", [CLIENT_PROXY] = "proxy",
-    [CLIENT_CLOSING] = "closing",
+    [CLIENT_CLOSING] = "closing", [CLIENT_H2] = "h2",
 };
 
 const char *
@@ -137,10 +149,7 @@ tv_from_ms(struct timeval *tv, uint64_t ms)
 static void
 client_arm_timer(struct client *c, uint64_t ms)
 {
-	struct timeval tv;
-
-	tv_from_ms(&tv, ms);
-	evtimer_add(&c->timer, &tv);
+	deadline_set(&c->timer, deadline_now_us(), ms);
 }
 
 static struct evbuffer *
@@ -165,6 +174,8 @@ client_wants_read(const struct client *c)
 
 	if (c->read_eof || c->body_paused)
 		return false;
+	if (c->state == CLIENT_H2)
+		return h2_session_wants_read(c->h2);
 	/* A pipelined request waits unparsed, bounded by the head limit. */
 	if (c->state == CLIENT_WAIT && queued >= c->w->cfg->limits.header_size + 4)
 		return false;
@@ -249,10 +260,11 @@ client_set_state(struct client *c, enum client_state s)
 		client_arm_timer(c, c->w->cfg->timeouts.client_idle);
 		break;
 	case CLIENT_HEAD:
-		client_arm_timer(c, c->cfg->timeouts.client_header);
+		/* From the head's first byte; armed only if the head is not complete at once. */
+		deadline_move(&c->timer, c->head->start_us, c->cfg->timeouts.client_header);
 		break;
 	default:
-		evtimer_del(&c->timer);
+		deadline_clear(&c->timer);
 		break;
 	}
 	if (s != CLIENT_CLOSING)
@@ -292,15 +304,17 @@ client_attach_bev(struct client *c)
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
 }
 
-/* An idle keep-alive connection keeps only its struct and events (SPEC: small idle cost). */
+/*
+ * An idle keep-alive connection keeps only its struct and events (SPEC:
+ * small idle cost): its buffers, known to be empty, are parked unless a
+ * write is still pending.
+ */
 static void
 client_park_bev(struct client *c)
 {
 	struct bufferevent *bev = c->bev;
 
-	if (bev == NULL || c->tls != NULL || evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
-	    (bufferevent_get_enabled(bev) & EV_WRITE))
+	if (bev == NULL || (bufferevent_get_enabled(bev) & EV_WRITE))
 		return;
 	c->bev = NULL;
 	worker_bev_park(c->w, bev, c);
@@ -310,10 +324,7 @@ client_park_bev(struct client *c)
 static bool
 client_flush_out(struct client *c)
 {
-	if (c->bev == NULL)
-		return true;
-	worker_flush(c->bev);
-	return evbuffer_get_length(client_out(c)) < STREAM_LOW_WATER;
+	return worker_flush(c->bev, c->fd) < STREAM_LOW_WATER;
 }
 
 /*
@@ -330,7 +341,8 @@ client_flush(struct client *c)
 /* --- the lifecycle ------------------------------------------------------------------ */
 
 static void client_io_cb(evutil_socket_t fd, short what, void *arg);
-static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void client_close_written(struct client *c);
+static void client_timer_cb(void *arg);
 static void client_tls_read_cb(struct bufferevent *bev, void *arg);
 static void client_reap(struct worker_reap *r);
 static const struct stream_ops client_stream_ops;
@@ -542,10 +554,12 @@ client_accept(struct worker *w, const struct wlistener *l, int fd, const struct 
 				.sa = &c->sa.sa};
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
-	evtimer_assign(&c->timer, w->base, client_timer_cb, c);
+	deadline_init(&c->timer, w->base, client_timer_cb, c);
 	event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, client_io_cb, c);
 	c->start_us = base_now_us(w->base);
 	c->body_ms = w->cfg->timeouts.client_body;
+	c->lfd = l->fd;
+	c->h2_ok = l->index < w->cfg->nlisten && w->cfg->listen[l->index].http2;
 	pp = client_proxy_list(w, l);
 	if (pp == NULL && l->tls != NULL && client_tls_start(c, l->tls) == -1) {
 		close(fd);
@@ -573,6 +587,8 @@ client_detach(struct client *c, const char *reason)
 {
 	void *ex = c->st.ex;
 
+	if (c->h2 != NULL)
+		h2_session_detach(c->h2, reason);
 	if (ex == NULL)
 		return;
 	c->st.ex = NULL;
@@ -598,18 +614,48 @@ client_close(struct client *c, const char *reason)
 	if (c->state == CLIENT_CLOSING)
 		return;
 	c->close_reason = reason;
+	/*
+	 * A client whose request was not read to its end (an error page, a
+	 * body refused) may still be sending: closing with its bytes unread
+	 * would reset the connection and could destroy the answer before it
+	 * is read.  Such a connection lingers once its output is written.
+	 */
+	c->linger = c->tls == NULL && !c->read_eof && !c->w->draining &&
+		    (!c->body_done || c->state == CLIENT_H2 ||
+		     (c->bev != NULL && evbuffer_get_length(client_in(c)) > 0));
+	c->body_paused = false;
 	client_detach(c, reason);
 	client_drop_head(c);
 	client_set_state(c, CLIENT_CLOSING);
-	evtimer_del(&c->timer);
 	/* Flush what is queued (an error page) before closing, within client_body. */
 	if (c->bev == NULL || evbuffer_get_length(client_out(c)) == 0) {
-		worker_defer_free(c->w, &c->reap);
+		client_close_written(c);
 		return;
 	}
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->bev, EV_WRITE);
 	client_arm_timer(c, c->w->cfg->timeouts.client_body);
+}
+
+/*
+ * A closing connection's output is written: it goes now, or lingers
+ * (as httpd's and nginx's lingering close): its sending side is shut, and
+ * what the client still sends is read and dropped until it closes too, or
+ * CLIENT_LINGER_MS (at most timeouts.client_body) pass.
+ */
+static void
+client_close_written(struct client *c)
+{
+	uint64_t ms = c->w->cfg->timeouts.client_body;
+
+	if (!c->linger || c->lingering || c->read_eof) {
+		worker_defer_free(c->w, &c->reap);
+		return;
+	}
+	c->lingering = true;
+	shutdown(c->fd, SHUT_WR);
+	client_arm_timer(c, ms != 0 && ms < CLIENT_LINGER_MS ? ms : CLIENT_LINGER_MS);
+	client_update_read(c);
 }
 
 /* Closes without waiting for queued output to drain. */
@@ -627,8 +673,9 @@ client_free(struct client *c)
 
 	PORTICO_ASSERT(c->magic == CLIENT_MAGIC && c->st.ex == NULL && c->head == NULL);
 	log_debug("client %s closed: %s requests=%u in=%llu out=%llu duration_us=%llu", c->addr,
-		  c->close_reason ? c->close_reason : "-", c->nrequests,
-		  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+		  c->close_reason ? c->close_reason : "-",
+		  c->nrequests + h2_session_requests(c->h2), (unsigned long long)c->bytes_in,
+		  (unsigned long long)c->bytes_out,
 		  (unsigned long long)(base_now_us(w->base) - c->start_us));
 	if (c->prev)
 		c->prev->next = c->next;
@@ -637,10 +684,11 @@ client_free(struct client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	event_del(&c->rev);
-	event_del(&c->timer);
+	deadline_stop(&c->timer);
 	free(c->pp_buf);
 	if (c->pp_tls != NULL)
 		tls_server_unref(c->pp_tls);
+	h2_session_free(c->h2);
 	if (c->tls != NULL) {
 		/* Frees the SSL object and closes the socket. */
 		bufferevent_free(c->bev);
@@ -674,6 +722,20 @@ client_reap(struct worker_reap *r)
 	client_free((struct client *)((char *)r - offsetof(struct client, reap)));
 }
 
+/* Ends a connection gracefully: GOAWAY, or close once its request is served. */
+static void
+client_wind_down(struct client *c, const char *why)
+{
+	if (c->lingering)
+		worker_defer_free(c->w, &c->reap);
+	else if (c->state == CLIENT_H2)
+		h2_session_drain(c->h2);
+	else if (c->state == CLIENT_IDLE && c->nrequests > 0)
+		client_close(c, why);
+	else
+		c->close_after = true;
+}
+
 void
 client_drain_all(struct worker *w)
 {
@@ -682,11 +744,28 @@ client_drain_all(struct worker *w)
 	 * may have handed it over just before the stop) is in flight: its
 	 * request is served, with Connection: close.
 	 */
-	for (struct client *c = w->clients; c; c = c->next) {
-		if (c->state == CLIENT_IDLE && c->nrequests > 0)
-			client_close(c, "shutdown");
-		else
-			c->close_after = true;
+	for (struct client *c = w->clients; c; c = c->next)
+		client_wind_down(c, "shutdown");
+}
+
+void
+client_listeners_changed(struct worker *w)
+{
+	struct client *c, *next;
+
+	for (c = w->clients; c; c = next) {
+		const struct wlistener *l = NULL;
+
+		next = c->next;
+		for (size_t i = 0; i < w->nlisteners && l == NULL; i++)
+			if (w->listeners[i].fd == c->lfd)
+				l = &w->listeners[i];
+		if (l != NULL)
+			c->h2_ok = l->index < w->cfg->nlisten && w->cfg->listen[l->index].http2;
+		if (l == NULL)
+			client_wind_down(c, "listener removed");
+		else if (c->state == CLIENT_H2 && !c->h2_ok)
+			client_wind_down(c, "http2 turned off");
 	}
 }
 
@@ -756,19 +835,46 @@ client_start_request(struct client *c)
 	c->ev->start(&c->st, h, cfg);
 }
 
+/*
+ * The first bytes of a head, read into the worker's flat buffer: parsed in
+ * place when the head is whole; what is not the head goes to the input.
+ */
+static enum head_result
+client_feed_flat(struct client *c, size_t *n)
+{
+	const struct config *cfg = c->cfg;
+	const char *flat = c->w->flat;
+	size_t len = c->flat_len;
+	enum head_result r =
+	    head_feed_bytes(c->head, flat, len, cfg->limits.header_size, cfg->limits.header_count);
+
+	c->flat_len = 0;
+	*n = r == HEAD_DONE ? c->head->end : 0;
+	if (len > *n)
+		worker_input_add(client_in(c), flat + *n, len - *n);
+	return r;
+}
+
 /* Copies new input into the head and parses it; acts on a complete head. */
 static void
 client_parse_head(struct client *c)
 {
 	const struct config *cfg = c->cfg;
 	struct evbuffer *in = client_in(c);
-	size_t before = evbuffer_get_length(in), n;
+	size_t before = evbuffer_get_length(in), n = 0;
+	enum head_result r;
 
-	switch (head_feed(c->head, in, cfg->limits.header_size, cfg->limits.header_count)) {
+	if (c->flat_len > 0)
+		r = client_feed_flat(c, &n);
+	else
+		r = head_feed(c->head, in, cfg->limits.header_size, cfg->limits.header_count);
+	switch (r) {
 	case HEAD_MORE:
+		deadline_commit(&c->timer);
 		return;
 	case HEAD_DONE:
-		n = before - evbuffer_get_length(in);
+		if (n == 0)
+			n = before - evbuffer_get_length(in);
 		c->bytes_in += n;
 		metrics_add(c->w->metrics, METRICS_BYTES_RECEIVED, n);
 		head_check_request(c->head);
@@ -782,7 +888,7 @@ client_parse_head(struct client *c)
 static void
 client_request_done(struct client *c)
 {
-	struct evbuffer *in = client_in(c);
+	size_t pending;
 
 	c->st.ex = NULL;
 	if (!c->body_done || !c->keep_alive)
@@ -794,37 +900,67 @@ client_request_done(struct client *c)
 	c->body_paused = false;
 	client_set_state(c, CLIENT_IDLE);
 	/* A pipelined request is already here: parse it from the loop, not from here. */
-	if (evbuffer_get_length(in) > 0 && c->tls != NULL) {
+	pending = evbuffer_get_length(client_in(c));
+	if (pending > 0 && c->tls != NULL) {
 		bufferevent_trigger(c->bev, EV_READ,
 				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-	} else if (evbuffer_get_length(in) > 0) {
+	} else if (pending > 0) {
 		c->parse_pending = true;
 		event_active(&c->rev, EV_READ, 0);
-	} else {
-		/* Send the response now so an idle connection can give its buffers back. */
-		worker_flush(c->bev);
+	} else if (c->tls == NULL && worker_flush(c->bev, c->fd) == 0) {
+		/* Sent now, so an idle connection can give its buffers back. */
 		client_park_bev(c);
 	}
 }
 
 /* --- the stream operations (stream.h) --------------------------------------------- */
 
-/* "HTTP/1.1 NNN reason\r\n" and the fields. */
+/*
+ * A field still laid out as its upstream line, "name: value" CRLF (one
+ * space, no trailing whitespace): the line's bytes are what head_put_field
+ * would write.  Addresses are compared as integers: a field may point into
+ * any buffer, or at a literal.
+ */
+static bool
+field_is_line(const struct stream_field *f)
+{
+	return (uintptr_t)f->value == (uintptr_t)f->name + f->name_len + 2 &&
+	       f->name[f->name_len] == ':' && f->name[f->name_len + 1] == ' ' &&
+	       f->value[f->value_len] == '\r' && f->value[f->value_len + 1] == '\n';
+}
+
+/* "HTTP/1.1 NNN reason\r\n" and the fields: adjacent upstream lines in one copy. */
 static void
 write_status_and_fields(struct buf *out, const struct stream_response *r)
 {
+	char status[4] = {(char)('0' + r->status / 100 % 10), (char)('0' + r->status / 10 % 10),
+			  (char)('0' + r->status % 10), ' '};
+	size_t i = 0;
+
 	buf_reset(out);
 	head_put(out, "HTTP/1.1 ", 9);
-	head_put_decimal(out, (uint64_t)r->status);
-	head_put(out, " ", 1);
+	head_put(out, status, sizeof(status));
 	if (r->reason != NULL)
 		head_put(out, r->reason, r->reason_len);
 	else
 		head_put_str(out, http_reason(r->status));
 	head_put(out, "\r\n", 2);
-	for (size_t i = 0; i < r->nfields; i++)
-		head_put_field(out, r->fields[i].name, r->fields[i].name_len, r->fields[i].value,
-			       r->fields[i].value_len);
+	while (i < r->nfields) {
+		const struct stream_field *f = &r->fields[i++];
+		uintptr_t end;
+
+		if (!field_is_line(f)) {
+			head_put_field(out, f->name, f->name_len, f->value, f->value_len);
+			continue;
+		}
+		end = (uintptr_t)f->value + f->value_len + 2;
+		while (i < r->nfields && (uintptr_t)r->fields[i].name == end &&
+		       field_is_line(&r->fields[i])) {
+			end = (uintptr_t)r->fields[i].value + r->fields[i].value_len + 2;
+			i++;
+		}
+		head_put(out, f->name, (size_t)(end - (uintptr_t)f->name));
+	}
 }
 
 /* Framing and Connection of a final head (HTTP/1.1 clients chunked, 1.0 close-delimited). */
@@ -886,7 +1022,11 @@ client_send_body(struct stream *s, struct evbuffer *data, size_t len)
 		hex[n++] = '\n';
 		evbuffer_add(out, hex, n);
 	}
-	evbuffer_remove_buffer(data, out, len);
+	/* All of it (the usual case) moves as whole chains, without a count. */
+	if (len == evbuffer_get_length(data))
+		evbuffer_add_buffer(out, data);
+	else
+		evbuffer_remove_buffer(data, out, len);
 	if (c->rechunk)
 		evbuffer_add(out, "\r\n", 2);
 	c->bytes_out += len;
@@ -1056,6 +1196,79 @@ static const struct stream_ops client_stream_ops = {
     .flush = client_stream_flush,
 };
 
+/* --- HTTP/2 (h2.h) ---------------------------------------------------------------------- */
+
+static void
+client_h2_close(void *arg, const char *reason)
+{
+	client_close(client_from_arg(arg), reason);
+}
+
+static const struct h2_owner client_h2_owner = {.close = client_h2_close};
+
+static void
+client_start_h2(struct client *c)
+{
+	struct h2_conn conn = {.w = c->w,
+			       .bev = c->bev,
+			       .fd = c->fd,
+			       .tls = c->tls != NULL,
+			       .scheme = c->st.scheme,
+			       .addr = c->addr,
+			       .sa = &c->sa.sa,
+			       .owner = &client_h2_owner,
+			       .owner_arg = c,
+			       .ev = c->ev};
+
+	c->h2 = h2_session_new(&conn);
+	client_set_state(c, CLIENT_H2);
+	client_count_in(c, evbuffer_get_length(client_in(c)));
+	h2_session_read(c->h2);
+	client_update_read(c);
+}
+
+/*
+ * A first request on a listener with http2: ALPN h2 on TLS, or the client
+ * preface (RFC 9113 section 3.4) on a plain one.  True when HTTP/2 took the
+ * connection, or when the bytes so far are a prefix of the preface (more
+ * must come, within client_header); false: HTTP/1.1.
+ */
+static bool
+client_h2_detect(struct client *c)
+{
+	struct evbuffer *in = client_in(c);
+	size_t n = evbuffer_get_length(in);
+	char p[H2_PREFACE_LEN];
+	const unsigned char *alpn = NULL;
+	unsigned alen = 0;
+
+	if (c->tls != NULL) {
+		SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(c->bev), &alpn, &alen);
+		if (alen != 2 || memcmp(alpn, "h2", 2) != 0)
+			return false;
+	} else {
+		/* The first read may still be in the worker's flat buffer (client_read). */
+		const char *flat = c->flat_len > 0 ? c->w->flat : NULL;
+
+		n = flat ? c->flat_len : n;
+		n = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
+		if (flat)
+			memcpy(p, flat, n);
+		else
+			evbuffer_copyout(in, p, n);
+		if (memcmp(p, H2_PREFACE, n) != 0)
+			return false;
+		if (flat) {
+			worker_input_add(in, flat, c->flat_len);
+			c->flat_len = 0;
+		}
+		if (n < H2_PREFACE_LEN)
+			return true;
+	}
+	client_start_h2(c);
+	return true;
+}
+
 /* --- callbacks ------------------------------------------------------------------------ */
 
 /* New bytes (or bytes left by the previous request) to act on. */
@@ -1070,7 +1283,9 @@ client_on_data(struct client *c)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		break;
 	case CLIENT_IDLE:
-		if (evbuffer_get_length(in) == 0)
+		if (evbuffer_get_length(in) == 0 && c->flat_len == 0)
+			break;
+		if (c->nrequests == 0 && c->h2_ok && client_h2_detect(c))
 			break;
 		client_begin_head(c);
 		/* fall through */
@@ -1088,6 +1303,11 @@ client_on_data(struct client *c)
 		break;
 	case CLIENT_PROXY: /* read by client_proxy_read(), never through the input */
 		break;
+	case CLIENT_H2:
+		client_count_in(c, evbuffer_get_length(in));
+		h2_session_read(c->h2);
+		client_update_read(c);
+		break;
 	}
 }
 
@@ -1103,7 +1323,8 @@ client_on_eof(struct client *c)
 	/* A client that half-closes after its request still gets the response. */
 	if (c->state == CLIENT_WAIT)
 		return;
-	client_close(c, c->state == CLIENT_IDLE ? "client closed" : "client closed early");
+	client_close(c, c->state == CLIENT_IDLE || c->state == CLIENT_H2 ? "client closed"
+									 : "client closed early");
 }
 
 static void
@@ -1119,14 +1340,36 @@ client_on_read_timeout(struct client *c)
 	client_close(c, "read timeout");
 }
 
+/*
+ * Reads what the client sent.  Between requests on a plain socket, with
+ * nothing buffered, into the worker's flat buffer (c->flat_len), which
+ * client_parse_head() consumes before the callback returns.
+ */
+static long
+client_read(struct client *c, int fd)
+{
+	ssize_t n;
+
+	client_attach_bev(c);
+	if (c->tls != NULL || c->state != CLIENT_IDLE || evbuffer_get_length(client_in(c)) > 0)
+		return worker_read(fd, client_in(c));
+	n = read(fd, c->w->flat, WORKER_FLAT_SIZE);
+	if (n > 0)
+		c->flat_len = (size_t)n;
+	return (long)n;
+}
+
 static void
 client_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = client_from_arg(arg);
+	struct worker *w = c->w;
 	long n;
 
+	worker_io_enter(w);
 	if (c->state == CLIENT_PROXY) {
 		client_proxy_read(c);
+		worker_io_leave(w);
 		return;
 	}
 	if (what & EV_TIMEOUT) {
@@ -1134,16 +1377,20 @@ client_io_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (c->parse_pending) {
 		c->parse_pending = false;
 		client_on_data(c);
-	} else if (client_attach_bev(c), (n = worker_read(fd, client_in(c))) > 0) {
+	} else if ((n = client_read(c, fd)) > 0) {
 		client_on_data(c);
 	} else if (n == 0) {
 		client_on_eof(c);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		c->read_eof = true;
 		client_update_read(c);
-		client_close(c, strerror(errno));
+		if (c->state == CLIENT_CLOSING)
+			worker_defer_free(w, &c->reap);
+		else
+			client_close(c, strerror(errno));
 	}
 	client_flush(c);
+	worker_io_leave(w);
 }
 
 static void
@@ -1153,11 +1400,16 @@ client_write_cb(struct bufferevent *bev, void *arg)
 
 	if (c->state == CLIENT_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			worker_defer_free(c->w, &c->reap);
+			client_close_written(c);
 		return;
 	}
 	if (c->tls == NULL)
 		worker_write_done(bev);
+	if (c->state == CLIENT_H2) {
+		h2_session_writable(c->h2);
+		client_update_read(c);
+		return;
+	}
 	client_flush(c);
 }
 
@@ -1201,12 +1453,10 @@ client_tls_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-client_timer_cb(evutil_socket_t fd, short what, void *arg)
+client_timer_cb(void *arg)
 {
 	struct client *c = client_from_arg(arg);
 
-	(void)fd;
-	(void)what;
 	switch (c->state) {
 	case CLIENT_HEAD:
 		c->head->error = 408;

@@ -218,6 +218,8 @@ cfg_listen_item(struct cctx *c, const struct ckey *k, yaml_node_t *item, size_t 
 	} else if (cfg_row_scope(c, k, "[].", item, l, ikp) < 0) {
 		return -1;
 	}
+	if (item->type != YAML_MAPPING_NODE || cfg_map_get(c, item, "http2") == NULL)
+		l->http2 = l->tls;
 	for (size_t j = 0; j < i; j++)
 		if (cfg->listen[j].salen == l->salen &&
 		    memcmp(&cfg->listen[j].sa, &l->sa, l->salen) == 0)

@@ -34,24 +34,44 @@ cfg_node_col(const yaml_node_t *n)
 	return n ? (int)n->start_mark.column + 1 : 1;
 }
 
-/* Records the first error as "file:line:col: kp: message"; returns -1. */
+/* `s` with its control bytes escaped: a key or value never breaks a message's line. */
+static void
+add_escaped(struct buf *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '\n')
+			buf_adds(b, "\\n");
+		else if (*p == '\t')
+			buf_adds(b, "\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			buf_addf(b, "\\x%02X", *p);
+		else
+			buf_addc(b, (char)*p);
+	}
+}
+
+/* Records the first error as "file:line:col: kp: message", on one line; returns -1. */
 PRINTF_LIKE(4, 5)
 int
 cfg_fail(struct cctx *c, const yaml_node_t *n, const char *kp, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
+	struct buf b;
 
 	if (c->err != NULL)
 		return -1;
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (kp != NULL && *kp != '\0')
-		c->err = xasprintf("%s:%d:%d: %s: %s", c->file, cfg_node_line(n), cfg_node_col(n),
-				   kp, msg);
-	else
-		c->err = xasprintf("%s:%d:%d: %s", c->file, cfg_node_line(n), cfg_node_col(n), msg);
+	buf_init(&b);
+	buf_addf(&b, "%s:%d:%d: ", c->file, cfg_node_line(n), cfg_node_col(n));
+	if (kp != NULL && *kp != '\0') {
+		add_escaped(&b, kp);
+		buf_adds(&b, ": ");
+	}
+	add_escaped(&b, msg);
+	c->err = buf_steal(&b);
 	xfree(msg);
 	return -1;
 }
@@ -62,6 +82,8 @@ cfg_warn(struct cctx *c, int line, int col, const char *fmt, ...)
 {
 	va_list ap;
 	struct warning *w;
+	struct buf b;
+	char *msg;
 
 	c->warns = xgrow(c->warns, &c->capwarns, c->nwarns, sizeof(*c->warns));
 	w = &c->warns[c->nwarns++];
@@ -69,8 +91,12 @@ cfg_warn(struct cctx *c, int line, int col, const char *fmt, ...)
 	w->col = col;
 	w->seq = c->nwarns - 1;
 	va_start(ap, fmt);
-	w->text = xvasprintf(fmt, ap);
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
+	buf_init(&b);
+	add_escaped(&b, msg);
+	w->text = buf_steal(&b);
+	xfree(msg);
 }
 
 static bool
@@ -89,16 +115,7 @@ cfg_quote(const char *s)
 
 	buf_init(&b);
 	buf_addc(&b, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '\n')
-			buf_adds(&b, "\\n");
-		else if (*p == '\t')
-			buf_adds(&b, "\\t");
-		else if (*p < 0x20 || *p == 0x7f)
-			buf_addf(&b, "\\x%02X", *p);
-		else
-			buf_addc(&b, (char)*p);
-	}
+	add_escaped(&b, s);
 	buf_addc(&b, '"');
 	return buf_steal(&b);
 }

@@ -314,7 +314,8 @@ daemon_reload_failed(struct daemon *d, struct config *cfg, const char *err)
 
 /*
  * Descriptors besides connections: standard streams, logs, the main loop,
- * the admin listener and up to 16 admin connections, and per worker its
+ * the admin listener, its 2 spare descriptors and up to 16 admin
+ * connections, and per worker its
  * listeners, event loop, wake-up eventfd and resolver sockets.
  */
 static rlim_t

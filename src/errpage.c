@@ -15,25 +15,32 @@ errpage_write(struct evbuffer *out, int status, const char *reqid, bool close, b
 	return errpage_write_retry(out, status, reqid, close, keep_alive_10, head_only, 0);
 }
 
+size_t
+errpage_body(char *out, size_t cap, int status, const char *reqid)
+{
+	const char *reason = http_reason(status);
+	int n;
+
+	n = snprintf(out, cap,
+		     "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
+		     "<body><h1>%d %s</h1>\n<p>Request id: %s</p>\n"
+		     "<hr><address>portico</address></body></html>\n",
+		     status, reason, status, reason, reqid);
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
 uint64_t
 errpage_write_retry(struct evbuffer *out, int status, const char *reqid, bool close,
 		    bool keep_alive_10, bool head_only, unsigned retry_after)
 {
 	const char *reason = http_reason(status);
-	char body[512];
-	int n;
+	char body[ERRPAGE_BODY_MAX];
+	size_t n = errpage_body(body, sizeof(body), status, reqid);
 
-	n = snprintf(body, sizeof(body),
-		     "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
-		     "<body><h1>%d %s</h1>\n<p>Request id: %s</p>\n"
-		     "<hr><address>portico</address></body></html>\n",
-		     status, reason, status, reason, reqid);
-	if (n < 0 || (size_t)n >= sizeof(body))
-		n = 0;
 	evbuffer_add_printf(out,
 			    "HTTP/1.1 %d %s\r\n"
 			    "Content-Type: text/html; charset=utf-8\r\n"
-			    "Content-Length: %d\r\n"
+			    "Content-Length: %zu\r\n"
 			    "Cache-Control: no-store\r\n"
 			    "X-Request-Id: %s\r\n",
 			    status, reason, n, reqid);
@@ -44,6 +51,6 @@ errpage_write_retry(struct evbuffer *out, int status, const char *reqid, bool cl
 				  : (keep_alive_10 ? "Connection: keep-alive\r\n" : ""));
 	if (head_only)
 		return 0;
-	evbuffer_add(out, body, (size_t)n);
+	evbuffer_add(out, body, n);
 	return (uint64_t)n;
 }

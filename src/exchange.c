@@ -54,7 +54,7 @@ ex_set_phase(struct exchange *ex, enum exchange_req_phase rq, enum exchange_resp
 	if (rq == ex->rq && rs == ex->rs)
 		return;
 	if (log_is_enabled(LOG_LEVEL_DEBUG))
-		log_debug("exchange %s: request %s -> %s, response %s -> %s", ex->id,
+		log_debug("exchange %s: request %s -> %s, response %s -> %s", ex_id(ex),
 			  exchange_req_phase_name(ex->rq), exchange_req_phase_name(rq),
 			  exchange_resp_phase_name(ex->rs), exchange_resp_phase_name(rs));
 	ex->rq = rq;
@@ -106,7 +106,7 @@ ex_new(struct stream *s, struct head *h, struct config *cfg)
 	ex->req = h;
 	ex->cfg = cfg;
 	ex->close = w->draining;
-	worker_next_reqid(w, ex->id);
+	ex->idnum = worker_next_reqid(w); /* formatted when first used (ex_id) */
 	ex->next = w->exchanges;
 	if (w->exchanges != NULL)
 		w->exchanges->prev = ex;
@@ -184,11 +184,17 @@ static void
 ex_log_access(struct exchange *ex)
 {
 	const struct head *h = ex->req;
-	struct accesslog_entry e = {0};
+	uint64_t duration_us = ex_now_us() - h->start_us;
+	struct accesslog_entry e;
 	size_t len;
 
-	e.client = ex->client;
-	e.reqid = ex->id;
+	metrics_request(ex->w->metrics, ex->route ? ex->route->name : NULL,
+			ex->route ? ex->route->index : 0, ex->status, duration_us);
+	metrics_add(ex->w->metrics, METRICS_BYTES_SENT, ex->bytes_sent);
+	metrics_add(ex->w->metrics, h->h2 ? METRICS_REQUESTS_HTTP2 : METRICS_REQUESTS_HTTP1, 1);
+	if (!accesslog_is_active())
+		return;
+	e = (struct accesslog_entry){.client = ex->client, .reqid = ex_id(ex)};
 	e.start = h->start_wall;
 	e.method = head_method_name(h);
 	e.method_len = strlen(e.method);
@@ -197,6 +203,7 @@ ex_log_access(struct exchange *ex)
 		e.target_len = h->target_len;
 	}
 	e.http_minor = h->minor;
+	e.http_major = h->h2 ? 2 : 1;
 	e.status = ex->status;
 	e.bytes_sent = ex->bytes_sent;
 	e.referer = head_value_at(h, h->referer, &len);
@@ -209,11 +216,8 @@ ex_log_access(struct exchange *ex)
 	}
 	e.route = ex->route ? ex->route->name : NULL;
 	e.upstream = ex->up && upstream_addr(ex->up)[0] ? upstream_addr(ex->up) : NULL;
-	e.duration_us = ex_now_us() - h->start_us;
+	e.duration_us = duration_us;
 	accesslog_write(&e);
-	metrics_request(ex->w->metrics, e.route, ex->route ? ex->route->index : 0, e.status,
-			e.duration_us);
-	metrics_add(ex->w->metrics, METRICS_BYTES_SENT, e.bytes_sent);
 }
 
 void
@@ -238,7 +242,7 @@ ex_let_go(struct exchange *ex, const char *reason)
 	if (ex->rs != EXCHANGE_RESP_DONE) {
 		if (ex->status == 0 || ex->rs == EXCHANGE_RESP_WAIT)
 			ex->status = 499;
-		log_req(LOG_LEVEL_INFO, ex->id,
+		log_req(LOG_LEVEL_INFO, ex_id(ex),
 			"client went away client=%s reason=%s request=%s response=%s", ex->client,
 			reason, exchange_req_phase_name(ex->rq), exchange_resp_phase_name(ex->rs));
 	}
@@ -280,7 +284,7 @@ ex_error(struct exchange *ex, int status, const char *why)
 		ex_cut(ex, why);
 		return;
 	}
-	log_req(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, ex->id,
+	log_req(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, ex_id(ex),
 		"%d %s client=%s route=%s reason=%s", status, http_reason(status), ex->client,
 		ex->route ? ex->route->name : "-", why ? why : "-");
 	if (ex->up != NULL) {
@@ -290,7 +294,7 @@ ex_error(struct exchange *ex, int status, const char *why)
 	close = h->error != 0 || !h->keep_alive || !consumed || ex->close || status_closes(status);
 	ex->status = status;
 	ex->s = NULL;
-	ex->bytes_sent = stream_error(s, status, ex->id, close,
+	ex->bytes_sent = stream_error(s, status, ex_id(ex), close,
 				      h->done && h->method_known && h->method == HTTP_HEAD);
 	ex_set_phase(ex, EXCHANGE_REQ_SENT, ex->rs);
 	ex_log_access(ex);
@@ -347,8 +351,8 @@ ex_route(struct exchange *ex, const char **why)
 	ex->route = d.status == 404 ? NULL : d.route;
 	*why = d.why;
 	if (d.status == 500)
-		log_req(LOG_LEVEL_ERROR, ex->id, "cannot build upstream target route=%s reason=%s",
-			d.route->name, d.why);
+		log_req(LOG_LEVEL_ERROR, ex_id(ex),
+			"cannot build upstream target route=%s reason=%s", d.route->name, d.why);
 	if (d.status != 0)
 		return d.status;
 	if (h->expect_other) {
@@ -469,8 +473,8 @@ ex_upstream_head(void *arg, struct head *h)
 	if (ex->srv != NULL && ex->ninterim == 0)
 		failover_ok(ex);
 	next = relay_head(ex, h);
-
-	if (ex->rs != EXCHANGE_RESP_DONE)
+	/* Body bytes that came with the head go out with it, in one write. */
+	if (ex->rs != EXCHANGE_RESP_DONE && (ex->up == NULL || !upstream_has_input(ex->up)))
 		ex_flush(ex);
 	return next;
 }
@@ -520,7 +524,7 @@ ex_retry(struct exchange *ex, const struct upstream_failure *f)
 	    ex->rs != EXCHANGE_RESP_WAIT || ex->req->body != HEAD_BODY_NONE ||
 	    !ex_is_idempotent(ex->req->method))
 		return false;
-	log_req(LOG_LEVEL_DEBUG, ex->id, "retrying on a new connection upstream=%s reason=%s",
+	log_req(LOG_LEVEL_DEBUG, ex_id(ex), "retrying on a new connection upstream=%s reason=%s",
 		upstream_addr(ex->up), f->reason);
 	ex->retried = true;
 	upstream_close(ex->up, f->reason);
@@ -556,10 +560,10 @@ ex_upstream_failed(void *arg, const struct upstream_failure *f)
 	if (!addr[0])
 		addr = ex->srv ? ex->srv->address : ex->route->upstream.authority;
 	if (f->detail != NULL)
-		log_req(LOG_LEVEL_WARN, ex->id, "%s upstream=%s route=%s reason=%s", f->reason,
+		log_req(LOG_LEVEL_WARN, ex_id(ex), "%s upstream=%s route=%s reason=%s", f->reason,
 			addr, ex->route->name, f->detail);
 	else
-		log_req(LOG_LEVEL_WARN, ex->id, "upstream failed upstream=%s route=%s reason=%s",
+		log_req(LOG_LEVEL_WARN, ex_id(ex), "upstream failed upstream=%s route=%s reason=%s",
 			addr, ex->route->name, f->reason);
 	if (ex->rs != EXCHANGE_RESP_WAIT)
 		ex_cut(ex, f->reason);

@@ -15,6 +15,7 @@
 
 #include "portico/exchange.h"
 #include "portico/head.h"
+#include "portico/http.h"
 #include "portico/stream.h"
 #include "portico/upstream.h"
 #include "portico/util.h"
@@ -58,6 +59,7 @@ struct exchange {
 	struct config *cfg;  /* the snapshot the request started under */
 	struct head *req;    /* the request head */
 	const struct route *route;
+	uint64_t idnum; /* the request id; as text in id once ex_id() made it */
 	char id[17];
 	struct buf path;   /* the normalized path */
 	struct buf target; /* the upstream request target */
@@ -86,6 +88,15 @@ struct exchange {
 	const char *bf_encoding; /* "gzip" or NULL */
 	bool bf_weaken_etag, bf_drop_ranges, bf_vary;
 };
+
+/* The request id as text, written when first asked for (most requests log nothing). */
+static inline const char *
+ex_id(struct exchange *ex)
+{
+	if (ex->id[0] == '\0')
+		http_reqid_format(ex->id, ex->idnum);
+	return ex->id;
+}
 
 /* exchange.c */
 void ex_set_phase(struct exchange *ex, enum exchange_req_phase rq, enum exchange_resp_phase rs);

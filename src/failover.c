@@ -109,7 +109,7 @@ failover_pick(struct exchange *ex, const char **why)
 	if (s == NULL) {
 		*why = "no server up";
 		ex->s->retry_after = group_retry_after(g, now);
-		log_req(LOG_LEVEL_ERROR, ex->id, "no server up in upstream group %s route=%s",
+		log_req(LOG_LEVEL_ERROR, ex_id(ex), "no server up in upstream group %s route=%s",
 			g->name, ex->route->name);
 		return -1;
 	}
@@ -188,7 +188,7 @@ failover_retry(struct exchange *ex, const struct upstream_failure *f)
 		key = hash_key(ex, g);
 	if ((next = group_pick(g, &key, ex->tried, now)) == NULL)
 		return false;
-	log_req(LOG_LEVEL_INFO, ex->id,
+	log_req(LOG_LEVEL_INFO, ex_id(ex),
 		"retrying on another server group=%s from=%s to=%s reason=%s", g->name, s->address,
 		next->address, f->reason);
 	ex->failovers++;

@@ -112,12 +112,12 @@ write_forwarded(const struct exchange *ex, struct buf *out)
 
 /* Appends the values of every `id` field joined by ", ", then `last`. */
 static void
-write_joined(const struct exchange *ex, struct buf *out, const char *name, enum http_hdr id,
-	     const char *last)
+write_joined(const struct exchange *ex, struct buf *out, const char *name, size_t nlen,
+	     enum http_hdr id, const char *last)
 {
 	const struct head *h = ex->req;
 
-	head_put_str(out, name);
+	head_put(out, name, nlen);
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct head_field *f = &h->fields[i];
 
@@ -134,6 +134,16 @@ write_joined(const struct exchange *ex, struct buf *out, const char *name, enum 
 	}
 	head_put_str(out, last);
 	head_put(out, "\r\n", 2);
+}
+
+/* A field still laid out as the client sent it, "name: value" CRLF: its line is what goes on. */
+static bool
+field_is_line(const struct head *h, const struct head_field *f)
+{
+	const char *b = h->bytes.data;
+
+	return f->value == f->name + f->name_len + 2 && b[f->name + f->name_len] == ':' &&
+	       b[f->name + f->name_len + 1] == ' ' && b[f->value + f->value_len] == '\r';
 }
 
 /* Whether a client field is forwarded as it is. */
@@ -240,16 +250,29 @@ forward_head(struct exchange *ex)
 	head_put(out, " ", 1);
 	head_put(out, ex->target.data, ex->target.len);
 	head_put_str(out, " HTTP/1.1\r\n");
-	for (unsigned i = 0; i < h->nfields; i++) {
-		const struct head_field *f = &h->fields[i];
+	for (unsigned i = 0; i < h->nfields;) {
+		const struct head_field *f = &h->fields[i++];
+		uint32_t end;
 
-		if (field_passes(ex, f))
+		if (!field_passes(ex, f))
+			continue;
+		if (!field_is_line(h, f)) {
 			head_put_field(out, head_name(h, f), f->name_len, head_value(h, f),
 				       f->value_len);
+			continue;
+		}
+		/* Adjacent lines that pass as they came: one copy. */
+		end = f->value + f->value_len + 2;
+		while (i < h->nfields && h->fields[i].name == end &&
+		       field_is_line(h, &h->fields[i]) && field_passes(ex, &h->fields[i])) {
+			end = h->fields[i].value + h->fields[i].value_len + 2;
+			i++;
+		}
+		head_put(out, head_name(h, f), end - f->name);
 	}
 	write_own_fields(ex, out);
 	if (cfg->forwarded.x_forwarded) {
-		write_joined(ex, out, "X-Forwarded-For: ", HTTP_HDR_X_FORWARDED_FOR, ex->peer);
+		write_joined(ex, out, "X-Forwarded-For: ", 17, HTTP_HDR_X_FORWARDED_FOR, ex->peer);
 		if (h->authority_len > 0)
 			head_put_field(out, "X-Forwarded-Host", 16, h->bytes.data + h->authority,
 				       h->authority_len);
@@ -258,9 +281,13 @@ forward_head(struct exchange *ex)
 	if (cfg->forwarded.forwarded)
 		write_forwarded(ex, out);
 	if (cfg->forwarded.via)
-		write_joined(ex, out, "Via: ", HTTP_HDR_VIA, "1.1 portico");
+		write_joined(ex, out, "Via: ", 5, HTTP_HDR_VIA, "1.1 portico");
 	head_put(out, "\r\n", 2);
-	evbuffer_add(upstream_out(ex->up), out->data, out->len);
+	/* Without a body the head is the whole request: sent now, in one write. */
+	if (h->body == HEAD_BODY_NONE)
+		upstream_send(ex->up, out->data, out->len);
+	else
+		evbuffer_add(upstream_out(ex->up), out->data, out->len);
 }
 
 /* --- the body ----------------------------------------------------------------------- */

@@ -1,8 +1,8 @@
 /*
- * head.c: HTTP/1.x message heads (head.h).  llhttp in strict mode parses the
- * bytes and reports each field; the field store, the facts the data path
- * acts on and the checks of SPEC section 9 are here, shared by requests,
- * responses and the admin listener.
+ * head.c: HTTP/1.x message heads (head.h).  llhttp in strict mode parses a
+ * request line; one scan of each line checks and records every field.  The
+ * field store, the facts the data path acts on and the checks of SPEC
+ * section 9 are here, shared by requests, responses and the admin listener.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -14,6 +14,8 @@
 
 #define KEEP_BYTES_MAX	(32 * 1024)
 #define KEEP_FIELDS_MAX 256
+/* The first piece of the input a head takes (head_next_piece). */
+#define HEAD_PIECE 1024
 
 void
 head_init(struct head *h)
@@ -68,6 +70,8 @@ head_reset(struct head *h, enum head_kind kind)
 	h->end = 0;
 	h->start_scanned = false;
 	h->done = false;
+	h->line_parsed = false;
+	h->version_end = 0;
 	h->bad_method = false;
 	h->version_at = 0;
 	h->target_done = false;
@@ -162,7 +166,11 @@ scan_field(struct head *h, const char *p, const char *end)
 	const char *q = p, *v;
 	struct head_field *f;
 
-	while (q < end && http_tchar[(unsigned char)*q])
+	/* The line ends at a CR, which is no tchar: the scan stops at `end` at the latest. */
+	while (http_tchar[(unsigned char)q[0]] && http_tchar[(unsigned char)q[1]] &&
+	       http_tchar[(unsigned char)q[2]] && http_tchar[(unsigned char)q[3]])
+		q += 4;
+	while (http_tchar[(unsigned char)*q])
 		q++;
 	if (q == p || q == end || *q != ':')
 		return malformed(h, q < end && (*q == '\r' || *q == '\0') ? "bare CR or NUL"
@@ -251,21 +259,23 @@ request_target_check(struct head *h)
  * an origin-form or absolute-form target with a valid host.
  */
 static int
-request_line_check(struct head *h)
+request_line_check(struct head *h, const char *eol)
 {
-	const char *why;
+	const char *why, *v = h->bytes.data + h->target + h->target_len + 1;
 
 	h->method = (uint8_t)llhttp_get_method(&h->parser);
 	h->method_known = true;
+	/* llhttp stops after the version's digits: the line must end there. */
+	if (!request_line_is_strict(h) || eol - v != 8)
+		return malformed(h, "malformed request line");
 	/* A line without a version (HTTP/0.9's) is malformed, not another version. */
 	if (llhttp_get_http_major(&h->parser) != 1)
-		return request_line_is_strict(h) ? head_fail(h, 505, "unsupported HTTP version")
-						 : malformed(h, "malformed request line");
+		return head_fail(h, 505, "unsupported HTTP version");
 	h->minor = (uint8_t)llhttp_get_http_minor(&h->parser);
+	if (h->method == HTTP_PRI)
+		return malformed(h, "HTTP/2 preface");
 	if (h->method == HTTP_CONNECT)
 		return head_fail(h, 405, "CONNECT");
-	if (!request_line_is_strict(h))
-		return malformed(h, "malformed request line");
 	if ((why = request_target_check(h)) != NULL)
 		return malformed(h, why);
 	return 0;
@@ -280,7 +290,7 @@ scan_start_line(struct head *h, const char *p, const char *end)
 	/* llhttp skips empty lines before a request line; portico refuses them. */
 	if (end == p)
 		return malformed(h, "malformed request line");
-	return request_line_check(h);
+	return request_line_check(h, end);
 }
 
 #define ONES  0x0101010101010101ull
@@ -374,8 +384,6 @@ scan_lines(struct head *h, size_t upto)
 				return -1;
 			continue;
 		}
-		if (end == p && h->kind == HEAD_REQUEST && !h->done)
-			return malformed(h, "malformed head end"); /* not where llhttp saw it */
 		if (end == p) {
 			h->end = h->scanned;
 			return 1;
@@ -410,19 +418,23 @@ on_url_complete(llhttp_t *p)
 	return 0;
 }
 
-/* The end of the head: stop there, whatever follows. */
+/* The end of the request line: the fields are the scanner's (scan_lines). */
 static int
-on_headers_complete(llhttp_t *p)
+on_version_complete(llhttp_t *p)
 {
-	parser_head(p)->done = true;
+	parser_head(p)->line_parsed = true;
 	return HPE_PAUSED;
 }
 
-/* The fields are scanned once per line by scan_lines(), not reported by llhttp. */
+/*
+ * llhttp reads the request line only; the fields are scanned once per line
+ * by scan_lines(), as strictly (fuzz_head_scan holds both to llhttp's
+ * verdict on whole heads).
+ */
 static const llhttp_settings_t request_settings = {
     .on_url = on_url,
     .on_url_complete = on_url_complete,
-    .on_headers_complete = on_headers_complete,
+    .on_version_complete = on_version_complete,
 };
 
 /* --- feeding bytes -------------------------------------------------------------- */
@@ -531,16 +543,28 @@ reparse_as_http11(struct head *h, const char *pos)
 	return llhttp_execute(&h->parser, h->bytes.data, h->bytes.len);
 }
 
-/* Requests: llhttp judges the syntax first, then the lines it accepted are scanned. */
+/*
+ * llhttp stopped after the version's digits, where it would want the CR of
+ * CRLF: anything else refuses the line as soon as it comes, as llhttp would.
+ */
 static enum head_result
-feed_request(struct head *h, size_t old, size_t *upto)
+version_end_check(struct head *h)
+{
+	if (h->start_scanned || h->bytes.len <= h->version_end ||
+	    h->bytes.data[h->version_end] == '\r')
+		return HEAD_MORE;
+	return malformed(h, "malformed request line"), HEAD_ERROR;
+}
+
+/* Requests: llhttp judges the request line first, then the lines are scanned. */
+static enum head_result
+feed_request(struct head *h, size_t old)
 {
 	llhttp_errno_t err;
 	const char *pos;
 
-	*upto = h->bytes.len;
-	if (h->done)
-		return HEAD_MORE;
+	if (h->line_parsed)
+		return version_end_check(h);
 	if (h->bad_method)
 		return unknown_method(h);
 	if (h->version_at != 0)
@@ -552,9 +576,9 @@ feed_request(struct head *h, size_t old, size_t *upto)
 		err = reparse_as_http11(h, pos);
 		pos = llhttp_get_error_pos(&h->parser);
 	}
-	if (err == HPE_PAUSED && h->done) {
-		*upto = (size_t)(pos - h->bytes.data);
-		return HEAD_MORE;
+	if (err == HPE_PAUSED && h->line_parsed) {
+		h->version_end = (size_t)(pos - h->bytes.data);
+		return version_end_check(h);
 	}
 	if (err == HPE_OK)
 		return HEAD_MORE;
@@ -571,33 +595,28 @@ feed_request(struct head *h, size_t old, size_t *upto)
 		return version_pending(h);
 	}
 	h->error = 400;
-	h->why = err == HPE_PAUSED_H2_UPGRADE ? "HTTP/2 preface" : llhttp_errno_name(err);
+	h->why = llhttp_errno_name(err);
 	return HEAD_ERROR;
 }
 
-enum head_result
-head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields)
+/* Room for `n` more bytes and the NUL and eight zero bytes next_ctl() may read after them. */
+static char *
+head_room(struct head *h, size_t n)
 {
-	size_t have = evbuffer_get_length(in), want = have < limit + 4 ? have : limit + 4;
-	size_t old = h->bytes.len, upto = want;
-	struct evbuffer_ptr pos;
+	buf_reserve(&h->bytes, n + 8);
+	return h->bytes.data + h->bytes.len;
+}
+
+/* Parses what h->bytes holds from `old` on (just copied in). */
+static enum head_result
+head_parse(struct head *h, size_t old, size_t limit)
+{
 	int r;
 
-	if (want <= old)
-		return HEAD_MORE;
-	h->max_fields = max_fields;
-	/* A NUL and eight zero bytes after the head: next_ctl() reads whole words. */
-	buf_reserve(&h->bytes, want - old + 8);
-	evbuffer_ptr_set(in, &pos, old, EVBUFFER_PTR_SET);
-	evbuffer_copyout_from(in, &pos, h->bytes.data + old, want - old);
-	h->bytes.len = want;
-	memset(h->bytes.data + want, 0, 9);
-	if (h->kind == HEAD_REQUEST && feed_request(h, old, &upto) == HEAD_ERROR)
+	memset(h->bytes.data + h->bytes.len, 0, 9);
+	if (h->kind == HEAD_REQUEST && feed_request(h, old) == HEAD_ERROR)
 		return HEAD_ERROR;
-	r = scan_lines(h, upto);
-	/* llhttp saw the end of the head where no line ends: a stray CR or LF. */
-	if (r == 0 && h->done)
-		r = malformed(h, "bare CR");
+	r = scan_lines(h, h->bytes.len);
 	if (r < 0)
 		return HEAD_ERROR;
 	if (r == 1) {
@@ -606,12 +625,64 @@ head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields)
 		h->done = true;
 		h->bytes.len = h->end;
 		h->bytes.data[h->end] = '\0';
-		evbuffer_drain(in, h->end);
 		return HEAD_DONE;
 	}
 	if (h->bytes.len > limit)
 		return head_too_large(h, limit, h->kind == HEAD_REQUEST && !h->target_done);
 	return HEAD_MORE;
+}
+
+/*
+ * The bytes a head may take from `have` available, when it holds `old`: a
+ * piece at a time, so that a head is not copied with the body behind it
+ * (a whole read of a response); each piece doubles the bytes held, and the
+ * last stops at the limit (plus the CRLFs that may end the head there).
+ */
+static size_t
+head_next_piece(size_t old, size_t have, size_t limit)
+{
+	size_t want = old < HEAD_PIECE ? HEAD_PIECE : 2 * old;
+
+	if (want > limit + 4)
+		want = limit + 4;
+	return want < have ? want : have;
+}
+
+enum head_result
+head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields)
+{
+	size_t have = evbuffer_get_length(in), old, want;
+	struct evbuffer_ptr pos;
+	enum head_result r = HEAD_MORE;
+
+	h->max_fields = max_fields;
+	for (old = h->bytes.len; (want = head_next_piece(old, have, limit)) > old; old = want) {
+		evbuffer_ptr_set(in, &pos, old, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &pos, head_room(h, want - old), want - old);
+		h->bytes.len = want;
+		if ((r = head_parse(h, old, limit)) != HEAD_MORE)
+			break;
+	}
+	if (r == HEAD_DONE)
+		evbuffer_drain(in, h->end);
+	return r;
+}
+
+enum head_result
+head_feed_bytes(struct head *h, const char *p, size_t n, size_t limit, size_t max_fields)
+{
+	size_t old, want;
+	enum head_result r = HEAD_MORE;
+
+	PORTICO_ASSERT(h->bytes.len == 0);
+	h->max_fields = max_fields;
+	for (old = 0; (want = head_next_piece(old, n, limit)) > old; old = want) {
+		memcpy(head_room(h, want - old), p + old, want - old);
+		h->bytes.len = want;
+		if ((r = head_parse(h, old, limit)) != HEAD_MORE)
+			break;
+	}
+	return r;
 }
 
 /* --- judging a complete head -------------------------------------------------- */
@@ -753,17 +824,24 @@ head_put_field(struct buf *out, const char *name, size_t nlen, const char *value
 void
 head_put_decimal(struct buf *out, uint64_t v)
 {
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+				       "25262728293031323334353637383940414243444546474849"
+				       "50515253545556575859606162636465666768697071727374"
+				       "75767778798081828384858687888990919293949596979899";
 	char tmp[20];
-	size_t n = 0;
+	size_t n = sizeof(tmp);
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	if (out->len + n + 1 > out->cap)
-		buf_reserve(out, n);
-	for (size_t i = 0; i < n; i++)
-		out->data[out->len + i] = tmp[n - 1 - i];
-	out->len += n;
-	out->data[out->len] = '\0';
+	/* Two digits at a time. */
+	while (v >= 100) {
+		n -= 2;
+		memcpy(tmp + n, pairs + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		n -= 2;
+		memcpy(tmp + n, pairs + 2 * v, 2);
+	} else {
+		tmp[--n] = (char)('0' + v);
+	}
+	head_put(out, tmp + n, sizeof(tmp) - n);
 }

@@ -295,26 +295,79 @@ static const char *const header_names[] = {
     [HTTP_HDR_SET_COOKIE] = "set-cookie",
 };
 
-/* The candidates of each name length, ended by HTTP_HDR_OTHER. */
-#define HDR_MAXLEN 19
-static const uint8_t header_by_len[HDR_MAXLEN + 1][5] = {
-    [2] = {HTTP_HDR_TE},
-    [3] = {HTTP_HDR_VIA, HTTP_HDR_URI},
-    [4] = {HTTP_HDR_HOST, HTTP_HDR_ETAG, HTTP_HDR_VARY, HTTP_HDR_LINK},
-    [6] = {HTTP_HDR_EXPECT},
-    [7] = {HTTP_HDR_TRAILER, HTTP_HDR_UPGRADE, HTTP_HDR_REFERER, HTTP_HDR_REFRESH},
-    [8] = {HTTP_HDR_LOCATION},
-    [9] = {HTTP_HDR_FORWARDED},
-    [10] = {HTTP_HDR_CONNECTION, HTTP_HDR_KEEP_ALIVE, HTTP_HDR_USER_AGENT, HTTP_HDR_SET_COOKIE},
-    [11] = {HTTP_HDR_DESTINATION},
-    [12] = {HTTP_HDR_CONTENT_TYPE},
-    [13] = {HTTP_HDR_ACCEPT_RANGES},
-    [14] = {HTTP_HDR_CONTENT_LENGTH},
-    [15] = {HTTP_HDR_X_FORWARDED_FOR, HTTP_HDR_ACCEPT_ENCODING},
-    [16] = {HTTP_HDR_PROXY_CONNECTION, HTTP_HDR_CONTENT_ENCODING, HTTP_HDR_X_FORWARDED_HOST,
-	    HTTP_HDR_CONTENT_LOCATION},
-    [17] = {HTTP_HDR_TRANSFER_ENCODING, HTTP_HDR_X_FORWARDED_PROTO},
-    [19] = {HTTP_HDR_PROXY_AUTHORIZATION},
+static const uint8_t header_len[] = {
+    [HTTP_HDR_HOST] = 4,
+    [HTTP_HDR_CONTENT_LENGTH] = 14,
+    [HTTP_HDR_TRANSFER_ENCODING] = 17,
+    [HTTP_HDR_CONNECTION] = 10,
+    [HTTP_HDR_KEEP_ALIVE] = 10,
+    [HTTP_HDR_PROXY_CONNECTION] = 16,
+    [HTTP_HDR_TE] = 2,
+    [HTTP_HDR_TRAILER] = 7,
+    [HTTP_HDR_UPGRADE] = 7,
+    [HTTP_HDR_PROXY_AUTHORIZATION] = 19,
+    [HTTP_HDR_EXPECT] = 6,
+    [HTTP_HDR_X_FORWARDED_FOR] = 15,
+    [HTTP_HDR_X_FORWARDED_HOST] = 16,
+    [HTTP_HDR_X_FORWARDED_PROTO] = 17,
+    [HTTP_HDR_FORWARDED] = 9,
+    [HTTP_HDR_VIA] = 3,
+    [HTTP_HDR_REFERER] = 7,
+    [HTTP_HDR_USER_AGENT] = 10,
+    [HTTP_HDR_ACCEPT_ENCODING] = 15,
+    [HTTP_HDR_CONTENT_TYPE] = 12,
+    [HTTP_HDR_CONTENT_ENCODING] = 16,
+    [HTTP_HDR_ETAG] = 4,
+    [HTTP_HDR_ACCEPT_RANGES] = 13,
+    [HTTP_HDR_VARY] = 4,
+    [HTTP_HDR_LOCATION] = 8,
+    [HTTP_HDR_CONTENT_LOCATION] = 16,
+    [HTTP_HDR_URI] = 3,
+    [HTTP_HDR_DESTINATION] = 11,
+    [HTTP_HDR_REFRESH] = 7,
+    [HTTP_HDR_LINK] = 4,
+    [HTTP_HDR_SET_COOKIE] = 10,
+};
+
+/*
+ * One slot per name, by its length and its first and last letters; no two
+ * names share a slot (a duplicate initializer is a -Woverride-init error).
+ * Slot 0's HTTP_HDR_OTHER fills the rest.
+ */
+#define HDR_MAXLEN		   19
+#define HDR_SLOT(len, first, last) (((len) + (first)*2u + (last)*23u) & 127u)
+static const uint8_t header_slot[128] = {
+    [HDR_SLOT(4, 'h', 't')] = HTTP_HDR_HOST,
+    [HDR_SLOT(14, 'c', 'h')] = HTTP_HDR_CONTENT_LENGTH,
+    [HDR_SLOT(17, 't', 'g')] = HTTP_HDR_TRANSFER_ENCODING,
+    [HDR_SLOT(10, 'c', 'n')] = HTTP_HDR_CONNECTION,
+    [HDR_SLOT(10, 'k', 'e')] = HTTP_HDR_KEEP_ALIVE,
+    [HDR_SLOT(16, 'p', 'n')] = HTTP_HDR_PROXY_CONNECTION,
+    [HDR_SLOT(2, 't', 'e')] = HTTP_HDR_TE,
+    [HDR_SLOT(7, 't', 'r')] = HTTP_HDR_TRAILER,
+    [HDR_SLOT(7, 'u', 'e')] = HTTP_HDR_UPGRADE,
+    [HDR_SLOT(19, 'p', 'n')] = HTTP_HDR_PROXY_AUTHORIZATION,
+    [HDR_SLOT(6, 'e', 't')] = HTTP_HDR_EXPECT,
+    [HDR_SLOT(15, 'x', 'r')] = HTTP_HDR_X_FORWARDED_FOR,
+    [HDR_SLOT(16, 'x', 't')] = HTTP_HDR_X_FORWARDED_HOST,
+    [HDR_SLOT(17, 'x', 'o')] = HTTP_HDR_X_FORWARDED_PROTO,
+    [HDR_SLOT(9, 'f', 'd')] = HTTP_HDR_FORWARDED,
+    [HDR_SLOT(3, 'v', 'a')] = HTTP_HDR_VIA,
+    [HDR_SLOT(7, 'r', 'r')] = HTTP_HDR_REFERER,
+    [HDR_SLOT(10, 'u', 't')] = HTTP_HDR_USER_AGENT,
+    [HDR_SLOT(15, 'a', 'g')] = HTTP_HDR_ACCEPT_ENCODING,
+    [HDR_SLOT(12, 'c', 'e')] = HTTP_HDR_CONTENT_TYPE,
+    [HDR_SLOT(16, 'c', 'g')] = HTTP_HDR_CONTENT_ENCODING,
+    [HDR_SLOT(4, 'e', 'g')] = HTTP_HDR_ETAG,
+    [HDR_SLOT(13, 'a', 's')] = HTTP_HDR_ACCEPT_RANGES,
+    [HDR_SLOT(4, 'v', 'y')] = HTTP_HDR_VARY,
+    [HDR_SLOT(8, 'l', 'n')] = HTTP_HDR_LOCATION,
+    [HDR_SLOT(16, 'c', 'n')] = HTTP_HDR_CONTENT_LOCATION,
+    [HDR_SLOT(3, 'u', 'i')] = HTTP_HDR_URI,
+    [HDR_SLOT(11, 'd', 'n')] = HTTP_HDR_DESTINATION,
+    [HDR_SLOT(7, 'r', 'h')] = HTTP_HDR_REFRESH,
+    [HDR_SLOT(4, 'l', 'k')] = HTTP_HDR_LINK,
+    [HDR_SLOT(10, 's', 'e')] = HTTP_HDR_SET_COOKIE,
 };
 
 static inline unsigned char
@@ -323,9 +376,16 @@ lower(unsigned char c)
 	return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 0x20 : 0));
 }
 
+static inline bool
+word32_has_cr(uint32_t x)
+{
+	x ^= 0x0d0d0d0du;
+	return ((x - 0x01010101u) & ~x & 0x80808080u) != 0;
+}
+
 /*
  * `name` (any case) against the lower-case `want` (letters and '-') of the
- * same length.  From eight bytes on, a word at a time: OR-ing 0x20 maps only
+ * same length.  From four bytes on, a word at a time: OR-ing 0x20 maps only
  * a letter's two cases onto the lower one, and CR onto '-', so a word with
  * a CR is never equal.
  */
@@ -335,6 +395,17 @@ name_eq_lower(const char *name, const char *want, size_t len)
 	const uint64_t lc = ONES * 0x20;
 	size_t i = 0;
 
+	if (len >= 4 && len < 8) {
+		/* Two four-byte words, overlapping when len < 8. */
+		uint32_t a, b, wa, wb;
+
+		memcpy(&a, name, 4);
+		memcpy(&b, name + len - 4, 4);
+		memcpy(&wa, want, 4);
+		memcpy(&wb, want + len - 4, 4);
+		return (a | 0x20202020u) == wa && (b | 0x20202020u) == wb && !word32_has_cr(a) &&
+		       !word32_has_cr(b);
+	}
 	if (len < 8) {
 		for (; i < len; i++)
 			if (lower((unsigned char)name[i]) != (unsigned char)want[i])
@@ -355,18 +426,16 @@ name_eq_lower(const char *name, const char *want, size_t len)
 enum http_hdr
 http_header_id(const char *name, size_t len)
 {
-	unsigned char first;
+	unsigned id;
 
-	if (len == 0 || len > HDR_MAXLEN)
+	if (len < 2 || len > HDR_MAXLEN)
 		return HTTP_HDR_OTHER;
-	first = lower((unsigned char)name[0]);
-	for (const uint8_t *id = header_by_len[len]; *id != HTTP_HDR_OTHER; id++) {
-		const char *want = header_names[*id];
-
-		if ((unsigned char)want[0] == first && name_eq_lower(name, want, len))
-			return (enum http_hdr) * id;
-	}
-	return HTTP_HDR_OTHER;
+	id = header_slot[HDR_SLOT(len, (unsigned char)name[0] | 0x20u,
+				  (unsigned char)name[len - 1] | 0x20u)];
+	if (id == HTTP_HDR_OTHER || header_len[id] != len ||
+	    !name_eq_lower(name, header_names[id], len))
+		return HTTP_HDR_OTHER;
+	return (enum http_hdr)id;
 }
 
 bool
@@ -439,6 +508,11 @@ http_connection_flags(const char *v, size_t len)
 	const char *t;
 	unsigned flags = 0;
 
+	/* The usual values, alone in the field. */
+	if (len == 10 && name_eq_lower(v, "keep-alive", 10))
+		return HTTP_CONN_KEEP_ALIVE;
+	if (len == 5 && name_eq_lower(v, "close", 5))
+		return HTTP_CONN_CLOSE;
 	while (http_list_next(v, len, &pos, &t, &n)) {
 		if (ascii_casecmp_eq(t, n, "close", 5))
 			flags |= HTTP_CONN_CLOSE;
@@ -486,18 +560,16 @@ http_framing_add_length(struct http_framing *f, const char *v, size_t len)
 	f->length = value;
 }
 
+/*
+ * Transfer-Encoding: exactly one field saying exactly "chunked" (any case,
+ * the value trimmed).  A list, even one whose other elements are empty
+ * ("chunked ,"), is refused: parsers disagree on such lists, and a
+ * disagreement on framing is a smuggled request.
+ */
 void
 http_framing_add_te(struct http_framing *f, const char *v, size_t len)
 {
-	size_t pos = 0, n, count = 0;
-	const char *t;
-
-	while (http_list_next(v, len, &pos, &t, &n)) {
-		count++;
-		if (!ascii_casecmp_eq(t, n, "chunked", 7))
-			f->bad = true;
-	}
-	if (count != 1 || f->has_te)
+	if (f->has_te || len != 7 || !ascii_casecmp_eq(v, len, "chunked", 7))
 		f->bad = true;
 	f->has_te = true;
 	f->chunked = !f->bad;
@@ -628,12 +700,23 @@ http_reason(int status)
 
 static const char hexdigits[] = "0123456789abcdef";
 
+/* Every byte as two hex digits. */
+static const char hex_pairs[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 void
 http_reqid_format(char out[HTTP_REQID_LEN + 1], uint64_t v)
 {
-	for (int i = HTTP_REQID_LEN - 1; i >= 0; i--) {
-		out[i] = hexdigits[v & 0xf];
-		v >>= 4;
+	for (int i = HTTP_REQID_LEN - 2; i >= 0; i -= 2) {
+		memcpy(out + i, hex_pairs + 2 * (v & 0xff), 2);
+		v >>= 8;
 	}
 	out[HTTP_REQID_LEN] = '\0';
 }

@@ -19,6 +19,7 @@
 #include <llhttp.h>
 #include <openssl/crypto.h>
 #include <yaml.h>
+#include <nghttp2/nghttp2.h>
 #include <zlib.h>
 
 #include "portico/config.h"
@@ -332,6 +333,7 @@ cmd_version(void)
 	printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
 	printf("PCRE2 %s (%s)\n", pcre, jit ? "JIT available" : "no JIT");
 	printf("zlib %s\n", zlibVersion());
+	printf("nghttp2 %s\n", nghttp2_version(0)->version_str);
 	return EXIT_SUCCESS;
 }
 

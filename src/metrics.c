@@ -262,6 +262,64 @@ format_proxy(struct buf *out, const struct metrics_sum *s)
 			 reasons[i], (unsigned long long)s->counters[METRICS_PROXY_MISSING + i]);
 }
 
+const char *const metrics_h2_defense_names[] = {
+    "rapid_reset", "continuation", "header_list", "settings_flood", "ping_flood",
+    "empty_data",  "other_flood",  "stall",	  "idle",	    "malformed",
+};
+
+const char *const metrics_h2_error_names[14] = {
+    "NO_ERROR",
+    "PROTOCOL_ERROR",
+    "INTERNAL_ERROR",
+    "FLOW_CONTROL_ERROR",
+    "SETTINGS_TIMEOUT",
+    "STREAM_CLOSED",
+    "FRAME_SIZE_ERROR",
+    "REFUSED_STREAM",
+    "CANCEL",
+    "COMPRESSION_ERROR",
+    "CONNECT_ERROR",
+    "ENHANCE_YOUR_CALM",
+    "INADEQUATE_SECURITY",
+    "HTTP_1_1_REQUIRED",
+};
+
+static void
+format_by_code(struct buf *out, const char *name, const char *help, const uint64_t *c)
+{
+	format_head(out, name, "counter", help);
+	for (size_t i = 0; i < ARRAY_SIZE(metrics_h2_error_names); i++)
+		buf_addf(out, "%s{error=\"%s\"} %llu\n", name, metrics_h2_error_names[i],
+			 (unsigned long long)c[i]);
+}
+
+static void
+format_http2(struct buf *out, const struct metrics_sum *s)
+{
+	const uint64_t *c = s->counters;
+
+	format_head(out, "portico_requests_by_protocol_total", "counter",
+		    "Requests by client protocol.");
+	buf_addf(out, "portico_requests_by_protocol_total{protocol=\"HTTP/1.1\"} %llu\n",
+		 (unsigned long long)c[METRICS_REQUESTS_HTTP1]);
+	buf_addf(out, "portico_requests_by_protocol_total{protocol=\"HTTP/2.0\"} %llu\n",
+		 (unsigned long long)c[METRICS_REQUESTS_HTTP2]);
+	format_one(out, "portico_http2_connections_total", "counter", "HTTP/2 client connections.",
+		   c[METRICS_H2_CONNECTIONS]);
+	format_one(out, "portico_http2_streams_total", "counter", "HTTP/2 request streams.",
+		   c[METRICS_H2_STREAMS]);
+	format_head(out, "portico_http2_defenses_total", "counter",
+		    "HTTP/2 limits and flood defenses that fired, by kind.");
+	for (size_t i = 0; i < METRICS_H2_NDEFENSES; i++)
+		buf_addf(out, "portico_http2_defenses_total{kind=\"%s\"} %llu\n",
+			 metrics_h2_defense_names[i],
+			 (unsigned long long)c[METRICS_H2_RAPID_RESET + i]);
+	format_by_code(out, "portico_http2_rst_stream_sent_total",
+		       "HTTP/2 RST_STREAM frames sent, by error code.", c + METRICS_H2_RST_SENT);
+	format_by_code(out, "portico_http2_goaway_sent_total",
+		       "HTTP/2 GOAWAY frames sent, by error code.", c + METRICS_H2_GOAWAY_SENT);
+}
+
 static void
 format_gauge(struct buf *out, const char *name, const char *help, int64_t v)
 {
@@ -293,6 +351,7 @@ metrics_format(struct buf *out, const struct metrics_sum *s)
 	format_one(out, "portico_bytes_sent_total", "counter",
 		   "Bytes of response bodies sent to clients.", c[METRICS_BYTES_SENT]);
 	format_proxy(out, s);
+	format_http2(out, s);
 	format_reloads(out, s);
 	format_gauge(out, "portico_config_generation",
 		     "Generation of the running configuration (1 at start).",

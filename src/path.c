@@ -7,6 +7,7 @@
  * counts as "."), then "." and ".." segments are removed in place.  Runs of
  * "/" are kept as they are: an empty segment is a segment like any other.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "portico/path.h"
@@ -20,12 +21,23 @@ is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+/* RFC 3986 pchar without escapes: unreserved, sub-delims, ':' and '@'. */
+static const uint8_t pchar[256] = {
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,  ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,  ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,  ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,  ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,  ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,  ['U'] = 1, ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['0'] = 1, ['1'] = 1,  ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,  ['-'] = 1, ['.'] = 1,
+    ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1,
+    ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, [':'] = 1,  ['@'] = 1};
+
 bool
 path_is_pchar(unsigned char c)
 {
-	if (is_unreserved(c))
-		return true;
-	return c != '\0' && strchr("!$&'()*+,;=:@", c) != NULL;
+	return pchar[c] != 0;
 }
 
 /* True when p[i] starts a "%XX" escape with two hex digits inside len. */
@@ -71,7 +83,17 @@ decode_path(const char *in, size_t len, char *out, size_t *outlen, const char **
 
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)in[i];
+		size_t run = i;
 
+		/* The usual bytes, copied as a run. */
+		while (run < len && (pchar[(unsigned char)in[run]] || in[run] == '/'))
+			run++;
+		if (run > i) {
+			memcpy(out + w, in + i, run - i);
+			w += run - i;
+			i = run - 1;
+			continue;
+		}
 		if (c == '%') {
 			if (decode_escape(in, len, i, out, &w, err) == -1)
 				return -1;
@@ -239,17 +261,25 @@ path_normalize_rule(const char *in, size_t len, char *out, size_t *outlen, size_
 void
 path_encode(struct buf *b, const char *p, size_t len, bool keep_slash)
 {
-	buf_reserve(b, len);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)p[i];
+	size_t i = 0;
 
-		if (path_is_pchar(c) || (c == '/' && keep_slash) || is_escape(p, len, i)) {
-			buf_addc(b, (char)c);
-			continue;
-		}
+	buf_reserve(b, len);
+	while (i < len) {
+		size_t run = i;
+		unsigned char c;
+
+		/* A run of bytes that stay as they are, copied at once. */
+		while (run < len && (pchar[(unsigned char)p[run]] ||
+				     (p[run] == '/' && keep_slash) || is_escape(p, len, run)))
+			run++;
+		buf_add(b, p + i, run - i);
+		if (run == len)
+			break;
+		c = (unsigned char)p[run];
 		buf_addc(b, '%');
 		buf_addc(b, hexdigits[c >> 4]);
 		buf_addc(b, hexdigits[c & 15]);
+		i = run + 1;
 	}
 }
 

@@ -44,24 +44,33 @@ reverse_kind_of(enum http_hdr id)
 	}
 }
 
-/* The fields toward the client: a growing list, rewritten values kept in `scratch`. */
+/* The fields toward the client: a list with room made first, rewritten values kept in `scratch`. */
 struct field_list {
 	struct worker *w;
 	size_t n;
+	bool scratch; /* a value lies in `scratch`: its offset is fixed up at the end */
 };
 
+/* Room for `n` fields: the response's own, and the two body rewriting may add. */
 static void
+list_reserve(struct worker *w, size_t n)
+{
+	size_t cap = w->fields_cap;
+
+	if (n <= cap)
+		return;
+	w->fields = xgrow(w->fields, &cap, n - 1, sizeof(*w->fields));
+	w->field_off = xrealloc(w->field_off, cap * sizeof(*w->field_off));
+	w->fields_cap = cap;
+}
+
+static inline void
 list_add(struct field_list *l, const char *name, size_t nlen, const char *v, size_t vlen,
 	 size_t off)
 {
 	struct worker *w = l->w;
-	size_t cap = w->fields_cap;
 
-	if (l->n >= cap) {
-		w->fields = xgrow(w->fields, &cap, l->n, sizeof(*w->fields));
-		w->field_off = xrealloc(w->field_off, cap * sizeof(*w->field_off));
-		w->fields_cap = cap;
-	}
+	PORTICO_ASSERT(l->n < w->fields_cap);
 	w->fields[l->n] = (struct stream_field){name, nlen, v, vlen};
 	w->field_off[l->n] = off;
 	l->n++;
@@ -71,6 +80,7 @@ list_add(struct field_list *l, const char *name, size_t nlen, const char *v, siz
 static void
 list_add_scratch(struct field_list *l, const char *name, size_t nlen, size_t start)
 {
+	l->scratch = true;
 	list_add(l, name, nlen, NULL, l->w->scratch.len - start, start);
 }
 
@@ -166,6 +176,7 @@ relay_fields(struct exchange *ex, const struct head *h, struct stream_response *
 		ctx.hostlen = rq->authority_len;
 	}
 	buf_reset(&w->scratch);
+	list_reserve(w, h->nfields + 2);
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct head_field *f = &h->fields[i];
 
@@ -178,7 +189,7 @@ relay_fields(struct exchange *ex, const struct head *h, struct stream_response *
 			 SIZE_MAX);
 	if (ex->bf_headers && ex->bf_vary && !ex->bf_vary_done)
 		list_add(&l, "Vary", 4, "Accept-Encoding", 15, SIZE_MAX);
-	for (size_t i = 0; i < l.n; i++)
+	for (size_t i = 0; l.scratch && i < l.n; i++)
 		if (w->field_off[i] != SIZE_MAX)
 			w->fields[i].value = w->scratch.data + w->field_off[i];
 	r->status = h->status;
@@ -398,7 +409,7 @@ relay_end(struct exchange *ex)
 	}
 	if (ex->filter_failed) {
 		/* A corrupt or truncated compressed body: never end it as if complete. */
-		log_req(LOG_LEVEL_WARN, ex->id, "response body filter failed route=%s",
+		log_req(LOG_LEVEL_WARN, ex_id(ex), "response body filter failed route=%s",
 			ex->route->name);
 		ex_cut(ex, "body filter failed");
 		return;

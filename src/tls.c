@@ -82,16 +82,17 @@ server_sni_cb(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
-/* ALPN: http/1.1 only. */
+/* ALPN: h2 first when the listener serves HTTP/2 (`arg` non-NULL), then http/1.1. */
 static int
 server_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
 	       unsigned int inlen, void *arg)
 {
-	static const unsigned char h11[] = "\x08http/1.1";
+	static const unsigned char both[] = "\x02h2\x08http/1.1";
+	const unsigned char *mine = arg != NULL ? both : both + 3;
+	unsigned int mlen = arg != NULL ? sizeof(both) - 1 : sizeof(both) - 4;
 
 	(void)ssl;
-	(void)arg;
-	if (SSL_select_next_proto((unsigned char **)out, outlen, h11, sizeof(h11) - 1, in, inlen) !=
+	if (SSL_select_next_proto((unsigned char **)out, outlen, mine, mlen, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_NOACK;
 	return SSL_TLSEXT_ERR_OK;
@@ -111,7 +112,7 @@ server_ctx_new(const struct config_listen *l, const struct config_cert *cert, co
 	    SSL_CTX_use_PrivateKey_file(ctx, cert->key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1)
 		goto fail;
-	SSL_CTX_set_alpn_select_cb(ctx, server_alpn_cb, NULL);
+	SSL_CTX_set_alpn_select_cb(ctx, server_alpn_cb, l->http2 ? (void *)ctx : NULL);
 	return ctx;
 fail:
 	*err = tls_last_error("cannot set up TLS");

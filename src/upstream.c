@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -23,6 +24,7 @@
 
 #include "portico/chunked.h"
 #include "portico/config.h"
+#include "portico/deadline.h"
 #include "portico/head.h"
 #include "portico/log.h"
 #include "portico/metrics.h"
@@ -62,7 +64,8 @@ struct upstream {
 	struct worker_reap reap;
 	struct upstream_key *key;
 	struct bufferevent *bev;
-	struct event *rev; /* reading, once connected (see worker_read) */
+	struct event *rev;     /* reading, once connected (see worker_read) */
+	struct deadline timer; /* plain sockets: the read or idle timeout while reading */
 	const struct upstream_cbs *cbs;
 	void *arg; /* the exchange, while busy */
 	struct resolve_req *rq;
@@ -84,7 +87,8 @@ struct upstream {
 	bool tls;	 /* OpenSSL bufferevent: libevent's own read and write paths */
 	bool tls_failed; /* no SSL object: fails as soon as the loop runs */
 	uint64_t write_ms;
-	char why[160]; /* a failure's reason, when it needs formatting */
+	uint64_t bev_write_ms; /* plain: the send timeout set on `bev` (upstream_sync_write) */
+	char why[160];	       /* a failure's reason, when it needs formatting */
 	const char *close_reason;
 	uint64_t connect_ms, read_ms;
 	bool timeouts_clear; /* `bev` has neither timeout set */
@@ -269,30 +273,67 @@ upstream_tls_read(struct upstream *u, bool want, bool rearm)
 	}
 }
 
-/* No timeouts on the bufferevent; setting them again re-adds its events, so only on a change. */
+/*
+ * Plain sockets: the send timeout (write_ms) on the bufferevent, which
+ * writes only what worker_flush() leaves.  It matters only while writing is
+ * enabled, and setting it re-adds the bufferevent's events: it is set when
+ * writing is on and it changed, not on every request.
+ */
+static void
+upstream_sync_write(struct upstream *u)
+{
+	struct timeval tv;
+
+	if (u->tls || u->bev_write_ms == u->write_ms ||
+	    !(bufferevent_get_enabled(u->bev) & EV_WRITE))
+		return;
+	tv_from_ms(&tv, u->write_ms);
+	bufferevent_set_timeouts(u->bev, NULL, u->write_ms ? &tv : NULL);
+	u->bev_write_ms = u->write_ms;
+}
+
+/* No timeouts: TLS sets them again only on a change, since that re-adds its events. */
 static void
 upstream_clear_timeouts(struct upstream *u)
 {
+	if (!u->tls) {
+		u->write_ms = 0;
+		upstream_sync_write(u);
+		return;
+	}
 	if (u->timeouts_clear)
 		return;
 	bufferevent_set_timeouts(u->bev, NULL, NULL);
 	u->timeouts_clear = true;
 }
 
-/* Arms the read event with the current timeout, or disarms it. */
+/* Plain sockets: the read timeout runs from now (deadline.h: no re-arming when it moves later). */
+static void
+upstream_restart_timer(struct upstream *u)
+{
+	if (u->read_ms != 0)
+		deadline_set(&u->timer, deadline_now_us(), u->read_ms);
+	else
+		deadline_clear(&u->timer);
+}
+
+/* Arms the read event and its timeout, or disarms both; `rearm` restarts the timeout. */
 static void
 upstream_apply_read(struct upstream *u, bool rearm)
 {
 	bool want = u->connected && !u->paused && !u->read_eof;
-	struct timeval tv;
 
 	if (u->tls) {
 		upstream_tls_read(u, want, rearm);
-	} else if (want && (!u->reading || rearm)) {
-		tv_from_ms(&tv, u->read_ms);
-		event_add(u->rev, u->read_ms ? &tv : NULL);
-	} else if (!want && u->reading) {
-		event_del(u->rev);
+	} else if (want) {
+		if (!u->reading)
+			event_add(u->rev, NULL);
+		if (!u->reading || rearm)
+			upstream_restart_timer(u);
+	} else {
+		if (u->reading)
+			event_del(u->rev);
+		deadline_clear(&u->timer);
 	}
 	u->reading = want;
 }
@@ -300,16 +341,10 @@ upstream_apply_read(struct upstream *u, bool rearm)
 void
 upstream_set_read_timeout(struct upstream *u, uint64_t ms)
 {
-	struct timeval tv;
-
 	u->read_ms = u->write_ms = ms;
 	if (u->state != UPSTREAM_BUSY)
 		return; /* applied once connected */
-	tv_from_ms(&tv, ms);
-	if (!u->tls) {
-		u->timeouts_clear = false;
-		bufferevent_set_timeouts(u->bev, NULL, &tv);
-	}
+	upstream_sync_write(u);
 	upstream_apply_read(u, true);
 }
 
@@ -371,12 +406,47 @@ upstream_out(struct upstream *u)
 	return bufferevent_get_output(u->bev);
 }
 
+/* The socket: from the read event once connected (cheaper than asking the bufferevent). */
+static int
+upstream_fd(const struct upstream *u)
+{
+	return u->rev != NULL ? event_get_fd(u->rev) : bufferevent_getfd(u->bev);
+}
+
 bool
 upstream_flush(struct upstream *u)
 {
-	if (u->state == UPSTREAM_BUSY && !u->tls)
-		worker_flush(u->bev);
+	size_t left;
+
+	if (u->state == UPSTREAM_BUSY && !u->tls) {
+		left = worker_flush(u->bev, upstream_fd(u));
+		if (left > 0) /* the write event took over: give it its timeout */
+			upstream_sync_write(u);
+		return left < STREAM_LOW_WATER;
+	}
 	return evbuffer_get_length(bufferevent_get_output(u->bev)) < STREAM_LOW_WATER;
+}
+
+void
+upstream_send(struct upstream *u, const void *p, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(u->bev);
+	ssize_t w = -1;
+
+	if (u->state == UPSTREAM_BUSY && !u->tls && evbuffer_get_length(out) == 0 &&
+	    !(bufferevent_get_enabled(u->bev) & EV_WRITE))
+		w = write(upstream_fd(u), p, n);
+	/* An error is met again, and reported, by the write of what is queued (worker_flush). */
+	if (w < 0)
+		w = 0;
+	if ((size_t)w < n)
+		evbuffer_add(out, (const char *)p + w, n - (size_t)w);
+}
+
+bool
+upstream_has_input(struct upstream *u)
+{
+	return evbuffer_get_length(bufferevent_get_input(u->bev)) > 0;
 }
 
 const char *
@@ -473,11 +543,11 @@ upstream_on_head(struct upstream *u)
 	return false;
 }
 
-/* Reads the response head from the input; false when there is nothing more to do now. */
+/* Acts on what head_feed() found; false when there is nothing more to do now. */
 static bool
-upstream_read_head(struct upstream *u, struct evbuffer *in)
+upstream_head_result(struct upstream *u, enum head_result r)
 {
-	switch (head_feed(&u->head, in, u->head_limit, 0)) {
+	switch (r) {
 	case HEAD_MORE:
 		return false;
 	case HEAD_ERROR:
@@ -490,6 +560,13 @@ upstream_read_head(struct upstream *u, struct evbuffer *in)
 		break;
 	}
 	return upstream_on_head(u);
+}
+
+/* Reads the response head from the input; false when there is nothing more to do now. */
+static bool
+upstream_read_head(struct upstream *u, struct evbuffer *in)
+{
+	return upstream_head_result(u, head_feed(&u->head, in, u->head_limit, 0));
 }
 
 /* Body bytes as framed; false when there is nothing more to do now. */
@@ -653,11 +730,15 @@ static void
 upstream_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream *u = upstream_from_arg(arg);
+	struct worker *w = u->w;
 	long n;
 
-	if (what & EV_TIMEOUT) {
-		upstream_on_timeout(u, false);
-	} else if (u->process_pending) {
+	(void)what;
+	worker_io_enter(w);
+	/* The read timeout runs between two reads. */
+	if (deadline_is_set(&u->timer))
+		upstream_restart_timer(u);
+	if (u->process_pending) {
 		u->process_pending = false;
 		upstream_on_data(u);
 	} else if ((n = worker_read_at_most(fd, bufferevent_get_input(u->bev), u->read_max)) > 0) {
@@ -667,6 +748,20 @@ upstream_io_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (errno != EAGAIN && errno != EINTR) {
 		upstream_on_error(u, errno, NULL);
 	}
+	upstream_flush_self(u);
+	worker_io_leave(w);
+}
+
+/* Plain sockets: the read timeout (or idle timeout) passed. */
+static void
+upstream_timer_cb(void *arg)
+{
+	struct upstream *u = upstream_from_arg(arg);
+
+	upstream_on_timeout(u, false);
+	/* A tunnel still in use keeps its idle timeout, as libevent's persistent timeouts do. */
+	if (u->state == UPSTREAM_BUSY && u->reading && !deadline_is_set(&u->timer))
+		upstream_restart_timer(u);
 	upstream_flush_self(u);
 }
 
@@ -801,6 +896,7 @@ upstream_connect(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 	tv_from_ms(&tv, u->connect_ms);
 	/* TLS: the handshake, which reads too, is part of connecting. */
 	u->timeouts_clear = false;
+	u->bev_write_ms = u->write_ms = u->connect_ms;
 	bufferevent_set_timeouts(u->bev, u->tls ? &tv : NULL, &tv);
 	if (bufferevent_socket_connect(u->bev, sa, (int)salen) == -1)
 		bufferevent_trigger_event(u->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
@@ -845,6 +941,7 @@ upstream_new(struct worker *w, const struct route *r, struct upstream_key *k)
 	u->magic = UPSTREAM_MAGIC;
 	u->w = w;
 	u->reap.free = upstream_reap;
+	deadline_init(&u->timer, w->base, upstream_timer_cb, u);
 	head_init(&u->head);
 	metrics_gauge_add(w->metrics, METRICS_UPSTREAM_CONNECTIONS, 1);
 	u->key = k;
@@ -961,6 +1058,7 @@ upstream_close(struct upstream *u, const char *reason)
 	upstream_apply_read(u, false);
 	if (u->rev != NULL)
 		event_del(u->rev);
+	deadline_stop(&u->timer);
 	worker_defer_free(u->w, &u->reap);
 }
 

@@ -27,6 +27,7 @@
 #include "portico/head.h"
 #include "portico/http.h"
 #include "portico/log.h"
+#include "portico/deadline.h"
 #include "portico/metrics.h"
 #include "portico/resolve.h"
 #include "portico/tls.h"
@@ -58,7 +59,21 @@ worker_defer_free(struct worker *w, struct worker_reap *r)
 	r->queued = true;
 	r->next = w->reap;
 	w->reap = r;
-	event_active(w->reap_ev, EV_TIMEOUT, 0);
+	if (w->io_depth == 0)
+		event_active(w->reap_ev, EV_TIMEOUT, 0);
+}
+
+void
+worker_io_enter(struct worker *w)
+{
+	w->io_depth++;
+}
+
+void
+worker_io_leave(struct worker *w)
+{
+	if (--w->io_depth == 0 && w->reap != NULL)
+		worker_reap_cb(-1, 0, w);
 }
 
 #define FREE_HEADS_MAX 64
@@ -97,16 +112,13 @@ worker_head_put(struct worker *w, struct head *h)
 uint64_t
 worker_mono_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return deadline_clock_us(CLOCK_MONOTONIC);
 }
 
-void
-worker_next_reqid(struct worker *w, char out[17])
+uint64_t
+worker_next_reqid(struct worker *w)
 {
-	http_reqid_format(out, w->reqid_base | (w->reqseq++ & 0xfffffffffull));
+	return w->reqid_base | (w->reqseq++ & 0xfffffffffull);
 }
 
 long
@@ -153,27 +165,38 @@ worker_read_at_most(int fd, struct evbuffer *in, size_t max)
 }
 
 void
-worker_flush(struct bufferevent *bev)
+worker_input_add(struct evbuffer *in, const void *p, size_t n)
+{
+	/* A bufferevent keeps the end of its input frozen outside its own reads. */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_add(in, p, n) == -1)
+		fatal("out of memory");
+	evbuffer_freeze(in, 0);
+}
+
+size_t
+worker_flush(struct bufferevent *bev, int fd)
 {
 	struct evbuffer *out;
+	size_t left;
 	int r;
 
 	if (bev == NULL) /* an idle client without its buffers */
-		return;
+		return 0;
 	out = bufferevent_get_output(bev);
-	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
-		return;
+	if ((left = evbuffer_get_length(out)) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+		return left;
 	/* A bufferevent keeps the start of its output frozen outside its own writes. */
 	evbuffer_unfreeze(out, 1);
-	r = evbuffer_write(out, bufferevent_getfd(bev));
+	r = evbuffer_write(out, fd);
 	evbuffer_freeze(out, 1);
-	if (r < 0 && errno != EAGAIN && errno != EINTR) {
-		/* Let the bufferevent meet the error itself and report it. */
+	if (r > 0)
+		left -= (size_t)r;
+	if ((r < 0 && errno != EAGAIN && errno != EINTR) || left > 0)
+		/* Left to the bufferevent: it finishes, or meets the error itself and reports it.
+		 */
 		bufferevent_enable(bev, EV_WRITE);
-		return;
-	}
-	if (evbuffer_get_length(out) > 0)
-		bufferevent_enable(bev, EV_WRITE);
+	return left;
 }
 
 void
@@ -245,6 +268,14 @@ worker_bev_put(struct worker *w, struct bufferevent *bev)
 		bufferevent_free(bev);
 		return;
 	}
+	/*
+	 * An empty input may still hold the chain its last read reserved (a
+	 * read of nothing commits nothing and keeps it): up to a read's size
+	 * per spare.  evbuffer_drain leaves an empty buffer as it is, so one
+	 * byte is added for it to free every chain.
+	 */
+	worker_input_add(bufferevent_get_input(bev), "", 1);
+	evbuffer_drain(bufferevent_get_input(bev), 1);
 	w->spare_bevs = xgrow(w->spare_bevs, &w->spare_cap, w->nspare, sizeof(*w->spare_bevs));
 	w->spare_bevs[w->nspare++] = bev;
 }
@@ -562,6 +593,8 @@ worker_notify(struct worker *w)
 	pthread_mutex_unlock(&w->lock);
 	if (cfg != NULL)
 		worker_swap_config(w, cfg);
+	if (set != NULL && !w->draining)
+		client_listeners_changed(w);
 	if (stop)
 		worker_begin_drain(w);
 }
@@ -645,6 +678,7 @@ worker_init(struct worker *all, unsigned id, unsigned nworkers, struct worker_sh
 	w->filter_out = evbuffer_new();
 	w->req_staging = evbuffer_new();
 	w->resp_staging = evbuffer_new();
+	w->flat = xmalloc(WORKER_FLAT_SIZE);
 	w->shutdown_ms = cfg->timeouts.shutdown;
 	atomic_store(&shared->max_clients, worker_max_clients(shared, cfg));
 	/* Request ids: 20 bits of start time, 8 of worker, 36 of counter. */
@@ -700,6 +734,7 @@ worker_destroy(struct worker *w)
 	free(w->free_heads);
 	buf_free(&w->scratch);
 	buf_free(&w->head);
+	free(w->flat);
 	free(w->fields);
 	free(w->field_off);
 	if (w->filter_out)

@@ -9,6 +9,7 @@
 #ifndef PORTICO_ACCESSLOG_H
 #define PORTICO_ACCESSLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -25,6 +26,7 @@ struct accesslog_entry {
 	const char *target; /* request target as received */
 	size_t target_len;
 	int http_minor; /* HTTP/1.<minor> */
+	int http_major; /* 2: HTTP/2.0 (0 or 1: HTTP/1.<minor>) */
 	int status;
 	uint64_t bytes_sent; /* response body bytes */
 	const char *referer; /* NULL: "-" */
@@ -41,6 +43,8 @@ struct accesslog_entry {
 /* Starts the writer.  dest: "stdout", "stderr", "off" or a path.  0, or -1 with errno. */
 int accesslog_open(const char *dest, enum log_format format);
 void accesslog_write(const struct accesslog_entry *e);
+/* Whether lines are written at all (log.access is not "off"): callers skip building entries. */
+bool accesslog_is_active(void);
 /* Reopens a file destination (SIGUSR1). */
 void accesslog_reopen(void);
 /* Flushes what is queued and stops the writer. */

@@ -49,6 +49,8 @@ struct config_listen {
 	 * other peer is refused.  Empty (n == 0): no PROXY protocol.
 	 */
 	struct access_list proxy_protocol;
+	/* HTTP/2: ALPN "h2" (TLS) or prior-knowledge h2c (plain); default on with TLS only. */
+	bool http2;
 	int line, col;
 };
 

@@ -6,6 +6,7 @@
 #define PORTICO_ERRPAGE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct evbuffer;
@@ -21,5 +22,9 @@ uint64_t errpage_write(struct evbuffer *out, int status, const char *reqid, bool
 /* The same with "Retry-After: `retry_after`" (seconds) when it is not 0 (a 503, SPEC 12). */
 uint64_t errpage_write_retry(struct evbuffer *out, int status, const char *reqid, bool close,
 			     bool keep_alive_10, bool head_only, unsigned retry_after);
+
+/* The page's body for `status` into `out` (ERRPAGE_BODY_MAX bytes); its length. */
+#define ERRPAGE_BODY_MAX 512
+size_t errpage_body(char *out, size_t cap, int status, const char *reqid);
 
 #endif

@@ -12,14 +12,14 @@
  * (a token name, a value without control bytes, CRLF line ends, no
  * obs-fold, no NUL), classified (http.h) and recorded with the facts the
  * data path acts on (Host, framing, Connection, Expect, Upgrade...).
- * Request heads are also parsed by llhttp in strict mode (the product's
- * request parser), which judges their syntax before the lines it accepted
- * are scanned; head_check_request() then applies SPEC section 9, so the
- * verdict does not depend on the llhttp version.  Response heads are
- * parsed by the scanner alone, which accepts exactly what llhttp in strict
- * mode followed by portico's checks accepts (tests/fuzz/fuzz_head_scan.c
- * runs both over the same bytes); head_check_response() and
- * head_response_body() judge them.
+ * A request line is parsed by llhttp in strict mode (method, target,
+ * version), which stops at the end of the version; the field lines are the
+ * scanner's, as for responses.  The scanner accepts exactly what llhttp in
+ * strict mode followed by portico's checks accepts, on requests and on
+ * responses (tests/fuzz/fuzz_head_scan.c runs both over the same bytes).
+ * head_check_request() then applies SPEC section 9, so the verdict does
+ * not depend on the llhttp version; head_check_response() and
+ * head_response_body() judge responses.
  *
  * Another protocol's front end (an HTTP/2 session) would fill the same
  * struct (the bytes, a field per header, the start line's parts) and run
@@ -100,6 +100,7 @@ struct head {
 	bool absolute;	   /* requests: absolute-form target */
 	bool keep_alive;   /* the peer may keep the connection after this message */
 	bool upgrade;	   /* requests: a protocol upgrade is asked for (SPEC section 4) */
+	bool h2;	   /* requests: an HTTP/2 stream's head, written as HTTP/1.1 (h2.c) */
 	uint64_t start_us; /* requests: when the first byte arrived (monotonic, and wall clock) */
 	time_t start_wall;
 
@@ -110,8 +111,10 @@ struct head {
 	size_t end;	    /* the head's length, once its empty line is scanned */
 	bool start_scanned; /* the start line is behind */
 	bool done;
-	bool bad_method;   /* llhttp refused the method: judged by its token */
-	size_t version_at; /* after a version of another major, once refused */
+	bool line_parsed;   /* requests: llhttp has read the request line, and stops there */
+	size_t version_end; /* requests: where llhttp stopped, after the version's digits */
+	bool bad_method;    /* llhttp refused the method: judged by its token */
+	size_t version_at;  /* after a version of another major, once refused */
 	bool target_done;
 	bool method_known; /* requests: the method was parsed (else it logs as "-") */
 	int error;	   /* an error status: 400, 405, 408, 414, 431, 502 */
@@ -136,6 +139,14 @@ void head_trim(struct head *h);
  * (responses).  `max_fields` 0: no limit.
  */
 enum head_result head_feed(struct head *h, struct evbuffer *in, size_t limit, size_t max_fields);
+/*
+ * The same for a head's first bytes, `n` of them at `p` (h is fresh):
+ * HEAD_DONE when p starts with the whole head (h->end bytes of it).
+ * Otherwise the caller hands all `n` bytes to the evbuffer that later
+ * head_feed() calls read, as if they had arrived there.
+ */
+enum head_result head_feed_bytes(struct head *h, const char *p, size_t n, size_t limit,
+				 size_t max_fields);
 
 /*
  * The checks of SPEC section 9 on a complete request head (bare CR or LF,

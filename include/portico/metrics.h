@@ -37,7 +37,27 @@ enum metrics_counter {
 	METRICS_PROXY_MALFORMED,
 	METRICS_PROXY_TRUNCATED,
 	METRICS_PROXY_UNTRUSTED,
-	METRICS_NCOUNTERS
+	/* Requests by client protocol (in this order). */
+	METRICS_REQUESTS_HTTP1,
+	METRICS_REQUESTS_HTTP2,
+	/* HTTP/2: connections and streams opened. */
+	METRICS_H2_CONNECTIONS,
+	METRICS_H2_STREAMS,
+	/* HTTP/2 defenses that fired, by kind (in this order, metrics_h2_defense_names). */
+	METRICS_H2_RAPID_RESET,
+	METRICS_H2_CONTINUATION,
+	METRICS_H2_HEADER_LIST,
+	METRICS_H2_SETTINGS_FLOOD,
+	METRICS_H2_PING_FLOOD,
+	METRICS_H2_EMPTY_DATA,
+	METRICS_H2_OTHER_FLOOD,
+	METRICS_H2_STALL,
+	METRICS_H2_IDLE,
+	METRICS_H2_MALFORMED,
+	/* HTTP/2 RST_STREAM and GOAWAY frames sent, by error code (RFC 9113 section 7). */
+	METRICS_H2_RST_SENT,
+	METRICS_H2_GOAWAY_SENT = METRICS_H2_RST_SENT + 14,
+	METRICS_NCOUNTERS = METRICS_H2_GOAWAY_SENT + 14
 };
 
 enum metrics_gauge {
@@ -51,6 +71,12 @@ enum metrics_gauge {
 #define METRICS_NBOUNDS	 11
 #define METRICS_NBUCKETS (METRICS_NBOUNDS + 1)
 #define METRICS_NCLASSES 5 /* 1xx .. 5xx */
+
+/* The label of each METRICS_H2_RAPID_RESET.. counter. */
+extern const char *const metrics_h2_defense_names[];
+#define METRICS_H2_NDEFENSES (METRICS_H2_MALFORMED - METRICS_H2_RAPID_RESET + 1)
+/* RFC 9113 error code names, 0x0 to 0xd. */
+extern const char *const metrics_h2_error_names[14];
 
 struct metrics;
 

@@ -5,9 +5,10 @@
  *
  * Server side (SPEC section 8): a struct tls_server per TLS listener, one
  * context per certificate, the first the default, the others chosen by SNI
- * (the names in the certificate), ALPN http/1.1.  Client side: a struct
- * tls_client per https:// route, verifying the chain (system trust store or
- * the route's `ca`) and the host name, with an optional client certificate.
+ * (the names in the certificate), ALPN h2 (when listen[].http2 is on) and
+ * http/1.1.  Client side: a struct tls_client per https:// route, verifying
+ * the chain (system trust store or the route's `ca`) and the host name, with
+ * an optional client certificate.
  *
  * Both are reference-counted: the snapshot holds one, and every connection
  * using a context holds one, so a reload can replace certificates while

@@ -101,6 +101,17 @@ void upstream_close(struct upstream *u, const char *reason);
 struct evbuffer *upstream_out(struct upstream *u);
 /* Sends what is queued now; true when the output is below the low watermark. */
 bool upstream_flush(struct upstream *u);
+/*
+ * Sends `n` bytes: written at once when nothing is queued and the
+ * connection is plain and connected (no copy into the output), else, and
+ * whatever the kernel does not take, queued as upstream_out() would.
+ */
+void upstream_send(struct upstream *u, const void *p, size_t n);
+/*
+ * Response bytes already read and not yet reported: from the head
+ * callback, what the connection reports next before its callback returns.
+ */
+bool upstream_has_input(struct upstream *u);
 /* Read timeout between two reads while a response is awaited or streamed (also for writes). */
 void upstream_set_read_timeout(struct upstream *u, uint64_t ms);
 /* Backpressure: stop or resume reading the response (bytes already read are reported again). */

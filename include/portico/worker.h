@@ -105,6 +105,7 @@ struct worker {
 	struct exchange *exchanges;
 	struct worker_reap *reap;
 	struct event *reap_ev;
+	unsigned io_depth; /* inside a socket callback: frees wait for its end (worker_io_leave) */
 
 	/* Request ids: process start, worker id and a counter. */
 	uint64_t reqid_base;
@@ -116,8 +117,9 @@ struct worker {
 	struct head **free_heads;
 	size_t nfree_heads, free_heads_cap;
 	/* Scratch space, only used synchronously. */
-	struct buf scratch;	     /* header rewriting */
-	struct buf head;	     /* a head being assembled */
+	struct buf scratch; /* header rewriting */
+	struct buf head;    /* a head being assembled */
+	char *flat;	    /* WORKER_FLAT_SIZE bytes: a read between requests (client.c) */
 	struct stream_field *fields; /* a response head's fields (relay.c) */
 	size_t *field_off;	     /* where a rewritten value sits in `scratch` */
 	size_t fields_cap;
@@ -176,14 +178,21 @@ void worker_post_config(struct worker *w, struct config *cfg, struct listen_set 
 void worker_post_stop(struct worker *w);
 
 /* Inside the worker: frees `r` from the deferred teardown pass (once, however often called). */
+/*
+ * Around a socket callback (the plain client and upstream reads): what it
+ * defers is freed when it returns, the stack unwound, without another pass
+ * of the loop.
+ */
+void worker_io_enter(struct worker *w);
+void worker_io_leave(struct worker *w);
 void worker_defer_free(struct worker *w, struct worker_reap *r);
 /* A request head from the pool, reset for a request; and back (trimmed). */
 struct head *worker_head_get(struct worker *w);
 void worker_head_put(struct worker *w, struct head *h);
 /* Monotonic microseconds (vDSO, no system call): the data path's clock for durations. */
 uint64_t worker_mono_us(void);
-/* A new request id. */
-void worker_next_reqid(struct worker *w, char out[17]);
+/* A new request id (http_reqid_format writes it as text). */
+uint64_t worker_next_reqid(struct worker *w);
 /*
  * The plain-socket I/O path.  libevent 2.1's socket bufferevent reads at
  * most 4 KiB per read(2) and asks FIONREAD first, and it arms and disarms
@@ -195,18 +204,28 @@ void worker_next_reqid(struct worker *w, char out[17]);
  * bufferevent will keep libevent's own read and write paths.
  */
 #define WORKER_READ_SIZE (64 * 1024)
+/*
+ * A plain client connection between requests, with nothing buffered, reads
+ * into the worker's `flat` buffer instead: a head that arrives whole is
+ * parsed there and never goes through the evbuffer (client.c).
+ */
+#define WORKER_FLAT_SIZE (16 * 1024)
 struct bufferevent;
 struct evbuffer;
+/* Adds bytes read elsewhere (the flat buffer) to a bufferevent's input, as a read would. */
+void worker_input_add(struct evbuffer *in, const void *p, size_t n);
 /* Bytes read (> 0), 0 at end of file, -1 with errno (EAGAIN: nothing yet). */
 long worker_read(int fd, struct evbuffer *in);
 /* The same, reading `max` bytes at most (> 0). */
 long worker_read_at_most(int fd, struct evbuffer *in, size_t max);
 /*
- * Writes what `bev`'s output holds now.  When the kernel does not take it
+ * Writes what `bev`'s output holds now to `fd`, its socket (passed, as
+ * asking the bufferevent costs more than the rest).  When the kernel does not take it
  * all, enables the bufferevent's write event, which finishes the job and
  * calls the write callback; that callback calls worker_write_done().
+ * Returns the bytes still queued.
  */
-void worker_flush(struct bufferevent *bev);
+size_t worker_flush(struct bufferevent *bev, int fd);
 /* From a write callback: back to direct writes once the output is empty. */
 void worker_write_done(struct bufferevent *bev);
 /* A socket bufferevent for the caller to point at its fd: a spare, the kept one, or new. */

@@ -317,6 +317,23 @@ class Portico:
 # Fixtures
 
 
+def self_signed(directory, cn: str, san: Optional[str] = None):
+    """A self-signed certificate and key for `cn` (and a subjectAltName) in `directory`."""
+    cert, key = directory / (cn + ".pem"), directory / (cn + ".key")
+    args = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+            "-days", "2", "-subj", "/CN=" + cn]
+    if san:
+        args += ["-addext", "subjectAltName=" + san]
+    subprocess.run(args, check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def site_cert(tmp_path_factory):
+    """A self-signed certificate for www.example.com: (cert, key)."""
+    return self_signed(tmp_path_factory.mktemp("site"), "www.example.com")
+
+
 @pytest.fixture(scope="session")
 def portico_bin() -> str:
     path = portico_binary()

@@ -4,11 +4,11 @@ errors that leave the request framing unknown."""
 
 import re
 import ssl
-import subprocess
 import time
 
 import pytest
 
+from conftest import self_signed
 from upstreams import FullBacklogListener, HTTPUpstream, RawClient
 
 CONFIG = """
@@ -213,6 +213,20 @@ def test_413_content_length_over_body_size(px, upstream):
     assert upstream.requests == []
 
 
+def test_413_reaches_a_client_still_sending_its_body(px, upstream):
+    """The refused body keeps coming: portico reads and drops it (a lingering
+    close) instead of closing with bytes unread, which would reset the
+    connection under a client that has not read its 413 yet."""
+    body = b"x" * (8 << 20)
+    with RawClient(px.port) as c:
+        c.send(b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Content-Length: %d\r\n\r\n" % len(body))
+        c.send(body)
+        r = c.read_response("POST")
+        assert r.status == 413 and r.connection_close
+        assert c.wait_closed()
+    assert upstream.requests == []
+
+
 def test_413_chunked_body_over_body_size(px, upstream):
     chunk = b"x" * 400
     data = b"POST /internal/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(b"190\r\n" + chunk + b"\r\n" for _ in range(4)) + b"0\r\n\r\n"
@@ -346,14 +360,7 @@ def test_client_connection_survives_a_502(portico, upstream, raw_reply):
 @pytest.fixture(scope="module")
 def upstream_cert(tmp_path_factory):
     """A self-signed certificate for internal.example.com: (cert, key)."""
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "internal.pem", d / "internal.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=internal.example.com", "-addext", "subjectAltName=DNS:internal.example.com"],
-        check=True, capture_output=True, timeout=30,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"), "internal.example.com", "DNS:internal.example.com")
 
 
 @pytest.fixture

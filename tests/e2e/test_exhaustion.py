@@ -1,7 +1,8 @@
 """Running out of file descriptors (SPEC section 5): when accept(2) fails
 with EMFILE, portico stops accepting for a while instead of retrying at
 once, logs the failures at most once a second per listener owner, and
-serves again, /healthz included, as soon as descriptors are free.
+serves again as soon as descriptors are free; /healthz answers throughout,
+from a descriptor the admin listener keeps spare.
 
 portico runs with an open-file limit of 64 (set on the running process
 with prlimit, so its own start-up raise cannot undo it) and receives 200
@@ -74,6 +75,12 @@ def test_fd_exhaustion_pauses_accepting_and_recovers(portico, upstream):
             FLOOD_SECONDS,
             "\n".join(during[:20]),
         )
+        # the admin listener answers while the descriptors are all taken:
+        # a spare one is given up for each connection, and taken back when
+        # it closes (the flood holds an admin connection open too)
+        for _ in range(5):
+            r = http_request(admin, "GET", "/healthz", timeout=5)
+            assert r.status == 200 and r.body == b"ok\n"
     finally:
         for s in flood:
             s.close()

@@ -12,7 +12,6 @@ import re
 import socket
 import ssl
 import struct
-import subprocess
 import time
 
 import pytest
@@ -284,18 +283,6 @@ def test_reload_turns_proxy_protocol_on(portico, upstream):
 
 
 # --- TLS listener -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def site_cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("site")
-    cert, key = d / "site.pem", d / "site.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=www.example.com"],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 TLS_EXTRA = """

@@ -7,7 +7,6 @@ the operator's views (portico route, GET /upstreams, /metrics, log lines).
 Active health checks are in test_upstream_health.py."""
 
 import json
-import os
 import re
 import socket
 import socketserver
@@ -17,8 +16,8 @@ import http.server
 from collections import Counter
 
 from conftest import free_port
-from helpers_stream import connect, read_response_streaming, request_head
-from upstreams import RawUpstream, Response, Stream, closed_port, http_request
+from helpers_stream import connect, request_head
+from upstreams import RawUpstream, Response, closed_port, http_request
 
 ADMIN = """
 admin:

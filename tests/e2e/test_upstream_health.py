@@ -5,7 +5,7 @@ are, and a reload keeps the state of servers that stay."""
 
 import time
 
-from test_upstream_groups import ADMIN, named, reload, server_state, start, wait_for
+from test_upstream_groups import named, reload, server_state, start, wait_for
 from upstreams import Response
 
 ACTIVE = """
@@ -17,7 +17,7 @@ upstreams:
     active:
       path: /healthz
       interval: {interval}
-      timeout: 100ms
+      timeout: {interval}
       expect: 200-299
       rise: 2
       fall: 3
@@ -45,7 +45,8 @@ class Health:
 
 def test_checks_take_a_server_out_and_back_in(portico, upstream_factory):
     a, b = Health(upstream_factory(), "a"), Health(upstream_factory(), "b")
-    px = start(portico, ACTIVE, a=a.up, b=b.up, workers=2, interval="100ms", name="r")
+    # Checks that time out on a loaded machine would be a second reason to go down.
+    px = start(portico, ACTIVE, a=a.up, b=b.up, workers=2, interval="250ms", name="r")
     wait_for(lambda: len(a.checks()) >= 1)
     check = a.checks()[0]
     assert (check.method, check.header("Host"), check.header("Connection")) == ("GET", "internal.example.com", "close")

@@ -754,7 +754,10 @@ class HTTPUpstream(_TCPServer):
         """Closes every connection that waits for its next request (as an
         upstream whose keep-alive timeout expired).  Returns how many."""
         with self._lock:
-            victims = [self._conns[c] for c in self._idle if c in self._conns]
+            # Forgotten as they are closed, so that a second call does not
+            # count a connection whose thread has not noticed yet.
+            victims = [self._conns.pop(c) for c in self._idle if c in self._conns]
+            self._idle.clear()
         for s in victims:
             _hard_close(s)
         return len(victims)
@@ -765,6 +768,8 @@ class HTTPUpstream(_TCPServer):
         index = 0
         while not self._stopped:
             with self._lock:
+                if cid not in self._conns:
+                    return
                 self._idle.add(cid)
             try:
                 req = read_request(stream, lambda r: self._on_head(stream, r))

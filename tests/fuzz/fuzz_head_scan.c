@@ -4,9 +4,11 @@
  * mode reporting every field through its callbacks, then portico's checks
  * (http_head_scan, token names, valid values, the field count, one valid
  * Host, no empty line before a request line, the request line's version,
- * method, spacing and target, HTTP/1.x and a three-digit status for
- * responses, the size limit, framing fields that agree: a response refused
- * either way is a 502).  The first
+ * method, spacing and target, a Host on HTTP/1.1 unless absolute-form,
+ * HTTP/1.x and a three-digit status for responses, the size limit, framing
+ * fields that agree: a response refused either way is a 502).  On requests,
+ * portico's llhttp stops after the request line, so the scanner alone must
+ * refuse every field line llhttp refuses.  The first
  * byte chooses a request or a response head and the limits; the verdicts,
  * the head's length, the start line's parts and every field (name, value,
  * order) must agree, or the target aborts.
@@ -202,7 +204,12 @@ ref_request_line_ok(struct ref *r, size_t head_len)
 	    memchr(d + r->target, '#', r->target_len) != NULL || end + 1 >= head_len ||
 	    d[end] != ' ' || d[end + 1] != 'H')
 		return false;
-	return http_target_split(d + r->target, r->target_len, &auth, &alen, &rest, &rlen) != -1;
+	if (http_target_split(d + r->target, r->target_len, &auth, &alen, &rest, &rlen) == -1)
+		return false;
+	/* head_check_request: a Host unless absolute-form or HTTP/1.0, framing that agrees. */
+	if (auth == NULL && !r->has_host && llhttp_get_http_minor(&r->p) >= 1)
+		return false;
+	return http_framing_check(&r->framing) != HTTP_FRAMING_INVALID;
 }
 
 /* Tabs after the colon of a Content-Length line become spaces (see above). */
@@ -298,7 +305,7 @@ new_parse(struct head *h, bool response, const char *data, size_t len, size_t li
 	evbuffer_free(in);
 	if (r == HEAD_MORE)
 		return V_MORE;
-	if (r == HEAD_ERROR ||
+	if (r == HEAD_ERROR || (!response && head_check_request(h) != 0) ||
 	    (response && (head_check_response(h) != 0 || head_response_body(h, false) != 0)))
 		return V_REFUSE;
 	return V_ACCEPT;

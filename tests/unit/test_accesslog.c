@@ -141,6 +141,27 @@ test_json(void **state)
 		      "\"host\":null,\"route\":null,\"upstream\":null,\"duration_us\":0}\n");
 }
 
+/* An HTTP/2 stream's request logs as HTTP/2.0 in both formats. */
+static void
+test_http2_protocol(void **state)
+{
+	struct accesslog_entry e = full_entry();
+
+	(void)state;
+	e.http_major = 2;
+	assert_format(LOG_FORMAT_COMBINED, &e,
+		      "192.0.2.1 - - [27/Nov/2026:10:00:00 +0000] "
+		      "\"GET /internal/logo.png?x=1 HTTP/2.0\" 200 1234 "
+		      "\"https://www.example.com/\" \"curl/8.0\" 1534 192.0.2.10:80\n");
+	assert_format(LOG_FORMAT_JSON, &e,
+		      "{\"time\":\"2026-11-27T10:00:00Z\",\"client\":\"192.0.2.1\","
+		      "\"id\":\"a1b2c3\",\"method\":\"GET\",\"target\":\"/internal/logo.png?x=1\","
+		      "\"protocol\":\"HTTP/2.0\",\"status\":200,\"bytes\":1234,"
+		      "\"referer\":\"https://www.example.com/\",\"user_agent\":\"curl/8.0\","
+		      "\"host\":\"www.example.com\",\"route\":\"internal\","
+		      "\"upstream\":\"192.0.2.10:80\",\"duration_us\":1534}\n");
+}
+
 /* ---- escaping ---- */
 
 /* A client's attempt to end the line and forge a second one. */
@@ -574,10 +595,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_combined),	       cmocka_unit_test(test_json),
-	    cmocka_unit_test(test_combined_escaping),  cmocka_unit_test(test_json_escaping),
-	    cmocka_unit_test(test_threads_into_file),  cmocka_unit_test(test_reopen_after_rename),
-	    cmocka_unit_test(test_backlog_full_drops), cmocka_unit_test(test_off_and_errors),
+	    cmocka_unit_test(test_combined),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_http2_protocol),
+	    cmocka_unit_test(test_combined_escaping),
+	    cmocka_unit_test(test_json_escaping),
+	    cmocka_unit_test(test_threads_into_file),
+	    cmocka_unit_test(test_reopen_after_rename),
+	    cmocka_unit_test(test_backlog_full_drops),
+	    cmocka_unit_test(test_off_and_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

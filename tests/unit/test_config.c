@@ -670,6 +670,8 @@ test_errors(void **state)
 	     "2:37: routes[0].cookie: unknown key; did you mean \"cookies\"?"},
 	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: http://x, time: {}}]\n",
 	     "2:37: routes[0].time: unknown key; did you mean \"timeouts\"?"},
+	    /* A plain key folded over two lines: the error still takes one line. */
+	    {"listen:\n :8/'al-g\n?  -hostsc\n\n :8/'al-g", "3:4: -hostsc\\n:8/'al-g: unknown key"},
 	    {"listen: [\"127.0.0.1:1\"]\nroutes: [{path: /a, pass: 'http://x:0/'}]\n",
 	     "2:27: routes[0].pass: expected a port number in 1..65535 after the host; got "
 	     "\"http://x:0/\""},

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +126,89 @@ test_request_split(void **state)
 	assert_int_equal(h.length, 5);
 	assert_false(h.keep_alive);
 	evbuffer_free(in);
+	head_free(&h);
+}
+
+/*
+ * A head's first bytes from a flat buffer: a whole head parses in place
+ * (what follows is the caller's); a partial one continues from an evbuffer
+ * holding every byte, as if they had all arrived there.
+ */
+static void
+test_request_from_bytes(void **state)
+{
+	const char *whole = "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b";
+	const char *part = "GET /a HTTP/1.1\r\nHo";
+	struct evbuffer *in = evbuffer_new();
+	struct head h;
+
+	(void)state;
+	head_init(&h);
+	assert_int_equal(head_feed_bytes(&h, whole, strlen(whole), LIMIT, 100), HEAD_DONE);
+	assert_int_equal(h.end, strlen(whole) - 6);
+	assert_int_equal(head_check_request(&h), 0);
+	assert_true(value_is(&h, h.host, "h"));
+	head_reset(&h, HEAD_REQUEST);
+	assert_int_equal(head_feed_bytes(&h, part, strlen(part), LIMIT, 100), HEAD_MORE);
+	evbuffer_add(in, part, strlen(part));
+	evbuffer_add(in, "st: h\r\n\r\n", 9);
+	assert_int_equal(head_feed(&h, in, LIMIT, 100), HEAD_DONE);
+	assert_int_equal(evbuffer_get_length(in), 0);
+	assert_true(value_is(&h, h.host, "h"));
+	head_reset(&h, HEAD_REQUEST);
+	assert_int_equal(head_feed_bytes(&h, "GET / HTTP/1.1\r\n\n", 17, LIMIT, 100), HEAD_ERROR);
+	assert_int_equal(h.error, 400);
+	evbuffer_free(in);
+	head_free(&h);
+}
+
+/*
+ * A head read with its body behind it takes its bytes a piece at a time
+ * (1 KiB, then doubling): it parses the same wherever its end falls
+ * against a piece, from an evbuffer or from bytes, and what follows it is
+ * neither consumed nor copied: the buffer holds at most four times the
+ * head (the pieces double, and so does the buffer), never the body.
+ */
+static void
+test_response_in_pieces(void **state)
+{
+	static const size_t ends[] = {1022, 1023, 1024, 1025, 1026, 2047, 2048, 2049, 4097};
+	static char body[32 * 1024];
+	struct head h;
+
+	(void)state;
+	memset(body, 'b', sizeof(body));
+	head_init(&h);
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		struct buf msg;
+		struct evbuffer *in = evbuffer_new();
+		size_t pad;
+
+		buf_init(&msg);
+		buf_adds(&msg, "HTTP/1.1 200 OK\r\nContent-Length: 32768\r\nX: ");
+		pad = ends[i] - msg.len - 4; /* the value, then CRLF CRLF */
+		for (size_t k = 0; k < pad; k++)
+			buf_addc(&msg, 'v');
+		buf_adds(&msg, "\r\n\r\n");
+		assert_int_equal(msg.len, ends[i]);
+		buf_add(&msg, body, sizeof(body));
+
+		head_reset(&h, HEAD_RESPONSE);
+		assert_int_equal(head_feed_bytes(&h, msg.data, msg.len, LIMIT, 0), HEAD_DONE);
+		assert_int_equal(h.end, ends[i]);
+		assert_int_equal(h.fields[1].value_len, pad);
+		assert_true(h.bytes.cap <= 4 * ends[i] + 1024);
+
+		head_reset(&h, HEAD_RESPONSE);
+		evbuffer_add(in, msg.data, msg.len);
+		assert_int_equal(head_feed(&h, in, LIMIT, 0), HEAD_DONE);
+		assert_int_equal(h.end, ends[i]);
+		assert_int_equal(h.fields[1].value_len, pad);
+		assert_int_equal(evbuffer_get_length(in), sizeof(body));
+		assert_true(h.bytes.cap <= 4 * ends[i] + 1024);
+		evbuffer_free(in);
+		buf_free(&msg);
+	}
 	head_free(&h);
 }
 
@@ -303,6 +387,19 @@ test_writing_heads(void **state)
 	head_put_decimal(&b, UINT64_MAX);
 	assert_string_equal(b.data, "HTTP/1.1 200\r\nContent-Length: 0\r\nX-Empty: \r\n0"
 				    "18446744073709551615");
+	/* Every digit count, odd and even, with zeros inside. */
+	for (uint64_t v = 1, k = 1; k <= 19; k++, v *= 10) {
+		char want[24];
+
+		buf_reset(&b);
+		head_put_decimal(&b, v);
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+		assert_string_equal(b.data, want);
+		buf_reset(&b);
+		head_put_decimal(&b, v * 9 + v / 10 * 7);
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)(v * 9 + v / 10 * 7));
+		assert_string_equal(b.data, want);
+	}
 	buf_free(&b);
 }
 
@@ -310,10 +407,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_request_fields),	    cmocka_unit_test(test_request_split),
-	    cmocka_unit_test(test_request_limits),	    cmocka_unit_test(test_request_checks),
-	    cmocka_unit_test(test_request_forms_and_flags), cmocka_unit_test(test_response_checks),
-	    cmocka_unit_test(test_response_body_framing),   cmocka_unit_test(test_writing_heads),
+	    cmocka_unit_test(test_request_fields),
+	    cmocka_unit_test(test_request_split),
+	    cmocka_unit_test(test_request_from_bytes),
+	    cmocka_unit_test(test_response_in_pieces),
+	    cmocka_unit_test(test_request_limits),
+	    cmocka_unit_test(test_request_checks),
+	    cmocka_unit_test(test_request_forms_and_flags),
+	    cmocka_unit_test(test_response_checks),
+	    cmocka_unit_test(test_response_body_framing),
+	    cmocka_unit_test(test_writing_heads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

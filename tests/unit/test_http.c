@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -70,6 +71,71 @@ test_host_values(void **state)
 	assert_int_equal(http_host_strip_port(S("www.example.com:8080")), 15);
 	assert_int_equal(http_host_strip_port(S("www.example.com")), 15);
 	assert_int_equal(http_host_strip_port(S("[::1]:80")), 5);
+}
+
+/* Every known name, in any case; one byte changed, or a CR for a '-', is another name. */
+static void
+test_header_ids_every_name(void **state)
+{
+	static const struct {
+		const char *name;
+		enum http_hdr id;
+	} known[] = {
+	    {"host", HTTP_HDR_HOST},
+	    {"content-length", HTTP_HDR_CONTENT_LENGTH},
+	    {"transfer-encoding", HTTP_HDR_TRANSFER_ENCODING},
+	    {"connection", HTTP_HDR_CONNECTION},
+	    {"keep-alive", HTTP_HDR_KEEP_ALIVE},
+	    {"proxy-connection", HTTP_HDR_PROXY_CONNECTION},
+	    {"te", HTTP_HDR_TE},
+	    {"trailer", HTTP_HDR_TRAILER},
+	    {"upgrade", HTTP_HDR_UPGRADE},
+	    {"proxy-authorization", HTTP_HDR_PROXY_AUTHORIZATION},
+	    {"expect", HTTP_HDR_EXPECT},
+	    {"x-forwarded-for", HTTP_HDR_X_FORWARDED_FOR},
+	    {"x-forwarded-host", HTTP_HDR_X_FORWARDED_HOST},
+	    {"x-forwarded-proto", HTTP_HDR_X_FORWARDED_PROTO},
+	    {"forwarded", HTTP_HDR_FORWARDED},
+	    {"via", HTTP_HDR_VIA},
+	    {"referer", HTTP_HDR_REFERER},
+	    {"user-agent", HTTP_HDR_USER_AGENT},
+	    {"accept-encoding", HTTP_HDR_ACCEPT_ENCODING},
+	    {"content-type", HTTP_HDR_CONTENT_TYPE},
+	    {"content-encoding", HTTP_HDR_CONTENT_ENCODING},
+	    {"etag", HTTP_HDR_ETAG},
+	    {"accept-ranges", HTTP_HDR_ACCEPT_RANGES},
+	    {"vary", HTTP_HDR_VARY},
+	    {"location", HTTP_HDR_LOCATION},
+	    {"content-location", HTTP_HDR_CONTENT_LOCATION},
+	    {"uri", HTTP_HDR_URI},
+	    {"destination", HTTP_HDR_DESTINATION},
+	    {"refresh", HTTP_HDR_REFRESH},
+	    {"link", HTTP_HDR_LINK},
+	    {"set-cookie", HTTP_HDR_SET_COOKIE},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		char b[32];
+		size_t n = strlen(known[i].name);
+
+		memcpy(b, known[i].name, n + 1);
+		assert_int_equal(http_header_id(b, n), known[i].id);
+		for (size_t j = 0; j < n; j++)
+			b[j] = (char)toupper((unsigned char)b[j]);
+		assert_int_equal(http_header_id(b, n), known[i].id);
+		for (size_t j = 0; j < n; j++) {
+			char c = b[j];
+
+			b[j] = c == '-' ? '\r' : (char)(c + 1);
+			assert_int_equal(http_header_id(b, n), HTTP_HDR_OTHER);
+			b[j] = c;
+		}
+		assert_int_equal(http_header_id(b, n - 1), HTTP_HDR_OTHER);
+	}
+	assert_int_equal(http_header_id(S("date")), HTTP_HDR_OTHER);
+	assert_int_equal(http_header_id(S("server")), HTTP_HDR_OTHER);
+	assert_int_equal(http_header_id(S("last-modified")), HTTP_HDR_OTHER);
 }
 
 static void
@@ -177,6 +243,10 @@ test_framing_decisions(void **state)
 	assert_int_equal(framing(NULL, NULL, "gzip", NULL, NULL), HTTP_FRAMING_INVALID);
 	assert_int_equal(framing(NULL, NULL, "gzip, chunked", NULL, NULL), HTTP_FRAMING_INVALID);
 	assert_int_equal(framing(NULL, NULL, "chunked, chunked", NULL, NULL), HTTP_FRAMING_INVALID);
+	assert_int_equal(framing(NULL, NULL, "chunked ,", NULL, NULL), HTTP_FRAMING_INVALID);
+	assert_int_equal(framing(NULL, NULL, ", chunked", NULL, NULL), HTTP_FRAMING_INVALID);
+	assert_int_equal(framing(NULL, NULL, "chunked,,", NULL, NULL), HTTP_FRAMING_INVALID);
+	assert_int_equal(framing(NULL, NULL, "CHUNKED", NULL, NULL), HTTP_FRAMING_CHUNKED);
 	assert_int_equal(framing(NULL, NULL, "chunked", "chunked", NULL), HTTP_FRAMING_INVALID);
 	assert_int_equal(framing(NULL, NULL, "identity", NULL, NULL), HTTP_FRAMING_INVALID);
 	assert_int_equal(framing(NULL, NULL, "", NULL, NULL), HTTP_FRAMING_INVALID);
@@ -224,6 +294,7 @@ main(void)
 	    cmocka_unit_test(test_header_values),
 	    cmocka_unit_test(test_host_values),
 	    cmocka_unit_test(test_header_ids_and_hop_by_hop),
+	    cmocka_unit_test(test_header_ids_every_name),
 	    cmocka_unit_test(test_list_tokens),
 	    cmocka_unit_test(test_connection_flags),
 	    cmocka_unit_test(test_framing_decisions),

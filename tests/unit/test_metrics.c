@@ -83,6 +83,62 @@ test_exact_text(void **state)
 	    "portico_proxy_protocol_rejected_total{reason=\"malformed\"} 2\n"
 	    "portico_proxy_protocol_rejected_total{reason=\"truncated\"} 0\n"
 	    "portico_proxy_protocol_rejected_total{reason=\"untrusted\"} 4\n"
+	    "# HELP portico_requests_by_protocol_total Requests by client protocol.\n"
+	    "# TYPE portico_requests_by_protocol_total counter\n"
+	    "portico_requests_by_protocol_total{protocol=\"HTTP/1.1\"} 5\n"
+	    "portico_requests_by_protocol_total{protocol=\"HTTP/2.0\"} 3\n"
+	    "# HELP portico_http2_connections_total HTTP/2 client connections.\n"
+	    "# TYPE portico_http2_connections_total counter\n"
+	    "portico_http2_connections_total 1\n"
+	    "# HELP portico_http2_streams_total HTTP/2 request streams.\n"
+	    "# TYPE portico_http2_streams_total counter\n"
+	    "portico_http2_streams_total 3\n"
+	    "# HELP portico_http2_defenses_total HTTP/2 limits and flood defenses that fired, by "
+	    "kind.\n"
+	    "# TYPE portico_http2_defenses_total counter\n"
+	    "portico_http2_defenses_total{kind=\"rapid_reset\"} 1\n"
+	    "portico_http2_defenses_total{kind=\"continuation\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"header_list\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"settings_flood\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"ping_flood\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"empty_data\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"other_flood\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"stall\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"idle\"} 0\n"
+	    "portico_http2_defenses_total{kind=\"malformed\"} 2\n"
+	    "# HELP portico_http2_rst_stream_sent_total HTTP/2 RST_STREAM frames sent, by error "
+	    "code.\n"
+	    "# TYPE portico_http2_rst_stream_sent_total counter\n"
+	    "portico_http2_rst_stream_sent_total{error=\"NO_ERROR\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"PROTOCOL_ERROR\"} 2\n"
+	    "portico_http2_rst_stream_sent_total{error=\"INTERNAL_ERROR\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"FLOW_CONTROL_ERROR\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"SETTINGS_TIMEOUT\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"STREAM_CLOSED\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"FRAME_SIZE_ERROR\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"REFUSED_STREAM\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"CANCEL\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"COMPRESSION_ERROR\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"CONNECT_ERROR\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"ENHANCE_YOUR_CALM\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"INADEQUATE_SECURITY\"} 0\n"
+	    "portico_http2_rst_stream_sent_total{error=\"HTTP_1_1_REQUIRED\"} 0\n"
+	    "# HELP portico_http2_goaway_sent_total HTTP/2 GOAWAY frames sent, by error code.\n"
+	    "# TYPE portico_http2_goaway_sent_total counter\n"
+	    "portico_http2_goaway_sent_total{error=\"NO_ERROR\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"PROTOCOL_ERROR\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"INTERNAL_ERROR\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"FLOW_CONTROL_ERROR\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"SETTINGS_TIMEOUT\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"STREAM_CLOSED\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"FRAME_SIZE_ERROR\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"REFUSED_STREAM\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"CANCEL\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"COMPRESSION_ERROR\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"CONNECT_ERROR\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"ENHANCE_YOUR_CALM\"} 1\n"
+	    "portico_http2_goaway_sent_total{error=\"INADEQUATE_SECURITY\"} 0\n"
+	    "portico_http2_goaway_sent_total{error=\"HTTP_1_1_REQUIRED\"} 0\n"
 	    "# HELP portico_reloads_total Configuration reloads (SIGHUP), by result.\n"
 	    "# TYPE portico_reloads_total counter\n"
 	    "portico_reloads_total{result=\"ok\"} 4\n"
@@ -112,6 +168,14 @@ test_exact_text(void **state)
 	metrics_add(m, METRICS_PROXY_MISSING, 1);
 	metrics_add(m, METRICS_PROXY_MALFORMED, 2);
 	metrics_add(m, METRICS_PROXY_UNTRUSTED, 4);
+	metrics_add(m, METRICS_REQUESTS_HTTP1, 5);
+	metrics_add(m, METRICS_REQUESTS_HTTP2, 3);
+	metrics_add(m, METRICS_H2_CONNECTIONS, 1);
+	metrics_add(m, METRICS_H2_STREAMS, 3);
+	metrics_add(m, METRICS_H2_RAPID_RESET, 1);
+	metrics_add(m, METRICS_H2_MALFORMED, 2);
+	metrics_add(m, METRICS_H2_RST_SENT + 1, 2);
+	metrics_add(m, METRICS_H2_GOAWAY_SENT + 11, 1);
 	metrics_gauge_add(m, METRICS_CLIENT_CONNECTIONS, 2);
 	metrics_gauge_add(m, METRICS_CLIENT_CONNECTIONS, -1);
 	metrics_gauge_add(m, METRICS_UPSTREAM_CONNECTIONS, 3);
