@@ -7,10 +7,10 @@
  * /healthz and /metrics must answer when the process has run out of file
  * descriptors, which is when an operator needs them: the admin keeps
  * ADMIN_SPARE_FDS descriptors open on /dev/null, and when accept(2) fails
- * for want of one it closes a spare and accepts into its slot.  Spares are
- * taken again as admin connections close (each socket is closed here, not
- * by libevent's deferred finalizer, so its slot is free at once), or when
- * accepting resumes.
+ * for want of one it closes a spare and accepts into its slot.  A closing
+ * admin connection's descriptor becomes a spare again in place (dup3 of
+ * /dev/null over the socket: no worker's accept can take the slot in
+ * between); spares are also taken again when accepting resumes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +57,7 @@ struct admin {
 	socklen_t salen;
 	struct admin_conn *conns;
 	int spare[ADMIN_SPARE_FDS]; /* on /dev/null; -1: given to a connection */
+	int null;		    /* /dev/null, what a spare is made of in place */
 };
 
 /* Takes back the spare descriptors given away, as far as the limit allows. */
@@ -70,6 +71,21 @@ admin_spares_refill(struct admin *a)
 		if (a->spare[i] < 0)
 			return;
 	}
+}
+
+/* A connection's descriptor: a spare again if one was given away, else closed. */
+static void
+admin_fd_release(struct admin *a, int fd)
+{
+	for (int i = 0; i < ADMIN_SPARE_FDS; i++) {
+		if (a->spare[i] >= 0 || a->null < 0)
+			continue;
+		if (dup3(a->null, fd, O_CLOEXEC) != fd)
+			break;
+		a->spare[i] = fd;
+		return;
+	}
+	close(fd);
 }
 
 /* --- connections ----------------------------------------------------------- */
@@ -88,13 +104,13 @@ admin_conn_free(struct admin_conn *c)
 	event_free(c->deadline);
 	/*
 	 * bufferevent_free removes the events at once but would close the socket
-	 * only from its deferred finalizer; closed here, its slot is free for a
-	 * spare now, before a worker's accept can take it.
+	 * only from its deferred finalizer; released here, its slot is a spare
+	 * again before a worker's accept can take it.
 	 */
 	fd = bufferevent_getfd(c->bev);
 	bufferevent_free(c->bev);
 	if (fd >= 0)
-		close(fd);
+		admin_fd_release(c->a, fd);
 	admin_spares_refill(c->a);
 	head_free(&c->head);
 	c->magic = 0;
@@ -346,6 +362,7 @@ admin_new(struct event_base *base, admin_collect_fn collect, void *arg)
 	a->guard = accept_guard_new(base, "admin", admin_accept_resume, a);
 	for (int i = 0; i < ADMIN_SPARE_FDS; i++)
 		a->spare[i] = -1;
+	a->null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	admin_spares_refill(a);
 	return a;
 }
@@ -396,5 +413,7 @@ admin_free(struct admin *a)
 	for (int i = 0; i < ADMIN_SPARE_FDS; i++)
 		if (a->spare[i] >= 0)
 			close(a->spare[i]);
+	if (a->null >= 0)
+		close(a->null);
 	free(a);
 }
