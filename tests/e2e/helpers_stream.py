@@ -42,7 +42,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from upstreams import (
     HOST,
@@ -210,15 +210,19 @@ class _BodyHash:
     """sha256 and length of what passes through ``update``; paced by
     ``limiter``; ``pause`` = (after this many bytes, sleep seconds) once."""
 
-    def __init__(self, limiter: Optional[RateLimiter] = None, pause: Optional[tuple] = None):
+    def __init__(self, limiter: Optional[RateLimiter] = None, pause: Optional[tuple] = None,
+                 progress: Optional[Callable[[int], None]] = None):
         self.h = hashlib.sha256()
         self.length = 0
         self.limiter = limiter
         self.pause = pause
+        self.progress = progress  # called with the length so far
 
     def update(self, data: bytes):
         self.h.update(data)
         self.length += len(data)
+        if self.progress is not None:
+            self.progress(self.length)
         if self.limiter is not None:
             self.limiter.add(len(data))
         if self.pause is not None and self.length >= self.pause[0]:
@@ -388,14 +392,21 @@ class HashingUpstream(RawUpstream):
     """Keep-alive HTTP/1.1 upstream that hashes request bodies as they
     stream in.  Every request gets 200 "LENGTH SHA256" (Content-Length).
     ``read_rate`` (bytes/s) paces the body reads (a slow upstream);
-    ``pause`` = (after bytes, seconds) stops reading once per body."""
+    ``pause`` = (after bytes, seconds) stops reading once per body.
+    ``wait_body(n)`` waits until the body being read has reached n bytes."""
 
     def __init__(self, read_rate: Optional[float] = None, pause: Optional[tuple] = None):
         super().__init__(self._serve)
         self.read_rate = read_rate
         self.pause = pause
         self.records: list = []
+        self.body_read = 0  # of the request being read, or the last one
         self._cond = threading.Condition()
+
+    def _progress(self, length: int):
+        with self._cond:
+            self.body_read = length
+            self._cond.notify_all()
 
     def _serve(self, conn: RawConn):
         stream = conn.stream
@@ -409,7 +420,8 @@ class HashingUpstream(RawUpstream):
             if len(parts) != 3:
                 raise ProtocolError("bad request line %r" % lines[0])
             headers = parse_header_lines(lines[1:])
-            acc = _BodyHash(RateLimiter(self.read_rate) if self.read_rate else None, self.pause)
+            self._progress(0)
+            acc = _BodyHash(RateLimiter(self.read_rate) if self.read_rate else None, self.pause, self._progress)
             chunked = is_chunked(headers)
             count = 0
             if chunked:
@@ -426,6 +438,15 @@ class HashingUpstream(RawUpstream):
                 return
             body = ("%d %s\n" % (rec.length, rec.sha256)).encode()
             stream.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    def wait_body(self, n: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.body_read < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("upstream read %d body bytes, expected %d" % (self.body_read, n))
+                self._cond.wait(left)
 
     def wait_records(self, n: int, timeout: float = 10.0) -> list:
         deadline = time.monotonic() + timeout

@@ -311,8 +311,7 @@ def test_client_dying_mid_body_closes_the_upstream_connection(portico, hashing_u
         wire = head + data
     sock = connect(px.port, timeout=5)
     sock.sendall(wire)
-    hashing_upstream.wait_connections(1)
-    time.sleep(0.3)  # let the head and the bytes reach the upstream, then go away
+    hashing_upstream.wait_body(len(data))  # the head and the bytes are there: go away
     sock.close()
     rec = hashing_upstream.wait_records(1)[0]
     assert not rec.complete, "the upstream got a complete request from a client that died mid-body"
@@ -445,10 +444,12 @@ def test_early_upstream_answer_before_the_body_reaches_the_client(portico, raw_u
     without reading the body: the client gets that answer, and the
     connection is closed since the rest of its body was not read."""
 
+    seen = threading.Event()
+
     def script(conn):
         conn.read_head()
         conn.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n")
-        conn.sleep(0.2)
+        seen.wait(10)  # then close, the body unread
 
     up = raw_upstream(script)
     px = portico(CONFIG, up=up)
@@ -459,6 +460,7 @@ def test_early_upstream_answer_before_the_body_reaches_the_client(portico, raw_u
         t, errors = in_background(lambda: send_body(sock, size, chunked=False))
         stream = Stream(sock)
         r = read_response_streaming(stream, "POST")
+        seen.set()
         assert r.status == 413, r.head
         assert r.complete and r.length == 8
         assert stream.wait_closed(10)
@@ -551,9 +553,9 @@ def test_chunked_body_with_trailers_pipelined_with_the_next_request(portico, ups
 
 
 def test_client_pausing_mid_response_does_not_trip_upstream_read(portico, raw_upstream):
-    """The client stops reading for 2.5 s in the middle of a 40 MiB body, so
-    portico stops reading the upstream (backpressure).  upstream_read: 1s
-    and client_idle: 1s measure silence of the peers, not that pause: the
+    """The client stops reading for 3 s in the middle of a 40 MiB body, so
+    portico stops reading the upstream (backpressure).  upstream_read: 2s
+    and client_idle: 2s measure silence of the peers, not that pause: the
     body arrives whole."""
     size = 40 * MiB
 
@@ -565,14 +567,14 @@ def test_client_pausing_mid_response_does_not_trip_upstream_read(portico, raw_up
 
     up = raw_upstream(script)
     px = portico(
-        "workers: 1\ntimeouts: {upstream_read: 1s, client_idle: 1s}\n"
+        "workers: 1\ntimeouts: {upstream_read: 2s, client_idle: 2s}\n"
         "routes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
         up=up,
     )
     sock = connect(px.port, timeout=10, rcvbuf=64 * 1024)
     try:
         sock.sendall(request_head("GET", "/internal/paused", []))
-        r = read_response_streaming(Stream(sock), pause=(4 * MiB, 2.5))
+        r = read_response_streaming(Stream(sock), pause=(4 * MiB, 3))
     finally:
         sock.close()
     assert r.status == 200
@@ -582,14 +584,14 @@ def test_client_pausing_mid_response_does_not_trip_upstream_read(portico, raw_up
 
 
 def test_upstream_pausing_mid_upload_does_not_trip_client_body(portico):
-    """The upstream stops reading for 2.5 s in the middle of a 40 MiB body,
-    so portico stops reading the client.  client_body: 1s measures the
+    """The upstream stops reading for 3 s in the middle of a 40 MiB body,
+    so portico stops reading the client.  client_body: 2s measures the
     client's silence, not that pause: the upload completes."""
     size = 40 * MiB
-    up = HashingUpstream(pause=(4 * MiB, 2.5)).start()
+    up = HashingUpstream(pause=(4 * MiB, 3)).start()
     try:
         px = portico(
-            "workers: 1\ntimeouts: {client_body: 1s}\n"
+            "workers: 1\ntimeouts: {client_body: 2s}\n"
             "routes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
             up=up,
         )
@@ -608,9 +610,9 @@ def test_upstream_pausing_mid_upload_does_not_trip_client_body(portico):
 
 
 def test_slow_upstream_body_within_upstream_read_is_not_cut(portico, upstream):
-    """A chunk every 0.3 s for 3 s with upstream_read: 1s: every gap is
+    """A chunk every 0.1 s for 2 s with upstream_read: 1s: every gap is far
     shorter than the timeout, so the response is complete."""
-    upstream.handle("/public/drip", Response(200, [("Content-Type", "text/plain")], [b"drop %d\n" % i for i in range(10)], chunk_delay=0.3))
+    upstream.handle("/public/drip", Response(200, [("Content-Type", "text/plain")], [b"drop %d\n" % i for i in range(20)], chunk_delay=0.1))
     px = portico(
         "workers: 1\ntimeouts: {upstream_read: 1s}\nroutes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n",
         up=upstream,
@@ -618,7 +620,7 @@ def test_slow_upstream_body_within_upstream_read_is_not_cut(portico, upstream):
     r, stream = get_streamed(px, "/internal/drip")
     stream.sock.close()
     assert r.status == 200 and r.complete
-    assert r.sha256 == hashlib.sha256(b"".join(b"drop %d\n" % i for i in range(10))).hexdigest()
+    assert r.sha256 == hashlib.sha256(b"".join(b"drop %d\n" % i for i in range(20))).hexdigest()
 
 
 # --------------------------------------------------------------------------

@@ -505,7 +505,7 @@ def test_504_read_timeout(portico, upstream, silent_upstream):
     elapsed = time.monotonic() - t0
     assert_error_page(r, 504, px)
     assert 0.8 <= elapsed < 4.5, elapsed
-    assert silent_upstream.connections_accepted == 1
+    assert silent_upstream.wait_connections(1) and silent_upstream.connections_accepted == 1
     assert_request_id_logged(px, r)
 
 

@@ -38,6 +38,9 @@ defaults
   timeout connect 2s
   timeout client 10s
   timeout server 10s
+  # Without it a check must be answered within inter (200 ms): a slow
+  # moment on a loaded machine would take an instance out of the rotation.
+  timeout check 5s
   retries 3
   option redispatch 1
 frontend www
@@ -179,7 +182,7 @@ def test_direct_connection_without_header_is_closed(farm, upstream):
     pb.wait_log(r"client 127\.0\.0\.2: PROXY protocol: peer not in proxy_protocol")
     assert upstream.connections_accepted == 0
     # The health checks (no header, on the admin listener) keep both up.
-    assert server_states(sock) == {"a": "UP", "b": "UP"}
+    wait_states(sock, {"a": "UP", "b": "UP"})
 
 
 def test_stopping_one_instance_fails_no_request(farm, upstream):
@@ -193,13 +196,18 @@ def test_stopping_one_instance_fails_no_request(farm, upstream):
     threads = [threading.Thread(target=load) for _ in range(2)]
     for t in threads:
         t.start()
+    def until_results(n):
+        deadline = time.monotonic() + 20
+        while len(results) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     try:
-        time.sleep(0.5)
+        until_results(6)
         before = len(results)
         pa.stop()  # SIGTERM; exits 0 once its connections are done
         wait_states(sock, {"a": "DOWN", "b": "UP"})
         after_stop = len(results)
-        time.sleep(0.5)
+        until_results(after_stop + 1)
     finally:
         stop.set()
         for t in threads:

@@ -152,15 +152,17 @@ def test_large_download_is_exact(portico):
         up.close()
 
 
-def _rss_when_still(px, timeout=20.0):
-    """portico's VmRSS once it has not grown for a second."""
-    last, still_since, deadline = px.rss_kib(), time.monotonic(), time.monotonic() + timeout
+def _rss_when_still(px, up, timeout=30.0):
+    """portico's VmRSS once nothing moves: for 1.5 s the upstream has sent
+    nothing more and the RSS has not grown."""
+    last, sent = px.rss_kib(), up.sent_now()
+    still_since, deadline = time.monotonic(), time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.25)
-        now = px.rss_kib()
-        if now > last:
-            last, still_since = now, time.monotonic()
-        elif time.monotonic() - still_since >= 1.0:
+        now, sent_now = px.rss_kib(), up.sent_now()
+        if now > last or sent_now != sent:
+            last, sent, still_since = max(now, last), sent_now, time.monotonic()
+        elif time.monotonic() - still_since >= 1.5:
             return last
     return last
 
@@ -184,7 +186,7 @@ def test_memory_goes_back_after_a_burst_of_slow_readers(portico, portico_bin):
             s = connect(px.port, rcvbuf=4 * KiB)
             s.sendall(request_head("GET", "/internal/big", []))
             socks.append(s)
-        peak = _rss_when_still(px)
+        peak = _rss_when_still(px, up)
         grown = peak - base
         # Each stalled client holds about limits.buffer: the burst is real.
         assert grown >= n * 16, (base, peak)

@@ -180,10 +180,11 @@ def test_idle_tunnel_is_closed(portico, ws_upstream, where):
 
 
 def test_active_tunnel_outlives_the_idle_timeout(portico, ws_upstream):
-    px = start(portico, ws_upstream, tunnel="1s")
+    # A frame each 0.25 s for 5 s, against tunnel: 2s (a margin for a slow moment).
+    px = start(portico, ws_upstream, tunnel="2s")
     with px.client() as c:
         handshake(c)
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + 5.0
         n = 0
         while time.monotonic() < deadline:
             echo(c, OP_TEXT, b"tick %d" % n)
@@ -260,20 +261,20 @@ def _push_frames(stream, req):
             "Sec-WebSocket-Accept: %s\r\n\r\n" % ws_accept_value(req.header("Sec-WebSocket-Key"))
         ).encode()
     )
-    for i in range(12):
+    for i in range(20):
         stream.send(ws_encode_frame(OP_TEXT, b"push %d" % i, mask=False))
         time.sleep(0.25)
     stream.send(ws_encode_frame(OP_CLOSE, struct.pack("!H", 1000), mask=False))
 
 
 def test_tunnel_active_in_one_direction_is_not_idle(portico, upstream_factory):
-    """A server pushing a frame every 0.25 s to a client that never writes:
-    the tunnel is not idle, tunnel: 1s does not cut it."""
+    """A server pushing a frame every 0.25 s for 5 s to a client that never
+    writes: the tunnel is not idle, tunnel: 2s does not cut it."""
     up = upstream_factory(default=Hijack(_push_frames))
-    px = start(portico, up, tunnel="1s")
+    px = start(portico, up, tunnel="2s")
     with px.client() as c:
         handshake(c)
-        for i in range(12):
+        for i in range(20):
             f = ws_read_frame(c.stream)
             assert f.payload == b"push %d" % i
         assert ws_read_frame(c.stream).opcode == OP_CLOSE

@@ -145,7 +145,23 @@ class Stream:
         return True
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        """Sends all of ``data``.  The socket timeout bounds one wait for
+        room, not the whole send: a reader slowed down by a loaded machine
+        is waited for while it makes progress (and the server runs), up to
+        TIMEOUT without any."""
+        view = memoryview(data)
+        stalled = time.monotonic()
+        while view:
+            try:
+                n = self.sock.send(view)
+            except socket.timeout:
+                if self._should_stop is not None and self._should_stop():
+                    raise
+                if time.monotonic() - stalled > TIMEOUT:
+                    raise
+                continue
+            view = view[n:]
+            stalled = time.monotonic()
 
     # -- reads
 
