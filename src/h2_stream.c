@@ -273,10 +273,14 @@ h2_stream_start(struct h2_stream *st, bool end_stream)
 	}
 	st->remote_closed = end_stream;
 	if (h->error == 0) {
-		/* The framing is the stream's: DATA frames until END_STREAM. */
+		/*
+		 * The framing is the stream's: DATA frames until END_STREAM,
+		 * forwarded chunked unless a content-length says how many
+		 * (nghttp2 holds the DATA to it, so "0" means no body at all).
+		 */
 		if (end_stream)
 			h->body = HEAD_BODY_NONE;
-		else if (h->body != HEAD_BODY_LENGTH)
+		else if (!h->framing.has_length)
 			h->body = HEAD_BODY_CHUNKED;
 		h->keep_alive = true;
 	}

@@ -17,11 +17,11 @@ import time
 import urllib.request
 
 import pytest
-from hyperframe.frame import SettingsFrame
+from hyperframe.frame import RstStreamFrame, SettingsFrame, WindowUpdateFrame
 
 from conftest import free_port
 from helpers_h2 import CANCEL, PREFACE, PROTOCOL_ERROR, H2Client
-from upstreams import Hijack, Response
+from upstreams import Hijack, RawClient, Response
 
 H2C = """
 listen:
@@ -107,18 +107,24 @@ def test_http1_still_served_on_an_h2c_listener(portico, upstream):
     px.wait_log(r'"GET /internal/b HTTP/1\.1" 200 ', stream="stdout")
 
 
+def preface_answer(px) -> int:
+    """The status a plain listener answers to the HTTP/2 connection preface
+    (its "PRI * HTTP/2.0" line: a version this listener does not speak)."""
+    with RawClient(px.port) as c:
+        c.send(PREFACE + SettingsFrame(0).serialize())
+        return c.read_response().status
+
+
 def test_h2c_is_off_by_default_on_plain_listeners(portico, upstream):
     px = portico("routes:\n  - path: /internal\n    pass: http://internal.example.com:{up}/public\n", up=upstream)
-    r = curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version}", px.url("/internal/x"))
-    assert r.stdout != b"2"
+    assert preface_answer(px) == 505
     # HTTP/1.1 as ever.
     assert px.get("/internal/x").status == 200
 
 
 def test_http2_false_turns_h2c_off(portico, upstream):
     px = portico(H2C.replace("http2: true", "http2: false"), up=upstream, admin=free_port())
-    r = curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version}", px.url("/internal/x"))
-    assert r.stdout != b"2"
+    assert preface_answer(px) == 505
 
 
 def test_curl_prior_knowledge_and_nghttp(portico, upstream):
@@ -257,8 +263,7 @@ def test_errors_are_complete_responses_on_their_stream(portico, upstream):
     c = H2Client(px.port)
     r404 = c.response(c.request("GET", "/nowhere"))
     r400 = c.response(c.request("GET", "/internal/%2e%2e/%2e%2e/x"))
-    sid = c.next_id
-    c.next_id += 2
+    sid = c.new_sid()
     c.send(c.headers_frame(sid, [(":method", "CONNECT"), (":authority", "www.example.com:443")]))
     r405 = c.response(sid)
     assert r404.status == 404 and b"404" in r404.body
@@ -298,8 +303,7 @@ def test_extended_connect_is_refused(portico, upstream):
     c = H2Client(px.port)
     c.ping()
     assert 0x8 not in c.server_settings
-    sid = c.next_id
-    c.next_id += 2
+    sid = c.new_sid()
     c.send(c.headers_frame(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
                                  (":path", "/internal/ws"), (":authority", "www.example.com")], end_stream=False))
     assert c.wait_reset(sid) == PROTOCOL_ERROR
@@ -335,7 +339,6 @@ def test_a_client_that_stops_reading_one_stream_does_not_stall_another(portico, 
     # No WINDOW_UPDATE from this client for stream data: the big stream stops
     # at its window; the connection window is credited by hand below.
     c = H2Client(px.port, auto_window=False, settings={0x4: 1 << 20})
-    from hyperframe.frame import WindowUpdateFrame
     c.send(WindowUpdateFrame(0, window_increment=64 << 20))
     s_big = c.request("GET", "/internal/big")
     c.until(lambda: s_big in c.responses and len(c.responses[s_big].body) >= (1 << 20) - 16384)
@@ -374,7 +377,6 @@ def test_client_reset_of_one_stream_cuts_its_upstream_only(portico, upstream):
     c = H2Client(px.port)
     sid = c.request("GET", "/internal/slow")
     upstream.wait_request()
-    from hyperframe.frame import RstStreamFrame
     c.send(RstStreamFrame(sid, error_code=CANCEL))
     px.wait_log(r"client went away .*reason=stream reset")
     assert c.response(c.request("GET", "/internal/after")).status == 200
@@ -428,7 +430,7 @@ def test_reload_keeps_http2_connections(portico, upstream):
     c = H2Client(px.port)
     assert c.response(c.request("GET", "/internal/1")).status == 200
     px.reload()
-    px.wait_log(r"reload|configuration", timeout=10)
+    px.wait_log(r"configuration reloaded generation=2", timeout=10)
     assert c.response(c.request("GET", "/internal/2")).status == 200
 
 
@@ -476,6 +478,28 @@ def test_client_vanishing_mid_response_cuts_only_its_exchanges(portico, upstream
     while metric(metrics(px), "portico_client_connections") != 1:
         assert time.monotonic() < deadline, metrics(px)
         time.sleep(0.05)
+
+
+def test_content_length_zero_before_end_stream_sends_no_body(portico, raw_upstream):
+    """HEADERS with content-length: 0 and no END_STREAM, then an empty DATA
+    frame that ends the stream: the upstream gets "Content-Length: 0" and
+    nothing after it, so the next request on that connection is the next
+    thing it reads."""
+    firsts = []
+
+    def script(conn):
+        while True:
+            firsts.append(conn.read_head().split(b"\r\n", 1)[0])
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    up = raw_upstream(script)
+    px = h2c(portico, up)
+    c = H2Client(px.port)
+    sid = c.request("POST", "/internal/empty", headers=[("content-length", "0")], end_stream=False)
+    c.send_body(sid, b"")
+    assert c.response(sid).status == 200
+    assert c.response(c.request("GET", "/internal/after")).status == 200
+    assert firsts == [b"POST /public/empty HTTP/1.1", b"GET /public/after HTTP/1.1"]
 
 
 def test_body_over_body_size_is_413_with_or_without_content_length(portico, upstream):
