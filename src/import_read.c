@@ -384,7 +384,8 @@ check_pass_url(struct imp *im, adir *d, struct imp_pass *p)
 				   p->url);
 			return false;
 		}
-		p->pass = xstrdup(p->url);
+		/* httpd reads the scheme in any case; portico's pass takes "unix:". */
+		p->pass = xasprintf("unix:%s", p->url + 5);
 	} else if (imp_url_scheme(p->url, &rest, &tls)) {
 		p->pass = xstrdup(p->url);
 	} else if (ascii_has_prefix_case(p->url, n, "ws://") ||
