@@ -235,7 +235,7 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 
 	switch (f->hd.type) {
 	case NGHTTP2_RST_STREAM:
-		if (f->rst_stream.error_code < 14)
+		if (f->rst_stream.error_code < ARRAY_SIZE(metrics_h2_error_names))
 			metrics_add(m, METRICS_H2_RST_SENT + f->rst_stream.error_code, 1);
 		if (f->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
 			metrics_add(m, METRICS_H2_MALFORMED, 1);
@@ -245,7 +245,7 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 		}
 		break;
 	case NGHTTP2_GOAWAY:
-		if (f->goaway.error_code < 14)
+		if (f->goaway.error_code < ARRAY_SIZE(metrics_h2_error_names))
 			metrics_add(m, METRICS_H2_GOAWAY_SENT + f->goaway.error_code, 1);
 		break;
 	case NGHTTP2_HEADERS:
@@ -288,23 +288,13 @@ on_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size
 {
 	struct h2_session *s = sess_of(arg);
 	struct evbuffer *out = sess_out(s);
-	size_t pad = f->data.padlen;
 
 	(void)ng;
+	(void)f; /* no padding: no select_padding callback is set */
 	if (evbuffer_get_length(out) >= H2_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	evbuffer_add(out, framehd, 9);
-	if (pad > 0) {
-		uint8_t p = (uint8_t)(pad - 1);
-
-		evbuffer_add(out, &p, 1);
-	}
 	h2_stream_take(src->ptr, out, length);
-	if (pad > 1) {
-		static const uint8_t zeros[256];
-
-		evbuffer_add(out, zeros, pad - 1);
-	}
 	return 0;
 }
 
@@ -345,9 +335,7 @@ h2_send(struct h2_session *s)
 	int rv;
 
 	for (int round = 0; round < 64; round++) {
-		s->busy = true;
 		rv = nghttp2_session_send(s->ng);
-		s->busy = false;
 		if (rv != 0) {
 			s->why = nghttp2_strerror(rv);
 			sess_close(s, s->why);
@@ -380,12 +368,10 @@ h2_after(struct h2_session *s)
 
 	if (s->closing)
 		return;
-	s->busy = true;
 	for (st = s->streams; st != NULL; st = next) {
 		next = st->next;
 		h2_stream_report(st);
 	}
-	s->busy = false;
 	h2_send(s);
 	if (s->closing)
 		return;
@@ -427,12 +413,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		h2_after(s);
 		return;
 	}
-	s->busy = true;
 	for (st = s->streams; st != NULL; st = next) {
 		next = st->next;
 		h2_stream_check(st);
 	}
-	s->busy = false;
 	arm_timer(s, true);
 	h2_after(s);
 }
@@ -574,9 +558,7 @@ h2_session_read(struct h2_session *s)
 		n = evbuffer_peek(in, -1, NULL, v, ARRAY_SIZE(v));
 		n = n > (int)ARRAY_SIZE(v) ? (int)ARRAY_SIZE(v) : n;
 		for (int i = 0; i < n && rv >= 0; i++) {
-			s->busy = true;
 			rv = nghttp2_session_mem_recv(s->ng, v[i].iov_base, v[i].iov_len);
-			s->busy = false;
 			if (rv >= 0)
 				evbuffer_drain(in, v[i].iov_len);
 		}

@@ -45,7 +45,6 @@ struct h2_stream {
 	struct evbuffer *out; /* response body bytes not yet in DATA frames */
 	bool started;	      /* handed to events->start() */
 	bool remote_closed;   /* END_STREAM received */
-	bool head_sent;	      /* the final response head is submitted */
 	bool ended;	      /* the response is complete: END_STREAM after `out` */
 	bool deferred;	      /* nghttp2 waits for response bytes (resume_data) */
 	bool reset;	      /* RST_STREAM submitted */
@@ -65,7 +64,6 @@ struct h2_session {
 	struct event *work;  /* deferred: events to the exchanges, then sending */
 	struct event *timer; /* idle, or the streams' stall checks */
 	bool timer_streams;  /* the timer checks streams (else it is the idle one) */
-	bool busy;	     /* inside nghttp2 or the deferred pass: no sending from ops */
 	bool draining;	     /* GOAWAY sent for a graceful stop */
 	bool closing;	     /* the owner was told to close */
 	bool defended;	     /* a defense ended the session (counted once) */
@@ -108,8 +106,8 @@ void h2_stream_detach(struct h2_stream *st, const char *reason);
 void h2_stream_free(struct h2_stream *st);
 /* Reports due events to the stream's exchange. */
 void h2_stream_report(struct h2_stream *st);
-/* The stall and body timeouts; true when the stream is being reset. */
-bool h2_stream_check(struct h2_stream *st);
+/* The stall and body timeouts: a stalled stream is reset, a silent body reported. */
+void h2_stream_check(struct h2_stream *st);
 /* Puts `n` response body bytes of `st` after the frame header (send_data_callback). */
 void h2_stream_take(struct h2_stream *st, struct evbuffer *out, size_t n);
 ssize_t h2_stream_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,

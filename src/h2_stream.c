@@ -329,7 +329,7 @@ stream_reset(struct h2_stream *st, uint32_t code, const char *why)
 	h2_schedule(st->sess);
 }
 
-bool
+void
 h2_stream_check(struct h2_stream *st)
 {
 	struct h2_session *s = st->sess;
@@ -344,7 +344,7 @@ h2_stream_check(struct h2_stream *st)
 				 "timeouts.client_body: RST_STREAM CANCEL",
 				 s->c.addr, st->id);
 			stream_reset(st, NGHTTP2_CANCEL, "send stall");
-			return true;
+			return;
 		}
 	}
 	/* The exchange waits for request body bytes that do not come. */
@@ -353,7 +353,6 @@ h2_stream_check(struct h2_stream *st)
 		s->c.ev->timeout(st->st.ex);
 	st->in_mark = st->bytes_in;
 	st->out_mark = st->bytes_out;
-	return false;
 }
 
 /* --- the response ---------------------------------------------------------------- */
@@ -404,30 +403,6 @@ stream_resume(struct h2_stream *st)
 	h2_schedule(st->sess);
 }
 
-/* Fields that mean something only on an HTTP/1.1 connection (RFC 9113 section 8.2.2). */
-static bool
-field_is_connection_specific(const char *n, size_t len)
-{
-	switch (len) {
-	case 2:
-		return ascii_casecmp_eq(n, len, "te", 2);
-	case 7:
-		return ascii_casecmp_eq(n, len, "upgrade", 7) ||
-		       ascii_casecmp_eq(n, len, "trailer", 7);
-	case 10:
-		return ascii_casecmp_eq(n, len, "connection", 10) ||
-		       ascii_casecmp_eq(n, len, "keep-alive", 10);
-	case 14:
-		return ascii_casecmp_eq(n, len, "content-length", 14);
-	case 16:
-		return ascii_casecmp_eq(n, len, "proxy-connection", 16);
-	case 17:
-		return ascii_casecmp_eq(n, len, "transfer-encoding", 17);
-	default:
-		return false;
-	}
-}
-
 /* Room for `n` header fields in the session's scratch. */
 static nghttp2_nv *
 nva_reserve(struct h2_session *s, size_t n)
@@ -466,9 +441,9 @@ nva_fill(struct h2_session *s, const struct stream_response *r, char *status_tex
 		const struct stream_field *f = &r->fields[i];
 		const char *name = s->names.data + off;
 
+		/* End-to-end fields only (stream.h): relay.c dropped the hop-by-hop ones. */
 		off += f->name_len;
-		if (!field_is_connection_specific(name, f->name_len))
-			nv_set(&nva[n++], name, f->name_len, f->value, f->value_len);
+		nv_set(&nva[n++], name, f->name_len, f->value, f->value_len);
 	}
 	if (r->length >= 0 && r->status >= 200 && r->status != 204 && r->status != 304) {
 		int k = snprintf(length_text, 24, "%lld", (long long)r->length);
@@ -494,7 +469,6 @@ h2_send_head(struct stream *s, const struct stream_response *r)
 		nghttp2_submit_headers(sess->ng, NGHTTP2_FLAG_NONE, st->id, NULL, sess->nva, n,
 				       NULL);
 	} else {
-		st->head_sent = true;
 		st->ended = r->no_body;
 		nghttp2_submit_response(sess->ng, st->id, sess->nva, n, r->no_body ? NULL : &dp);
 	}
@@ -549,7 +523,7 @@ h2_error(struct stream *s, int status, const char *reqid, bool close, bool head_
 	if (head_only)
 		blen = 0;
 	evbuffer_add(st->out, body, blen);
-	st->head_sent = st->ended = true;
+	st->ended = true;
 	nghttp2_submit_response(sess->ng, st->id, nva, n, blen > 0 ? &dp : NULL);
 	h2_schedule(sess);
 	return blen;
