@@ -9,6 +9,8 @@
 # bench_wait_tcp PORT
 #                   until PORT accepts a TCP connection (no request is sent);
 #                   exits after a minute.
+# bench_wait_http PORT PATH [CURL-OPTION...]
+#                   until a GET of PATH on PORT succeeds; exits after a minute.
 # bench_wait_closed PORT
 #                   until PORT no longer accepts (the next run may bind it).
 # callgrind_ir FILE the instructions a callgrind output counts, every thread.
@@ -37,6 +39,17 @@ bench_wait_tcp() {
 		sleep 0.1
 	done
 	echo "port $1 does not answer" >&2
+	exit 1
+}
+
+bench_wait_http() {
+	bench_url="http://127.0.0.1:$1$2" # no local variables in sh: a name of its own
+	shift 2
+	for _ in $(seq 600); do
+		curl -fs "$@" -o /dev/null "$bench_url" && return 0
+		sleep 0.1
+	done
+	echo "$bench_url does not answer" >&2
 	exit 1
 }
 

@@ -28,7 +28,7 @@ fi
 . "$here/../common.sh"
 bench_work bench-h2
 
-up=18190 p_portico=18191 p_nginx=18192
+up=18700 p_portico=18701 p_nginx=18702
 mkdir -p "$work/www" "$work/up" "$work/ng"
 chmod 755 "$work" "$work/www" # nginx workers run as an unprivileged user
 head -c "$body_size" /dev/zero | tr '\0' x >"$work/www/small.txt"
@@ -45,17 +45,9 @@ $pin_proxy "$portico" -c "$work/portico.yaml" 2>"$work/portico.err" &
 portico_pid=$!
 pids="$pids $portico_pid"
 
-wait_port() {
-	i=0
-	until curl -fsS $2 -o /dev/null "http://127.0.0.1:$1/small.txt" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { echo "port $1 does not answer" >&2; exit 1; }
-		sleep 0.1
-	done
-}
-wait_port $up ""
-wait_port $p_portico --http2-prior-knowledge
-wait_port $p_nginx --http2-prior-knowledge
+bench_wait_http $up /small.txt
+bench_wait_http $p_portico /small.txt --http2-prior-knowledge
+bench_wait_http $p_nginx /small.txt --http2-prior-knowledge
 
 # name port h2load-options
 run_one() {
@@ -84,22 +76,23 @@ idle_portico() {
 	sed -e "s|@UP@|$up|g" -e "s|@PORT@|$1|g" "$here/portico.yaml" >"$work/idle$1.yaml"
 	$pin_proxy "$portico" -c "$work/idle$1.yaml" 2>>"$work/portico.err" &
 	ip=$!
-	wait_port "$1" --http2-prior-knowledge
+	pids="$pids $ip"
+	bench_wait_http "$1" /small.txt --http2-prior-knowledge
 	python3 "$here/idle.py" $ip "$1" "$idle" "$2"
 	kill $ip
 	wait $ip 2>/dev/null || true
 }
 echo "resident memory per idle connection:"
-printf 'portico '; idle_portico 18197 h2
-printf 'portico '; idle_portico 18198 h1
+printf 'portico '; idle_portico 18707 h2
+printf 'portico '; idle_portico 18708 h1
 mkdir -p "$work/ng2"
-sed -e "s|@WORK@/ng/|@WORK@/ng2/|" -e "s|@WORK@|$work|g" -e "s|@UP@|$up|g" -e "s|@PORT@|18199|g" \
+sed -e "s|@WORK@/ng/|@WORK@/ng2/|" -e "s|@WORK@|$work|g" -e "s|@UP@|$up|g" -e "s|@PORT@|18709|g" \
 	"$here/proxy-nginx.conf" >"$work/ng2.conf"
 $pin_proxy nginx -p "$work/ng2" -c "$work/ng2.conf" -e "$work/ng2/error.log" &
 pids="$pids $!"
-wait_port 18199 --http2-prior-knowledge
+bench_wait_http 18709 /small.txt --http2-prior-knowledge
 ngw=$(pgrep -P "$(cat "$work/ng2/nginx.pid")" | head -1)
-printf 'nginx   '; python3 "$here/idle.py" "$ngw" 18199 "$idle" h2
+printf 'nginx   '; python3 "$here/idle.py" "$ngw" 18709 "$idle" h2
 
 # Instructions per request under callgrind: h2load with n and then 2n
 # requests; the difference over n leaves out start-up and shut-down.
@@ -108,6 +101,7 @@ cg_portico() { # run port
 	valgrind --tool=callgrind --callgrind-out-file="$work/cg$1.out" \
 		"$portico" -c "$work/cg$1.yaml" 2>/dev/null &
 	cg=$!
+	pids="$pids $cg"
 }
 cg_nginx() { # run port
 	mkdir -p "$work/cgng$1"
@@ -117,19 +111,19 @@ cg_nginx() { # run port
 		nginx -p "$work/cgng$1" -c "$work/cgng$1.conf" -e "$work/cgng$1/error.log" \
 		-g "master_process off;" 2>/dev/null &
 	cg=$!
+	pids="$pids $cg"
 }
 # label server(portico|nginx) h2load-options
 callgrind_per_request() {
 	n=20000
 	for k in 1 2; do
-		port=$((18193 + k))
+		port=$((18703 + k))
 		"cg_$2" "$k" "$port"
-		wait_port $port --http2-prior-knowledge
+		bench_wait_http $port /small.txt --http2-prior-knowledge
 		h2load -n $((n * k)) -c "$conns" $3 "http://127.0.0.1:$port/small.txt" >/dev/null 2>&1
 		kill -TERM $cg
 		wait $cg 2>/dev/null || true
-		callgrind_annotate "$work/cg$k.out" 2>/dev/null |
-			awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' >"$work/ir$k"
+		callgrind_ir "$work/cg$k.out" >"$work/ir$k"
 	done
 	echo "  $1: $((($(cat "$work/ir2") - $(cat "$work/ir1")) / n)) instructions per request"
 }

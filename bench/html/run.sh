@@ -47,15 +47,6 @@ subst $p_stall $p_mem "$here/portico.yaml" "$work/portico-mem.yaml"
 nginx -p "$work/up" -c "$work/up.conf" -e "$work/up/error.log" &
 pids="$pids $!"
 
-wait_port() { # port path
-	i=0
-	until curl -fs -o /dev/null "http://127.0.0.1:$1$2"; do
-		i=$((i + 1))
-		[ $i -lt 300 ] || { echo "port $1 does not answer" >&2; exit 1; }
-		sleep 0.2
-	done
-}
-
 # measure NAME PID URL [gzip]: one callgrind dump of REQUESTS requests.
 measure() {
 	ae=""
@@ -98,12 +89,12 @@ check_rewritten() { # url [gzip]
 
 cg="valgrind --tool=callgrind --dump-instr=no --callgrind-out-file=$work/cg.%p"
 echo "== instructions per request ($requests keep-alive requests, $(wc -c <"$work/www/public/page.html") byte page)"
-wait_port $up /public/page.html
+bench_wait_http $up /public/page.html
 
 $cg "$portico" -c "$work/portico.yaml" 2>"$work/portico.err" &
 pid=$!
 pids="$pids $pid"
-wait_port $p_portico /plain/page.html
+bench_wait_http $p_portico /plain/page.html
 check_rewritten "http://127.0.0.1:$p_portico/internal/page.html"
 check_rewritten "http://127.0.0.1:$p_portico/internal/page.html" gzip
 measure portico-plain "$pid" "http://127.0.0.1:$p_portico/plain/page.html"
@@ -120,7 +111,7 @@ if [ "$nginx" = 1 ]; then
 	$cg nginx -p "$work/ng" -c "$work/ng.conf" -e "$work/ng/error.log" 2>"$work/ng.err" &
 	pid=$!
 	pids="$pids $pid"
-	wait_port $p_nginx /plain/page.html
+	bench_wait_http $p_nginx /plain/page.html
 	check_rewritten "http://127.0.0.1:$p_nginx/internal/page.html"
 	measure nginx-plain "$pid" "http://127.0.0.1:$p_nginx/plain/page.html"
 	measure nginx-sub_filter "$pid" "http://127.0.0.1:$p_nginx/internal/page.html"
@@ -133,7 +124,7 @@ if [ "$apache" = 1 ]; then
 	$cg apache2 -X -d "$work/ap" -f "$work/ap.conf" 2>"$work/ap.err" &
 	pid=$!
 	pids="$pids $pid"
-	wait_port $p_apache /plain/page.html
+	bench_wait_http $p_apache /plain/page.html
 	check_rewritten "http://127.0.0.1:$p_apache/internal/page.html"
 	measure apache-proxy_html "$pid" "http://127.0.0.1:$p_apache/internal/page.html"
 	measure apache-proxy_html-gzip "$pid" \

@@ -40,15 +40,7 @@ pids="$pids $!"
 $pin_proxy "$portico" -c "$work/portico.yaml" 2>"$work/portico.err" &
 pids="$pids $!"
 
-wait_port() {
-	i=0
-	until curl -fsS -o /dev/null "http://127.0.0.1:$1/small.txt"; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { echo "port $1 does not answer" >&2; exit 1; }
-		sleep 0.1
-	done
-}
-for p in $up $p_portico $p_nginx $p_haproxy; do wait_port $p; done
+for p in $up $p_portico $p_nginx $p_haproxy; do bench_wait_http $p /small.txt; done
 
 echo "proxy    round  req/s      p50        p99"
 for r in $(seq 1 "$rounds"); do

@@ -47,23 +47,14 @@ start_portico() { # binary port admin name
 	eval "pid_$4=$!"
 }
 
-wait_port() {
-	i=0
-	until curl -fsS -o /dev/null "http://127.0.0.1:$1/1m.bin"; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { echo "port $1 does not answer" >&2; exit 1; }
-		sleep 0.1
-	done
-}
-
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 clients() {
 	curl -fsS "http://127.0.0.1:$1/metrics" | awk '$1 == "portico_client_connections" {print $2}'
 }
 
 start_portico "$portico" $port $admin new
-wait_port $up
-wait_port $port
+bench_wait_http $up /1m.bin
+bench_wait_http $port /1m.bin
 
 # --- 1. slow readers -----------------------------------------------------------------
 rss0=$(rss_kib "$pid_new")
@@ -92,7 +83,7 @@ echo "  rss after:   $rss_after KiB (5 s after the attack)"
 # --- 2. throughput -------------------------------------------------------------------
 if [ -n "$before" ]; then
 	start_portico "$before" $port_before $admin_before before
-	wait_port $port_before
+	bench_wait_http $port_before /1m.bin
 fi
 dl() { # port -> MiB/s
 	$pin_load curl -fsS -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$1/100m.bin" |
