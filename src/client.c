@@ -140,13 +140,6 @@ base_now_us(struct event_base *base)
 }
 
 static void
-tv_from_ms(struct timeval *tv, uint64_t ms)
-{
-	tv->tv_sec = (time_t)(ms / 1000);
-	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
-
-static void
 client_arm_timer(struct client *c, uint64_t ms)
 {
 	deadline_set(&c->timer, deadline_now_us(), ms);

@@ -353,9 +353,9 @@ arm_timer(struct h2_session *s, bool streams)
 {
 	const struct config *cfg = s->c.w->cfg;
 	uint64_t ms = streams ? cfg->timeouts.client_body : cfg->timeouts.client_idle;
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-			     .tv_usec = (suseconds_t)((ms % 1000) * 1000)};
+	struct timeval tv;
 
+	tv_from_ms(&tv, ms);
 	s->timer_streams = streams;
 	evtimer_add(s->timer, &tv);
 }

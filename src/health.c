@@ -46,13 +46,6 @@ struct health {
 	size_t nprobes;
 };
 
-static void
-tv_ms(struct timeval *tv, uint64_t ms)
-{
-	tv->tv_sec = (time_t)(ms / 1000);
-	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
-
 /* --- one check ------------------------------------------------------------------------ */
 
 static void
@@ -198,7 +191,7 @@ probe_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (p->busy)
 		return;
 	p->busy = true;
-	tv_ms(&tv, p->g->check.timeout_ms);
+	tv_from_ms(&tv, p->g->check.timeout_ms);
 	evtimer_add(p->deadline, &tv);
 	if (p->s->unix_path != NULL) {
 		struct sockaddr_un *sun = (struct sockaddr_un *)&sa;
@@ -257,7 +250,7 @@ probe_init(struct health *h, struct probe *p, const struct server_group *g,
 	p->deadline = evtimer_new(h->base, probe_deadline_cb, p);
 	if (p->tick == NULL || p->deadline == NULL)
 		fatal("health: out of memory");
-	tv_ms(&tv, g->check.interval_ms);
+	tv_from_ms(&tv, g->check.interval_ms);
 	event_add(p->tick, &tv);
 	event_active(p->tick, EV_TIMEOUT, 0); /* the first check now */
 }

@@ -236,13 +236,6 @@ idle_push(struct upstream *u)
 }
 
 static void
-tv_from_ms(struct timeval *tv, uint64_t ms)
-{
-	tv->tv_sec = (time_t)(ms / 1000);
-	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
-
-static void
 upstream_set_state(struct upstream *u, enum upstream_state s)
 {
 	static const char *const names[] = {"resolving", "connecting", "busy", "idle", "closing"};

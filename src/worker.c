@@ -540,8 +540,7 @@ worker_begin_drain(struct worker *w)
 	upstream_pool_close_idle(w->pool);
 	exchange_drain_all(w, NULL);
 	client_drain_all(w);
-	tv.tv_sec = (time_t)(w->shutdown_ms / 1000);
-	tv.tv_usec = (suseconds_t)((w->shutdown_ms % 1000) * 1000);
+	tv_from_ms(&tv, w->shutdown_ms);
 	evtimer_add(w->shutdown_ev, &tv);
 	if (w->nclients == 0)
 		event_base_loopexit(w->base, NULL);

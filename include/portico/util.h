@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/time.h>
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #if defined(__GNUC__)
@@ -75,5 +77,13 @@ ascii_lower(char c)
 bool ascii_casecmp_eq(const char *a, size_t alen, const char *b, size_t blen);
 bool ascii_has_prefix_case(const char *s, size_t len, const char *prefix);
 int hex_value(int c); /* 0..15, or -1 */
+
+/* `ms` milliseconds as the timeval libevent's timeouts take. */
+static inline void
+tv_from_ms(struct timeval *tv, uint64_t ms)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
 
 #endif
