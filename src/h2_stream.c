@@ -500,33 +500,24 @@ static uint64_t
 h2_error(struct stream *s, int status, const char *reqid, bool close, bool head_only)
 {
 	struct h2_stream *st = stream_of(s);
-	struct h2_session *sess = st->sess;
-	nghttp2_data_provider dp = {.source.ptr = st, .read_callback = h2_stream_read_cb};
-	char body[ERRPAGE_BODY_MAX], status_text[8], length[24], retry[16];
-	size_t blen = errpage_body(body, sizeof(body), status, reqid), n = 0;
-	nghttp2_nv *nva = nva_reserve(sess, 6);
+	char body[ERRPAGE_BODY_MAX], retry[16] = "";
+	struct stream_field f[ERRPAGE_FIELDS_MAX];
+	size_t blen = errpage_body(body, sizeof(body), status, reqid);
+	struct stream_response r = {
+	    .status = status, .fields = f, .length = (int64_t)blen, .no_body = head_only};
 
 	(void)close; /* the stream's framing is never in doubt */
 	st->st.ex = NULL;
-	snprintf(status_text, sizeof(status_text), "%03d", status);
-	snprintf(length, sizeof(length), "%zu", blen);
-	nv_set(&nva[n++], ":status", 7, status_text, 3);
-	nv_set(&nva[n++], "content-type", 12, "text/html; charset=utf-8", 24);
-	nv_set(&nva[n++], "content-length", 14, length, strlen(length));
-	nv_set(&nva[n++], "cache-control", 13, "no-store", 8);
-	nv_set(&nva[n++], "x-request-id", 12, reqid, strlen(reqid));
 	if (s->retry_after != 0) {
 		snprintf(retry, sizeof(retry), "%u", s->retry_after);
-		nv_set(&nva[n++], "retry-after", 11, retry, strlen(retry));
 		s->retry_after = 0;
 	}
-	if (head_only)
-		blen = 0;
-	evbuffer_add(st->out, body, blen);
-	st->ended = true;
-	nghttp2_submit_response(sess->ng, st->id, nva, n, blen > 0 ? &dp : NULL);
-	h2_schedule(sess);
-	return blen;
+	r.nfields = errpage_fields(f, reqid, retry);
+	if (!head_only)
+		evbuffer_add(st->out, body, blen);
+	h2_send_head(s, &r);
+	st->ended = true; /* the whole page is queued */
+	return head_only ? 0 : blen;
 }
 
 static void

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct evbuffer;
+struct stream_field;
 
 /*
  * Appends a complete response (head and body) to `out`.  `close` adds
@@ -26,5 +27,13 @@ uint64_t errpage_write_retry(struct evbuffer *out, int status, const char *reqid
 /* The page's body for `status` into `out` (ERRPAGE_BODY_MAX bytes); its length. */
 #define ERRPAGE_BODY_MAX 512
 size_t errpage_body(char *out, size_t cap, int status, const char *reqid);
+
+/*
+ * The page's fields besides its framing, in `f` (ERRPAGE_FIELDS_MAX):
+ * Content-Type, Cache-Control, X-Request-Id and, when `retry` is not
+ * empty, Retry-After.  Returns how many; both protocols write these.
+ */
+#define ERRPAGE_FIELDS_MAX 4
+size_t errpage_fields(struct stream_field *f, const char *reqid, const char *retry);
 
 #endif

@@ -21,7 +21,7 @@ from hyperframe.frame import RstStreamFrame, SettingsFrame, WindowUpdateFrame
 
 from conftest import free_port
 from helpers_h2 import CANCEL, PREFACE, PROTOCOL_ERROR, H2Client
-from upstreams import Hijack, RawClient, Response
+from upstreams import Hijack, RawClient, Response, closed_port
 
 H2C = """
 listen:
@@ -500,6 +500,23 @@ def test_content_length_zero_before_end_stream_sends_no_body(portico, raw_upstre
     assert c.response(sid).status == 200
     assert c.response(c.request("GET", "/internal/after")).status == 200
     assert firsts == [b"POST /public/empty HTTP/1.1", b"GET /public/after HTTP/1.1"]
+
+
+def test_error_page_fields_as_over_http1(portico, upstream):
+    """portico's own error page on a stream: the fields HTTP/1.1 gets
+    (content-type, cache-control, x-request-id, content-length), and for
+    HEAD the same head without the body."""
+    px = h2c(portico, upstream, "  - path: /dead\n    pass: http://127.0.0.1:{dead}/\n", dead=closed_port())
+    c = H2Client(px.port)
+    r = c.response(c.request("GET", "/dead/x"))
+    assert r.status == 502
+    assert r.header("content-type") == "text/html; charset=utf-8"
+    assert r.header("cache-control") == "no-store"
+    assert r.header("content-length") == str(len(r.body))
+    assert ("Request id: %s" % r.header("x-request-id")).encode() in r.body
+    h = c.response(c.request("HEAD", "/dead/x"))
+    assert h.status == 502 and h.body == b""
+    assert h.header("content-length") == r.header("content-length")
 
 
 def test_body_over_body_size_is_413_with_or_without_content_length(portico, upstream):
