@@ -239,9 +239,11 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 			metrics_add(m, METRICS_H2_RST_SENT + f->rst_stream.error_code, 1);
 		if (f->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
 			metrics_add(m, METRICS_H2_MALFORMED, 1);
-			log_info("client %s: HTTP/2 stream %d: malformed request: RST_STREAM "
-				 "PROTOCOL_ERROR",
-				 s->c.addr, f->hd.stream_id);
+			st = stream_get(s, f->hd.stream_id);
+			if (st == NULL || st->bad == NULL) /* else logged with its reason */
+				log_info("client %s: HTTP/2 stream %d: malformed request: "
+					 "RST_STREAM PROTOCOL_ERROR",
+					 s->c.addr, f->hd.stream_id);
 		}
 		break;
 	case NGHTTP2_GOAWAY:

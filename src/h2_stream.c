@@ -241,15 +241,15 @@ head_build(struct h2_stream *st)
 	evbuffer_drain(text, evbuffer_get_length(text));
 }
 
+static void stream_reset(struct h2_stream *st, uint32_t code, const char *why);
+
 /* A malformed request: the stream is reset (RFC 9113 section 8.1.1). */
 static void
 stream_refuse(struct h2_stream *st, const char *why)
 {
 	log_info("client %s: HTTP/2 stream %d: malformed request: %s", st->sess->c.addr, st->id,
 		 why);
-	st->reset = true;
-	nghttp2_submit_rst_stream(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
-	h2_schedule(st->sess);
+	stream_reset(st, NGHTTP2_PROTOCOL_ERROR, why);
 }
 
 void

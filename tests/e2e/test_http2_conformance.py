@@ -363,6 +363,17 @@ def test_malformed_request_is_reset_with_protocol_error(px, upstream, name):
     assert metric(metrics(px), 'portico_http2_rst_stream_sent_total{error="PROTOCOL_ERROR"}') >= 1
 
 
+def test_a_refused_stream_is_logged_once_with_its_reason(px):
+    c = H2Client(px.port)
+    sids = [c.new_sid(), c.new_sid()]
+    for sid in sids:
+        c.send(c.headers_frame(sid, MALFORMED["authority-host-differ"]))
+        assert c.wait_reset(sid) == PROTOCOL_ERROR
+    # Lines come in order: once the second stream's is there, all of the first's are.
+    px.wait_log(r"HTTP/2 stream %d: malformed request: :authority and Host differ" % sids[1])
+    assert px.stderr.count("HTTP/2 stream %d: malformed request" % sids[0]) == 1, px.stderr
+
+
 def test_te_trailers_is_allowed(px):
     c = H2Client(px.port)
     sid = c.new_sid()
