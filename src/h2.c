@@ -474,7 +474,6 @@ h2_session_new(const struct h2_conn *conn)
 	nghttp2_option_del(o);
 	if (rv != 0 || submit_settings(s) != 0)
 		fatal("nghttp2: cannot create a session");
-	s->text = evbuffer_new();
 	s->work = event_new(conn->w->base, -1, 0, work_cb, s);
 	s->timer = evtimer_new(conn->w->base, timer_cb, s);
 	s->window_ms = worker_mono_us() / 1000;
@@ -504,7 +503,7 @@ h2_session_free(struct h2_session *s)
 		h2_stream_free(st);
 	}
 	nghttp2_session_del(s->ng);
-	evbuffer_free(s->text);
+	buf_free(&s->text);
 	event_free(s->work);
 	event_free(s->timer);
 	buf_free(&s->method);

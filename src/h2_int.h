@@ -71,7 +71,7 @@ struct h2_session {
 
 	/* The head being received (one header block at a time). */
 	struct buf method, path, authority, host, fields, cookie;
-	struct evbuffer *text; /* the head as the HTTP/1.1 request it stands for */
+	struct buf text; /* the head as the HTTP/1.1 request it stands for */
 	bool has_authority, in_trailers;
 
 	/* Flood counters, over H2_FLOOD_INTERVAL. */

@@ -204,30 +204,32 @@ head_build(struct h2_stream *st)
 	struct h2_session *s = st->sess;
 	const struct config *cfg = st->cfg;
 	struct head *h = st->head;
-	struct evbuffer *text = s->text;
+	struct buf *text = &s->text;
 	const struct buf *auth = s->has_authority ? &s->authority : &s->host;
 
-	evbuffer_add(text, s->method.data, s->method.len);
-	evbuffer_add(text, " ", 1);
+	buf_reset(text);
+	buf_add(text, s->method.data, s->method.len);
+	buf_addc(text, ' ');
 	/* CONNECT has no :path: its target is the authority (a 405 follows). */
 	if (s->path.len > 0)
-		evbuffer_add(text, s->path.data, s->path.len);
+		buf_add(text, s->path.data, s->path.len);
 	else
-		evbuffer_add(text, auth->data, auth->len);
-	evbuffer_add(text, " HTTP/1.1\r\n", 11);
+		buf_add(text, auth->data, auth->len);
+	buf_add(text, " HTTP/1.1\r\n", 11);
 	if (auth->len > 0) {
-		evbuffer_add(text, "host: ", 6);
-		evbuffer_add(text, auth->data, auth->len);
-		evbuffer_add(text, "\r\n", 2);
+		buf_add(text, "host: ", 6);
+		buf_add(text, auth->data, auth->len);
+		buf_add(text, "\r\n", 2);
 	}
-	evbuffer_add(text, s->fields.data, s->fields.len);
+	buf_add(text, s->fields.data, s->fields.len);
 	if (s->cookie.len > 0) {
-		evbuffer_add(text, "cookie: ", 8);
-		evbuffer_add(text, s->cookie.data, s->cookie.len);
-		evbuffer_add(text, "\r\n", 2);
+		buf_add(text, "cookie: ", 8);
+		buf_add(text, s->cookie.data, s->cookie.len);
+		buf_add(text, "\r\n", 2);
 	}
-	evbuffer_add(text, "\r\n", 2);
-	switch (head_feed(h, text, cfg->limits.header_size, cfg->limits.header_count)) {
+	buf_add(text, "\r\n", 2);
+	switch (head_feed_bytes(h, text->data, text->len, cfg->limits.header_size,
+				cfg->limits.header_count)) {
 	case HEAD_DONE:
 		head_check_request(h);
 		break;
@@ -238,7 +240,6 @@ head_build(struct h2_stream *st)
 	case HEAD_ERROR:
 		break;
 	}
-	evbuffer_drain(text, evbuffer_get_length(text));
 }
 
 static void stream_reset(struct h2_stream *st, uint32_t code, const char *why);
