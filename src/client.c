@@ -908,18 +908,11 @@ client_request_done(struct client *c)
 
 /* --- the stream operations (stream.h) --------------------------------------------- */
 
-/*
- * A field still laid out as its upstream line, "name: value" CRLF (one
- * space, no trailing whitespace): the line's bytes are what head_put_field
- * would write.  Addresses are compared as integers: a field may point into
- * any buffer, or at a literal.
- */
+/* A field still laid out as its upstream line (head.h). */
 static bool
 field_is_line(const struct stream_field *f)
 {
-	return (uintptr_t)f->value == (uintptr_t)f->name + f->name_len + 2 &&
-	       f->name[f->name_len] == ':' && f->name[f->name_len + 1] == ' ' &&
-	       f->value[f->value_len] == '\r' && f->value[f->value_len + 1] == '\n';
+	return head_field_is_line(f->name, f->name_len, f->value, f->value_len);
 }
 
 /* "HTTP/1.1 NNN reason\r\n" and the fields: adjacent upstream lines in one copy. */

@@ -136,14 +136,11 @@ write_joined(const struct exchange *ex, struct buf *out, const char *name, size_
 	head_put(out, "\r\n", 2);
 }
 
-/* A field still laid out as the client sent it, "name: value" CRLF: its line is what goes on. */
+/* A field still laid out as the client sent it (head.h): its line is what goes on. */
 static bool
 field_is_line(const struct head *h, const struct head_field *f)
 {
-	const char *b = h->bytes.data;
-
-	return f->value == f->name + f->name_len + 2 && b[f->name + f->name_len] == ':' &&
-	       b[f->name + f->name_len + 1] == ' ' && b[f->value + f->value_len] == '\r';
+	return head_field_is_line(head_name(h, f), f->name_len, head_value(h, f), f->value_len);
 }
 
 /* Whether a client field is forwarded as it is. */

@@ -189,6 +189,21 @@ head_value(const struct head *h, const struct head_field *f)
 	return h->bytes.data + f->value;
 }
 
+/*
+ * A field still laid out as the line it was read from, "name: value" CRLF
+ * (one space, no trailing whitespace): the line's bytes are what
+ * head_put_field would write, so runs of such lines are copied whole.
+ * Addresses are compared as integers: a field may point into any buffer,
+ * or at a literal.
+ */
+static inline bool
+head_field_is_line(const char *name, size_t name_len, const char *value, size_t value_len)
+{
+	return (uintptr_t)value == (uintptr_t)name + name_len + 2 && name[name_len] == ':' &&
+	       name[name_len + 1] == ' ' && value[value_len] == '\r' &&
+	       value[value_len + 1] == '\n';
+}
+
 /* The value of field index `i` (HEAD_NONE: NULL, *len 0). */
 const char *head_value_at(const struct head *h, int i, size_t *len);
 /* The request method's name ("GET"). */
