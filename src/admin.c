@@ -299,14 +299,16 @@ admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
  * Out of descriptors.  True when the connection waiting got a spare's
  * slot, or when none is waiting (libevent's listener calls accept(2) until
  * it fails, and Linux takes a descriptor before it looks at the queue);
- * false when accepting must pause.
+ * false when accepting must pause.  A worker's accept(2) or connect may
+ * take the slot in the instant between close and accept: then the next
+ * spare is tried, and the lost one is taken back once a descriptor is free.
  */
 static bool
 admin_accept_spare(struct admin *a, struct evconnlistener *lev)
 {
 	struct pollfd waiting = {.fd = evconnlistener_get_fd(lev), .events = POLLIN};
 	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
+	socklen_t sl;
 	int fd, err;
 
 	if (poll(&waiting, 1, 0) != 1)
@@ -316,14 +318,17 @@ admin_accept_spare(struct admin *a, struct evconnlistener *lev)
 			continue;
 		close(a->spare[i]);
 		a->spare[i] = -1;
+		sl = sizeof(ss);
 		fd = accept4(waiting.fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) { /* gone, or the slot taken by another thread first */
-			err = errno;
+		if (fd >= 0) {
+			admin_accept_cb(lev, fd, (struct sockaddr *)&ss, (int)sl, a);
+			return true;
+		}
+		err = errno;
+		if (err != EMFILE && err != ENFILE) { /* gone (EAGAIN), or failed */
 			admin_spares_refill(a);
 			return err == EAGAIN || err == EWOULDBLOCK;
 		}
-		admin_accept_cb(lev, fd, (struct sockaddr *)&ss, (int)sl, a);
-		return true;
 	}
 	return false;
 }
