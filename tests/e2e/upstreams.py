@@ -589,13 +589,14 @@ class _TCPServer:
                 continue
             except OSError:
                 return
+            # before the connection is listed: a test may close what is listed
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c.settimeout(0.5)
             with self._lock:
                 self.connections_accepted += 1
                 cid = self.connections_accepted
                 self._conns[cid] = c
                 self._lock.notify_all()
-            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            c.settimeout(0.5)
             t = threading.Thread(target=self._run_conn, args=(cid, c, peer), daemon=True)
             self._threads.append(t)
             t.start()
