@@ -101,6 +101,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     return port
 
 
+def wait_for(cond, timeout: float = 10.0) -> None:
+    """Polls ``cond()`` until it is true; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in %.0f s" % timeout
+        time.sleep(0.02)
+
+
 def substitute(text: str, values: dict) -> str:
     """Replaces ``{name}`` for each key of ``values`` and nothing else."""
 

@@ -20,7 +20,7 @@ import resource
 import socket
 import time
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from upstreams import http_request
 
 CONFIG = """
@@ -50,19 +50,13 @@ def retry(what, timeout=10.0):
             time.sleep(0.1)
 
 
-def accept_lines(px):
-    return [l for l in px.stderr.splitlines() if ": accept: " in l]
+def accept_lines(px, since=0):
+    """The accept(2) failures logged from stderr line `since` on."""
+    return [l for l in px.stderr.splitlines()[since:] if ": accept: " in l]
 
 
 def open_fds(px):
     return len(os.listdir("/proc/%d/fd" % px.pid))
-
-
-def wait_for(what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < deadline, "condition not met in %.0f s" % timeout
-        time.sleep(0.05)
 
 
 def queued(port):
@@ -107,7 +101,7 @@ def test_fd_exhaustion_pauses_accepting_and_recovers(portico, upstream):
     try:
         # the table filled to its last descriptor, with no connection waiting
         fill(px, flood)
-        wait_for(lambda: any(": accept: " in l for l in px.stderr.splitlines()[before:]))
+        wait_for(lambda: accept_lines(px, before))
 
         # the admin listener answers all the same: a spare descriptor is given
         # up for each connection and taken back when it closes, also while

@@ -14,7 +14,7 @@ import time
 import http.server
 from collections import Counter
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from helpers_stream import connect, request_head
 from upstreams import RawUpstream, Response, closed_port, http_request
 
@@ -28,13 +28,6 @@ def named(up, name):
     """Every request to `up` answers its name (and its own address in Location for /loc)."""
     up.handle("/public/*", lambda req: Response(200, [("Content-Type", "text/plain")], name.encode()))
     return up
-
-
-def wait_for(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in %.0f s" % timeout
-        time.sleep(0.02)
 
 
 def served(ups):

@@ -5,7 +5,8 @@ are, and a reload keeps the state of servers that stay."""
 
 import time
 
-from test_upstream_groups import named, reload, server_state, start, wait_for
+from conftest import wait_for
+from test_upstream_groups import named, reload, server_state, start
 from upstreams import Response
 
 ACTIVE = """
