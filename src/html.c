@@ -652,40 +652,41 @@ html_fast_start_tag(struct html_filter *h, const char *q, const char *end, const
 #if defined(__SSE2__)
 /*
  * "<name>" and "</name>", the tags without attributes that make most of a
- * page, read with one 16-byte load: where the tag ends (the state set after
- * it), or NULL for the general way.  Needs 17 bytes from q.
+ * page, read with one 16-byte load from q: the tag's length, or 0 for the
+ * general way.  *lt gets the "<" among the 16 bytes (bit i for q[i]), so
+ * that the next tag is often found without another load.  Needs 16 bytes
+ * from q.
  */
-static const char *
-html_simple_tag(struct html_filter *h, const char *q)
+static unsigned
+html_simple_tag(const char *q, unsigned *lt)
 {
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(q + 1));
-	__m128i gt = _mm_cmpeq_epi8(v, _mm_set1_epi8('>'));
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
 	__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(' ')), v);
-	__m128i stop = _mm_or_si128(_mm_or_si128(ctl, gt), _mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
-	unsigned m = (unsigned)_mm_movemask_epi8(stop), g = (unsigned)_mm_movemask_epi8(gt);
-	unsigned first, at;
+	__m128i stop = _mm_or_si128(ctl, _mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
+	unsigned g = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('>')));
+	unsigned m = (unsigned)_mm_movemask_epi8(stop) | g, name = q[1] == '/' ? 2 : 1;
 
-	if (q[1] == '/') {
-		if (!html_is_alpha(q[2]))
-			return NULL;
-		m &= ~1u;
-	} else if (!html_is_alpha(q[1])) {
-		return NULL;
-	}
-	if (m == 0)
-		return NULL;
-	first = m & -m; /* whitespace, a control byte, "/" or ">" ends the name */
-	if ((g & first) == 0)
-		return NULL;
-	at = (unsigned)__builtin_ctz(m);
-	if (q[1] != '/' && at >= 3 && at <= 8) {
-		h->pending_raw = html_raw_lookup(q + 1, at);
-		h->selfclosing = false;
-		html_after_tag(h);
-	}
-	return q + 1 + at + 1;
+	*lt = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('<')));
+	m >>= name;
+	g >>= name;
+	/* The name ends at whitespace, a control byte, "/" or ">": ">" it must be. */
+	if (!html_is_alpha(q[name]) || (m & -m & g) == 0)
+		return 0;
+	return name + (unsigned)__builtin_ctz(m) + 1;
 }
 #endif
+
+/* After the start tag "<name>" without attributes: true when raw text follows. */
+static bool
+html_simple_start_raw(struct html_filter *h, const char *name, size_t len)
+{
+	h->pending_raw = html_raw_lookup(name, len);
+	if (h->pending_raw < 0)
+		return false;
+	h->selfclosing = false;
+	html_after_tag(h);
+	return true;
+}
 
 /*
  * The markup at q ("<"): where it ends when it is whole in [q, end) and the
@@ -724,22 +725,31 @@ html_fast_markup(struct html_filter *h, const char *q, const char *end, const ch
 static size_t
 html_data(struct html_filter *h, const char *p, size_t n)
 {
-	const char *end = p + n, *done = p, *q = p, *r;
+	const char *end = p + n, *done = p, *q = html_find(p, end, '<'), *r;
 
-	while ((q = html_find(q, end, '<')) != NULL) {
+	while (q != NULL) {
 #if defined(__SSE2__)
-		if (end - q <= 16 || (r = html_simple_tag(h, q)) == NULL)
-			r = html_fast_markup(h, q, end, &done);
-#else
-		r = html_fast_markup(h, q, end, &done);
-#endif
-		if (r == NULL)
-			break;
-		q = r;
-		if (h->state != HS_DATA) {
-			html_emit(h, done, (size_t)(q - done));
-			return (size_t)(q - p);
+		unsigned lt, len;
+
+		if (end - q >= 16 && (len = html_simple_tag(q, &lt)) != 0) {
+			r = q + len;
+			if (len >= 5 && len <= 10 && q[1] != '/' &&
+			    html_simple_start_raw(h, q + 1, len - 2)) {
+				html_emit(h, done, (size_t)(r - done));
+				return (size_t)(r - p);
+			}
+			lt >>= len; /* the "<" after this tag, among the bytes loaded */
+			q = lt != 0 ? r + __builtin_ctz(lt) : html_find(q + 16, end, '<');
+			continue;
 		}
+#endif
+		if ((r = html_fast_markup(h, q, end, &done)) == NULL)
+			break;
+		if (h->state != HS_DATA) {
+			html_emit(h, done, (size_t)(r - done));
+			return (size_t)(r - p);
+		}
+		q = html_find(r, end, '<');
 	}
 	if (q == NULL) {
 		html_emit(h, done, (size_t)(end - done));
