@@ -630,6 +630,15 @@ html_begin_tag(struct html_filter *h, enum html_state state)
 	h->pending_raw = -1;
 }
 
+/* A start tag named [name, name + len) has ended: raw text follows for <script> and the like. */
+static void
+html_start_tag_end(struct html_filter *h, const char *name, size_t len, bool selfclosing)
+{
+	h->pending_raw = html_raw_lookup(name, len);
+	h->selfclosing = selfclosing;
+	html_after_tag(h);
+}
+
 /* --- the fast way: constructs whole in this write ---------------------- */
 
 /* A start tag at q: sent with its URLs rewritten; NULL when it is not whole here. */
@@ -643,9 +652,7 @@ html_fast_start_tag(struct html_filter *h, const char *q, const char *end, const
 		return NULL;
 	if (h->nattrs > 0)
 		html_tag_attrs(h, &s, done);
-	h->pending_raw = html_raw_lookup(q + 1, s.name_len);
-	h->selfclosing = s.selfclosing;
-	html_after_tag(h);
+	html_start_tag_end(h, q + 1, s.name_len, s.selfclosing);
 	return s.end + 1;
 }
 
@@ -675,18 +682,6 @@ html_simple_tag(const char *q, unsigned *lt)
 	return name + (unsigned)__builtin_ctz(m) + 1;
 }
 #endif
-
-/* After the start tag "<name>" without attributes: true when raw text follows. */
-static bool
-html_simple_start_raw(struct html_filter *h, const char *name, size_t len)
-{
-	h->pending_raw = html_raw_lookup(name, len);
-	if (h->pending_raw < 0)
-		return false;
-	h->selfclosing = false;
-	html_after_tag(h);
-	return true;
-}
 
 /*
  * The markup at q ("<"): where it ends when it is whole in [q, end) and the
@@ -733,10 +728,13 @@ html_data(struct html_filter *h, const char *p, size_t n)
 
 		if (end - q >= 16 && (len = html_simple_tag(q, &lt)) != 0) {
 			r = q + len;
-			if (len >= 5 && len <= 10 && q[1] != '/' &&
-			    html_simple_start_raw(h, q + 1, len - 2)) {
-				html_emit(h, done, (size_t)(r - done));
-				return (size_t)(r - p);
+			/* Only a start tag's name of 3 to 8 bytes can begin raw text. */
+			if (len >= 5 && len <= 10 && q[1] != '/') {
+				html_start_tag_end(h, q + 1, len - 2, false);
+				if (h->state != HS_DATA) {
+					html_emit(h, done, (size_t)(r - done));
+					return (size_t)(r - p);
+				}
 			}
 			lt >>= len; /* the "<" after this tag, among the bytes loaded */
 			q = lt != 0 ? r + __builtin_ctz(lt) : html_find(q + 16, end, '<');
